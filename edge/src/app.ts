@@ -1,0 +1,27 @@
+/**
+ * The edge application: one hono app, the same on Node and on Workers.
+ * Feature folders each export a router; this file only mounts them.
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { AppEnv } from "./env.ts";
+import { errorBody, handleError } from "./http/errors.ts";
+import type { EdgeDeps } from "./platform/types.ts";
+
+export interface AppOptions {
+  /** Resolves the client IP for a request: socket address on Node, CF-Connecting-IP on Workers. */
+  clientIp: (req: Request, env: unknown) => string;
+}
+
+export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
+  app.use("*", async (c, next) => {
+    c.set("deps", deps);
+    c.set("clientIp", options.clientIp(c.req.raw, c.env));
+    c.set("user", undefined);
+    c.set("sessionId", undefined);
+    await next();
+  });
+  app.onError(handleError);
+  app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
+  return app;
+}
