@@ -1,0 +1,9 @@
+// @gosip/drizzle: the GoSIP data model (tables, JSON document schemas) shared by
+// the edge and the relay.
+export * from "./json/common.ts";
+export * from "./json/device.ts";
+export * from "./json/did.ts";
+export * from "./json/routing-rule.ts";
+export * from "./json/settings.ts";
+export * from "./json/versioned.ts";
+export * from "./schema/index.ts";
