@@ -3,6 +3,7 @@
  * Feature folders each export a router; this file only mounts them.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { sessionMiddleware } from "./auth/middleware.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError } from "./http/errors.ts";
 import type { EdgeDeps } from "./platform/types.ts";
@@ -21,6 +22,7 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
     c.set("sessionId", undefined);
     await next();
   });
+  app.use("*", sessionMiddleware);
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
   return app;
