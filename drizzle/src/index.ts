@@ -10,3 +10,4 @@ export * from "./json/versioned.ts";
 export * from "./migrate.ts";
 export type { BundledMigration } from "./migration-types.ts";
 export * from "./schema/index.ts";
+export * from "./sip-credentials.ts";
