@@ -1,0 +1,331 @@
+// SIP header collection: ordered, case-insensitive, compact forms mapped to long names (RFC 3261 §7.3.3).
+// Values are kept as whole header-line strings; list splitting happens on demand (getAll/top), so the hot path
+// (parse → look up a few headers) never splits or allocates more than it needs.
+
+/** Compact form → canonical lower-case long name (RFC 3261 §7.3.3 and the IANA SIP header registry). */
+const COMPACT: Record<string, string> = {
+  a: "accept-contact",
+  b: "referred-by",
+  c: "content-type",
+  d: "request-disposition",
+  e: "content-encoding",
+  f: "from",
+  i: "call-id",
+  j: "reject-contact",
+  k: "supported",
+  l: "content-length",
+  m: "contact",
+  n: "identity-info",
+  o: "event",
+  r: "refer-to",
+  s: "subject",
+  t: "to",
+  u: "allow-events",
+  v: "via",
+  x: "session-expires",
+  y: "identity",
+};
+
+/** Canonical spelling used when a header is added through the API with a well-known name. */
+const DISPLAY: Record<string, string> = {
+  via: "Via",
+  from: "From",
+  to: "To",
+  "call-id": "Call-ID",
+  cseq: "CSeq",
+  contact: "Contact",
+  "max-forwards": "Max-Forwards",
+  "content-length": "Content-Length",
+  "content-type": "Content-Type",
+  "content-encoding": "Content-Encoding",
+  "content-disposition": "Content-Disposition",
+  route: "Route",
+  "record-route": "Record-Route",
+  expires: "Expires",
+  "min-expires": "Min-Expires",
+  "user-agent": "User-Agent",
+  server: "Server",
+  allow: "Allow",
+  supported: "Supported",
+  require: "Require",
+  "proxy-require": "Proxy-Require",
+  unsupported: "Unsupported",
+  "www-authenticate": "WWW-Authenticate",
+  authorization: "Authorization",
+  "proxy-authenticate": "Proxy-Authenticate",
+  "proxy-authorization": "Proxy-Authorization",
+  "authentication-info": "Authentication-Info",
+  event: "Event",
+  "allow-events": "Allow-Events",
+  "subscription-state": "Subscription-State",
+  "refer-to": "Refer-To",
+  "referred-by": "Referred-By",
+  "session-expires": "Session-Expires",
+  "min-se": "Min-SE",
+  rseq: "RSeq",
+  rack: "RAck",
+  accept: "Accept",
+  date: "Date",
+  warning: "Warning",
+  "retry-after": "Retry-After",
+  reason: "Reason",
+  path: "Path",
+  "service-route": "Service-Route",
+  "p-asserted-identity": "P-Asserted-Identity",
+  "p-preferred-identity": "P-Preferred-Identity",
+  privacy: "Privacy",
+  subject: "Subject",
+};
+
+/**
+ * Headers whose grammar is a comma-separated list (`#element` in RFC 3261 and extensions). Only these are split
+ * by getAll(); everything else (Authorization, WWW-Authenticate, Date, From, unknown extension headers...) is one
+ * value per line, because commas inside them are part of the value.
+ */
+const LIST_HEADERS = new Set([
+  "via",
+  "contact",
+  "route",
+  "record-route",
+  "path",
+  "service-route",
+  "allow",
+  "allow-events",
+  "supported",
+  "require",
+  "proxy-require",
+  "unsupported",
+  "accept",
+  "accept-encoding",
+  "accept-language",
+  "accept-contact",
+  "reject-contact",
+  "request-disposition",
+  "content-encoding",
+  "content-language",
+  "alert-info",
+  "call-info",
+  "error-info",
+  "in-reply-to",
+  "warning",
+  "reason",
+  "p-asserted-identity",
+  "p-preferred-identity",
+  "p-associated-uri",
+  "history-info",
+  "security-client",
+  "security-server",
+  "security-verify",
+  "privacy",
+  "geolocation",
+  "recv-info",
+  "feature-caps",
+]);
+
+const keyCache = new Map<string, string>();
+const KEY_CACHE_MAX = 4096;
+
+/** Canonical lookup key of a header name: lower-case long form. Cached because the same names recur. */
+export function headerKey(name: string): string {
+  const cached = keyCache.get(name);
+  if (cached !== undefined) return cached;
+  const lower = name.toLowerCase();
+  const key = lower.length === 1 ? (COMPACT[lower] ?? lower) : lower;
+  // Bounded so that a flood of random header names cannot grow memory.
+  if (keyCache.size < KEY_CACHE_MAX) keyCache.set(name, key);
+  return key;
+}
+
+/** Whether getAll() splits this header on commas. */
+export function isListHeader(name: string): boolean {
+  return LIST_HEADERS.has(headerKey(name));
+}
+
+function displayName(name: string): string {
+  return DISPLAY[headerKey(name)] ?? name;
+}
+
+/**
+ * Split a list header value on commas that are outside quoted strings, angle brackets and parentheses (comments).
+ * Empty elements (",,") are dropped; elements are trimmed.
+ */
+export function splitList(value: string): string[] {
+  if (value.indexOf(",") === -1) return [value];
+  const out: string[] = [];
+  let start = 0;
+  let inQuote = false;
+  let angle = 0;
+  let paren = 0;
+  const n = value.length;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (inQuote) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inQuote = false;
+    } else if (c === 34) inQuote = true;
+    else if (c === 60 /* < */) angle++;
+    else if (c === 62 /* > */) {
+      if (angle > 0) angle--;
+    } else if (c === 40 /* ( */) paren++;
+    else if (c === 41 /* ) */) {
+      if (paren > 0) paren--;
+    } else if (c === 44 /* , */ && angle === 0 && paren === 0) {
+      const part = value.slice(start, i).trim();
+      if (part.length > 0) out.push(part);
+      start = i + 1;
+    }
+  }
+  const last = value.slice(start).trim();
+  if (last.length > 0) out.push(last);
+  return out;
+}
+
+/** Ordered, case-insensitive SIP header collection. Header names keep the spelling they were received with. */
+export class SipHeaders {
+  /** Header names as received or given (output spelling). */
+  private names: string[] = [];
+  /** Canonical keys (lower-case long form), parallel to names. */
+  private keys: string[] = [];
+  private values: string[] = [];
+
+  constructor(init?: Iterable<readonly [string, string]>) {
+    if (init) for (const [n, v] of init) this.append(n, v);
+  }
+
+  /** Number of header lines. */
+  get size(): number {
+    return this.names.length;
+  }
+
+  /** Parser fast path: add a line with an already computed key, keeping the received name spelling. */
+  addParsed(name: string, key: string, value: string): void {
+    this.names.push(name);
+    this.keys.push(key);
+    this.values.push(value);
+  }
+
+  /** First header line's whole value. */
+  get(name: string): string | undefined {
+    const key = headerKey(name);
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) if (keys[i] === key) return this.values[i];
+    return undefined;
+  }
+
+  /** First element of the header: for list headers (Via, Contact, Route...) the first comma-separated value. */
+  top(name: string): string | undefined {
+    const key = headerKey(name);
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] === key) {
+        const v = this.values[i] ?? "";
+        return LIST_HEADERS.has(key) ? splitList(v)[0] : v;
+      }
+    }
+    return undefined;
+  }
+
+  /** Every value in order; list headers are split on top-level commas, other headers give one value per line. */
+  getAll(name: string): string[] {
+    const key = headerKey(name);
+    const split = LIST_HEADERS.has(key);
+    const out: string[] = [];
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] !== key) continue;
+      const v = this.values[i] ?? "";
+      if (split) for (const part of splitList(v)) out.push(part);
+      else out.push(v);
+    }
+    return out;
+  }
+
+  /** Number of header lines with this name (not split). */
+  count(name: string): number {
+    const key = headerKey(name);
+    let n = 0;
+    for (const k of this.keys) if (k === key) n++;
+    return n;
+  }
+
+  has(name: string): boolean {
+    return this.keys.indexOf(headerKey(name)) !== -1;
+  }
+
+  /** Replace all lines of this header by one line, at the position of the first existing one (else at the end). */
+  set(name: string, value: string): void {
+    const key = headerKey(name);
+    const first = this.keys.indexOf(key);
+    if (first === -1) {
+      this.addParsed(displayName(name), key, value);
+      return;
+    }
+    this.values[first] = value;
+    this.names[first] = displayName(name);
+    for (let i = this.keys.length - 1; i > first; i--) if (this.keys[i] === key) this.removeAt(i);
+  }
+
+  append(name: string, value: string): void {
+    this.addParsed(displayName(name), headerKey(name), value);
+  }
+
+  /** Insert before the first line of this header (e.g. a new top Via), or at the very top if there is none. */
+  prepend(name: string, value: string): void {
+    const key = headerKey(name);
+    let at = this.keys.indexOf(key);
+    if (at === -1) at = 0;
+    this.names.splice(at, 0, displayName(name));
+    this.keys.splice(at, 0, key);
+    this.values.splice(at, 0, value);
+  }
+
+  remove(name: string): void {
+    const key = headerKey(name);
+    for (let i = this.keys.length - 1; i >= 0; i--) if (this.keys[i] === key) this.removeAt(i);
+  }
+
+  /**
+   * Remove and return the first element: for list headers only the first comma-separated value of the first
+   * line (e.g. popping our Via from "Via: ours, theirs"), otherwise the first line.
+   */
+  removeFirst(name: string): string | undefined {
+    const key = headerKey(name);
+    const i = this.keys.indexOf(key);
+    if (i === -1) return undefined;
+    const v = this.values[i] ?? "";
+    if (LIST_HEADERS.has(key) && v.indexOf(",") !== -1) {
+      const parts = splitList(v);
+      if (parts.length > 1) {
+        this.values[i] = parts.slice(1).join(", ");
+        return parts[0];
+      }
+    }
+    this.removeAt(i);
+    return v;
+  }
+
+  /** [name, value] per header line, in order, names as received/given. */
+  *entries(): IterableIterator<[name: string, value: string]> {
+    for (let i = 0; i < this.names.length; i++) yield [this.names[i] ?? "", this.values[i] ?? ""];
+  }
+
+  /** Internal fast iteration for the serializer: calls fn(name, key, value) per line. */
+  forEachLine(fn: (name: string, key: string, value: string) => void): void {
+    const { names, keys, values } = this;
+    for (let i = 0; i < names.length; i++) fn(names[i] ?? "", keys[i] ?? "", values[i] ?? "");
+  }
+
+  clone(): SipHeaders {
+    const h = new SipHeaders();
+    h.names = this.names.slice();
+    h.keys = this.keys.slice();
+    h.values = this.values.slice();
+    return h;
+  }
+
+  private removeAt(i: number): void {
+    this.names.splice(i, 1);
+    this.keys.splice(i, 1);
+    this.values.splice(i, 1);
+  }
+}

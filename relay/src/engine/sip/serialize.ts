@@ -1,0 +1,35 @@
+// Message serializer: start line, headers in order with CRLF, a Content-Length that always matches the body
+// (replacing any existing one, in place), blank line, body bytes.
+
+import type { SipMessage } from "./message.ts";
+
+/** Serialize to wire bytes. Does not modify the message. */
+export function serializeMessage(msg: SipMessage): Buffer {
+  let head =
+    msg.kind === "request"
+      ? `${msg.method} ${msg.uri} ${msg.version}\r\n`
+      : `${msg.version} ${msg.status} ${msg.reason}\r\n`;
+  const bodyLen = msg.body.length;
+  let wroteLength = false;
+  for (const [name, value] of msg.headers.entries()) {
+    const n = name.length;
+    // Content-Length ("l" compact) is rewritten from the body; a second copy is dropped.
+    if (
+      (n === 14 || n === 1) &&
+      (n === 1 ? name === "l" || name === "L" : name.toLowerCase() === "content-length")
+    ) {
+      if (!wroteLength) head += `${name}: ${bodyLen}\r\n`;
+      wroteLength = true;
+      continue;
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  if (!wroteLength) head += `Content-Length: ${bodyLen}\r\n`;
+  head += "\r\n";
+  if (bodyLen === 0) return Buffer.from(head, "utf8");
+  const headLen = Buffer.byteLength(head, "utf8");
+  const out = Buffer.allocUnsafe(headLen + bodyLen);
+  out.write(head, 0, "utf8");
+  msg.body.copy(out, headLen);
+  return out;
+}
