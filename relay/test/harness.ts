@@ -1,0 +1,182 @@
+// Test harness for the SIP engine: starts the engine in-process (startEngine, Contract 3) or as a child
+// process (relay/src/engine/main.ts, for the crash and memory tests), connects unmodified drachtio-srf
+// applications to it, and cleans up everything it started (by PID) even when a test fails.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import Srf from "drachtio-srf";
+import { type Engine, type EngineOptions, startEngine } from "../src/engine/index.ts";
+import { freePort, killAll, stop, track, waitForListening } from "./sipp.ts";
+
+export * from "./sipp.ts";
+
+const RELAY_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+export interface TestEngine {
+  /** host:port of the engine's SIP listener (UDP and TCP). */
+  readonly sipTarget: string;
+  readonly sipPort: number;
+  readonly adminPort: number;
+  readonly secret: string;
+  /** Connects a new drachtio-srf application to the engine; setup installs its handlers first. */
+  connectApp(setup?: (srf: Srf) => void): Promise<Srf>;
+  /** Disconnects the apps and stops the engine. */
+  close(): Promise<void>;
+}
+
+/** Connects an unmodified drachtio-srf app to a drachtio server (our engine) and waits for 'connect'. */
+export async function connectSrf(
+  host: string,
+  port: number,
+  secret: string,
+  setup?: (srf: Srf) => void,
+  timeoutMs = 5000,
+): Promise<Srf> {
+  const srf = new Srf();
+  // Handlers installed before connect() are routed as part of the login, so no request races the routes.
+  setup?.(srf);
+  // srf turns an unhandled 'error' into an exception; a failed connect is reported through 'connect'.
+  srf.on("error", () => undefined);
+  const connected = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`drachtio-srf did not connect within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    srf.on("connect", (err: Error | null) => {
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
+  void srf.connect({ host, port, secret });
+  try {
+    await connected;
+  } catch (err) {
+    srf.disconnect();
+    throw err;
+  }
+  return srf;
+}
+
+function disconnectQuietly(srf: Srf): void {
+  try {
+    srf.disconnect();
+  } catch {
+    // not connected
+  }
+}
+
+/** Starts the engine in this process on ephemeral loopback ports. */
+export async function startTestEngine(options: Partial<EngineOptions> = {}): Promise<TestEngine> {
+  const secret = randomBytes(12).toString("hex");
+  const engine: Engine = await startEngine({
+    adminHost: "127.0.0.1",
+    adminPort: 0,
+    secret,
+    sipHost: "127.0.0.1",
+    sipPort: 0,
+    logLevel: "warn",
+    ...options,
+  });
+  const apps: Srf[] = [];
+  return {
+    sipTarget: `127.0.0.1:${engine.sipPort}`,
+    sipPort: engine.sipPort,
+    adminPort: engine.adminPort,
+    secret,
+    async connectApp(setup) {
+      const srf = await connectSrf("127.0.0.1", engine.adminPort, secret, setup);
+      apps.push(srf);
+      return srf;
+    },
+    async close() {
+      for (const srf of apps) disconnectQuietly(srf);
+      await engine.close();
+    },
+  };
+}
+
+export interface EngineProcess extends TestEngine {
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** stderr and stdout of the engine so far (tail), for failure messages. */
+  output(): string;
+  /** Resident set size of the engine process in kB, from /proc/<pid>/status. */
+  rssKb(): Promise<number>;
+  alive(): boolean;
+}
+
+/** Starts the engine as a separate process (npm run engine's entry point) on free loopback ports. */
+export async function startEngineProcess(env: Record<string, string> = {}): Promise<EngineProcess> {
+  const secret = randomBytes(12).toString("hex");
+  const adminPort = await freePort();
+  const sipPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    ["--expose-gc", "--import", "tsx", join(RELAY_DIR, "src/engine/main.ts")],
+    {
+      cwd: RELAY_DIR,
+      env: {
+        ...process.env,
+        ENGINE_PORT: String(adminPort),
+        ENGINE_SECRET: secret,
+        SIP_PORT: String(sipPort),
+        SIP_HOST: "127.0.0.1",
+        LOG_LEVEL: "warn",
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  track(child);
+  let out = "";
+  const collect = (d: Buffer): void => {
+    out = (out + d.toString()).slice(-20_000);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const exited = once(child, "exit").then(() => {
+    throw new Error(`engine process exited during start-up:\n${out}`);
+  });
+  exited.catch(() => undefined);
+  await Promise.race([
+    (async () => {
+      await waitForListening(adminPort, "tcp", 15_000);
+      await waitForListening(sipPort, "udp", 15_000);
+    })(),
+    exited,
+  ]);
+  const apps: Srf[] = [];
+  return {
+    pid: child.pid ?? -1,
+    child,
+    sipTarget: `127.0.0.1:${sipPort}`,
+    sipPort,
+    adminPort,
+    secret,
+    output: () => out,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    async rssKb() {
+      const status = await readFile(`/proc/${child.pid}/status`, "utf8");
+      const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+      return match?.[1] ? Number(match[1]) : Number.NaN;
+    },
+    async connectApp(setup) {
+      const srf = await connectSrf("127.0.0.1", adminPort, secret, setup);
+      apps.push(srf);
+      return srf;
+    },
+    async close() {
+      for (const srf of apps) disconnectQuietly(srf);
+      await stop(child, "SIGTERM");
+    },
+  };
+}
+
+/** Kills every sipp and engine process started by the harness (call from afterAll / finally). */
+export function cleanup(): void {
+  killAll();
+}

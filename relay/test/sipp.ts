@@ -1,0 +1,323 @@
+// Runs real sipp processes for the engine's integration tests and benchmarks: free loopback ports,
+// one temp dir per run (statistics CSV, response-time trace, error log), parsed results, and a
+// process registry so everything started here is killed by PID, even when a test fails.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, isAbsolute, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Folder holding the sipp scenario files. */
+export const SCENARIO_DIR = join(dirname(fileURLToPath(import.meta.url)), "sipp");
+
+const live = new Set<ChildProcess>();
+
+/** Kills (SIGKILL, by PID) every process this module or harness.ts started that is still running. */
+export function killAll(): void {
+  for (const child of live) killChild(child);
+}
+
+function killChild(child: ChildProcess): void {
+  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+    try {
+      process.kill(child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  live.delete(child);
+}
+
+process.once("exit", killAll);
+
+/** Registers a child process so killAll() ends it; harness.ts uses this for the engine process. */
+export function track(child: ChildProcess): void {
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+}
+
+/** Kills one tracked child by PID and waits for it to exit; escalates to SIGKILL after graceMs. */
+export async function stop(
+  child: ChildProcess,
+  signal: NodeJS.Signals = "SIGKILL",
+  graceMs = 3000,
+): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  if (child.pid === undefined) return;
+  try {
+    process.kill(child.pid, signal);
+  } catch {
+    return;
+  }
+  const timer = setTimeout(() => killChild(child), graceMs);
+  await exited;
+  clearTimeout(timer);
+  live.delete(child);
+}
+
+async function udpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createSocket("udp4");
+    sock.once("error", () => resolve(false));
+    sock.bind(port, "127.0.0.1", () => sock.close(() => resolve(true)));
+  });
+}
+
+async function tcpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A loopback port that is free for both UDP and TCP right now (ephemeral range, picked by the OS). */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const sock = createSocket("udp4");
+      sock.once("error", reject);
+      sock.bind(0, "127.0.0.1", () => {
+        const { port: p } = sock.address();
+        sock.close(() => resolve(p));
+      });
+    });
+    if ((await tcpPortFree(port)) && (await udpPortFree(port))) return port;
+  }
+  throw new Error("no free loopback port found");
+}
+
+export interface SippOptions {
+  /** Scenario file name in relay/test/sipp (e.g. "uac-invite.xml") or an absolute path. */
+  scenario: string;
+  /** Remote host:port for a UAC; omit for a UAS. */
+  remote?: string;
+  /** Local SIP port; picked with freePort() when omitted. */
+  port?: number;
+  transport?: "udp" | "tcp";
+  /** Number of calls after which sipp exits (-m). */
+  calls: number;
+  /** Calls per second (-r); default 10. */
+  rate?: number;
+  /** Maximum simultaneous calls (-l). */
+  limit?: number;
+  /** Global timeout in seconds; reaching it is a failure. Default 20. */
+  timeoutSeconds?: number;
+  /** Request-URI user (-s). */
+  service?: string;
+  /** Digest credentials for [authentication] (-au/-ap). */
+  auth?: { username: string; password: string };
+  /** Generic -key name value pairs (e.g. user/password for uas-register-challenge.xml). */
+  keys?: Record<string, string>;
+  /** Percentage of packets sipp drops on purpose (-lost), UDP only. */
+  lostPercent?: number;
+  /** Duration of <pause/> in ms (-d). */
+  pauseMs?: number;
+  /** Record every response time (-trace_rtt) so p50/p99 can be computed. */
+  traceRtt?: boolean;
+  /** Keep the temp dir (for debugging). */
+  keepFiles?: boolean;
+  extraArgs?: string[];
+}
+
+export interface SippStats {
+  successful: number;
+  failed: number;
+  created: number;
+  /** Seconds sipp ran, from its statistics. */
+  elapsedSeconds: number;
+  /** The last statistics row, column name to value. */
+  raw: Record<string, string>;
+}
+
+export interface SippResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stats: SippStats;
+  /** Response times (ms) of response-time counter 1, when traceRtt was set. */
+  rtt: number[];
+  /** Unexpected messages and errors sipp logged (-trace_err), trimmed. */
+  errors: string;
+  /** sipp's stderr plus the tail of its final screen, for failure messages. */
+  log: string;
+  /** Wall-clock time the process ran, ms. */
+  wallMs: number;
+}
+
+export interface SippProcess {
+  readonly pid: number;
+  readonly port: number;
+  /** Resolves when sipp exits (or is killed). */
+  readonly done: Promise<SippResult>;
+  kill(): void;
+}
+
+function parseStats(csv: string): SippStats {
+  const lines = csv.split("\n").filter((l) => l.trim() !== "");
+  const header = (lines[0] ?? "").split(";");
+  const last = (lines[lines.length - 1] ?? "").split(";");
+  const raw: Record<string, string> = {};
+  if (lines.length >= 2) {
+    header.forEach((name, i) => {
+      raw[name] = last[i] ?? "";
+    });
+  }
+  const num = (name: string): number => Number(raw[name] ?? 0) || 0;
+  const elapsed = raw["ElapsedTime(C)"] ?? "00:00:00:000000";
+  // sipp prints elapsed time as HH:MM:SS:uuuuuu
+  const [h = "0", m = "0", s = "0", us = "0"] = elapsed.split(":");
+  return {
+    successful: num("SuccessfulCall(C)"),
+    failed: num("FailedCall(C)"),
+    created: num("TotalCallCreated"),
+    elapsedSeconds: Number(h) * 3600 + Number(m) * 60 + Number(s) + Number(us) / 1e6,
+    raw,
+  };
+}
+
+function parseRtt(csv: string): number[] {
+  const out: number[] = [];
+  for (const line of csv.split("\n")) {
+    // Date_ms;response_time_ms;rtd_no
+    const [, ms, rtd] = line.split(";");
+    if (rtd?.trim() === "1" || rtd?.trim() === "rtd1") {
+      const v = Number(ms);
+      if (Number.isFinite(v)) out.push(v);
+    }
+  }
+  return out;
+}
+
+/** Starts sipp; resolve `done` to get its results. Never rejects: spawn failures show in exitCode/log. */
+export async function startSipp(opts: SippOptions): Promise<SippProcess> {
+  const dir = await mkdtemp(join(tmpdir(), "gosip-sipp-"));
+  const port = opts.port ?? (await freePort());
+  const controlPort = await freePort();
+  const scenario = isAbsolute(opts.scenario) ? opts.scenario : join(SCENARIO_DIR, opts.scenario);
+  const args = [
+    ...(opts.remote ? [opts.remote] : []),
+    "-sf",
+    scenario,
+    "-i",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "-cp",
+    String(controlPort),
+    "-t",
+    opts.transport === "tcp" ? "t1" : "u1",
+    "-m",
+    String(opts.calls),
+    "-r",
+    String(opts.rate ?? 10),
+    "-timeout",
+    `${opts.timeoutSeconds ?? 20}s`,
+    "-timeout_error",
+    "-nostdin",
+    "-trace_stat",
+    "-stf",
+    join(dir, "stat.csv"),
+    "-fd",
+    "1",
+    "-trace_err",
+    "-error_file",
+    join(dir, "errors.log"),
+    "-trace_screen",
+    "-max_recv_loops",
+    "10000",
+    "-max_sched_loops",
+    "10000",
+  ];
+  if (opts.limit !== undefined) args.push("-l", String(opts.limit));
+  if (opts.service !== undefined) args.push("-s", opts.service);
+  if (opts.auth) args.push("-au", opts.auth.username, "-ap", opts.auth.password);
+  for (const [k, v] of Object.entries(opts.keys ?? {})) args.push("-key", k, v);
+  if (opts.lostPercent !== undefined) args.push("-lost", String(opts.lostPercent));
+  if (opts.pauseMs !== undefined) args.push("-d", String(opts.pauseMs));
+  if (opts.traceRtt) args.push("-trace_rtt", "-rtt_freq", "1000");
+  if (opts.extraArgs) args.push(...opts.extraArgs);
+
+  const started = performance.now();
+  const child = spawn("sipp", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  track(child);
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    if (stderr.length < 20_000) stderr += d.toString();
+  });
+  const done = new Promise<SippResult>((resolve) => {
+    let settled = false;
+    const finish = async (code: number | null, signal: NodeJS.Signals | null): Promise<void> => {
+      if (settled) return;
+      settled = true;
+      const wallMs = performance.now() - started;
+      const read = async (name: string): Promise<string> => readFile(join(dir, name), "utf8").catch(() => "");
+      const files = await readdir(dir).catch(() => [] as string[]);
+      const rttFile = files.find((f) => f.endsWith("_rtt.csv"));
+      const screenFile = files.find((f) => f.endsWith("_screen.log"));
+      const stats = parseStats(await read("stat.csv"));
+      const rtt = rttFile ? parseRtt(await read(rttFile)) : [];
+      const errors = (await read("errors.log")).slice(-4000);
+      const screen = screenFile ? (await read(screenFile)).slice(-3000) : "";
+      if (!opts.keepFiles) await rm(dir, { recursive: true, force: true });
+      resolve({ exitCode: code, signal, stats, rtt, errors, log: `${stderr}\n${screen}`, wallMs });
+    };
+    child.once("error", (err) => {
+      stderr += String(err);
+      void finish(null, null);
+    });
+    child.once("exit", (code, signal) => void finish(code, signal));
+  });
+  return {
+    pid: child.pid ?? -1,
+    port,
+    done,
+    kill: () => killChild(child),
+  };
+}
+
+/** Runs sipp to completion. */
+export async function runSipp(opts: SippOptions): Promise<SippResult> {
+  return (await startSipp(opts)).done;
+}
+
+/** Readable one-line summary of a sipp run for assertion messages. */
+export function describe(r: SippResult): string {
+  return `exit=${r.exitCode} signal=${r.signal} successful=${r.stats.successful} failed=${r.stats.failed}\nerrors:\n${r.errors}\nlog:\n${r.log.slice(-2500)}`;
+}
+
+/** Value at quantile q (0..1) of an unsorted sample; NaN when empty. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[idx] ?? Number.NaN;
+}
+
+/** Waits until something listens on a loopback port (sipp UAS readiness, engine child process). */
+export async function waitForListening(
+  port: number,
+  transport: "udp" | "tcp",
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const bound = transport === "udp" ? !(await udpPortFree(port)) : await tcpAccepts(port);
+    if (bound) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`nothing listening on ${transport} port ${port} within ${timeoutMs} ms`);
+}
+
+async function tcpAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: "127.0.0.1", port });
+    sock.once("connect", () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once("error", () => resolve(false));
+  });
+}
