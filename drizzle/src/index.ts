@@ -11,3 +11,4 @@ export * from "./migrate.ts";
 export type { BundledMigration } from "./migration-types.ts";
 export * from "./schema/index.ts";
 export * from "./sip-credentials.ts";
+export * from "./zod.ts";
