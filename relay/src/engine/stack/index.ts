@@ -73,8 +73,12 @@ export interface StackStats {
   sent: number;
   parseErrors: number;
   transportErrors: number;
-  /** Messages dropped: too large, not for us, stray responses, socket errors. */
+  /** Messages dropped: too large, stray responses, framing errors, connection limits. */
   dropped: number;
+  /** Responses that matched no client transaction (also counted in dropped). */
+  strayResponses: number;
+  /** Exceptions caught at socket/timer boundaries or thrown by event listeners. */
+  internalErrors: number;
 }
 
 export type ServerTransactionState =

@@ -1,0 +1,369 @@
+// UDP and TCP transports on one host/port (RFC 3261 §18): datagram receive/send, TCP listen/connect with
+// connection reuse keyed by remote address (inbound and outbound alike), StreamFramer framing, RFC 5626 CRLF
+// keepalive answers, idle close and size/connection limits. Everything that comes off a socket is handed to the
+// sink inside try/catch, so a bad message or a bug in a handler never takes the process down.
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import {
+  isIP,
+  connect as netConnect,
+  createServer as netCreateServer,
+  type Server,
+  type Socket,
+} from "node:net";
+import { StreamFramer } from "../sip/message.ts";
+import { StackError } from "./errors.ts";
+import type { Peer, TransportName } from "./index.ts";
+
+/** Receives what the transports read. */
+export interface TransportSink {
+  onMessage(data: Buffer, source: Peer, local: Peer, conn: Connection | undefined): void;
+  /** Framing error on a TCP stream (the connection is closed afterwards). */
+  onStreamError(reason: string, source: Peer): void;
+  /** Any exception caught at the socket boundary. */
+  onInternalError(err: unknown): void;
+}
+
+/** Told when a send to it failed (connect refused, reset before the data left). */
+export interface SendErrorTarget {
+  onTransportError(err: Error): void;
+}
+
+export interface TransportOptions {
+  host: string;
+  port: number;
+  transports: TransportName[];
+  maxMessageSize: number;
+  tcpIdleTimeout: number;
+  maxConnections: number;
+}
+
+/** Largest amount of unsent data we queue for a slow TCP peer before dropping the connection. */
+const MAX_TCP_BACKLOG = 4 * 1024 * 1024;
+const CRLF = Buffer.from("\r\n");
+
+export function peerKey(transport: TransportName, address: string, port: number): string {
+  return `${transport}:${address}:${port}`;
+}
+
+/** One TCP connection, inbound or outbound, shared by every transaction with that remote address. */
+export class Connection {
+  lastActivity = Date.now();
+  closed = false;
+  /** Error targets waiting for the connect to finish (outbound only). */
+  waiters: SendErrorTarget[] | undefined;
+  readonly remote: Peer;
+  local: Peer;
+
+  constructor(
+    readonly socket: Socket,
+    readonly key: string,
+    address: string,
+    port: number,
+  ) {
+    this.remote = { transport: "tcp", address, port };
+    this.local = { transport: "tcp", address: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+  }
+}
+
+function normalizeAddress(address: string): string {
+  // Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; SIP headers want the plain IPv4 form.
+  return address.startsWith("::ffff:") && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+}
+
+export class Transports {
+  private udp: UdpSocket | undefined;
+  private tcp: Server | undefined;
+  private readonly connections = new Map<string, Connection>();
+  private idleSweep: NodeJS.Timeout | undefined;
+  udpLocal: Peer | undefined;
+  tcpLocal: Peer | undefined;
+  sent = 0;
+  received = 0;
+  dropped = 0;
+  transportErrors = 0;
+
+  private constructor(
+    private readonly opts: TransportOptions,
+    private readonly sink: TransportSink,
+  ) {}
+
+  static async open(opts: TransportOptions, sink: TransportSink): Promise<Transports> {
+    const t = new Transports(opts, sink);
+    try {
+      let port = opts.port;
+      // With port 0, UDP picks a free port first and TCP binds the same number; retry if TCP collides.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          if (opts.transports.includes("udp")) port = await t.bindUdp(opts.host, port);
+          if (opts.transports.includes("tcp")) port = await t.bindTcp(opts.host, port);
+          break;
+        } catch (err) {
+          await t.closeSockets();
+          if (opts.port !== 0 || attempt >= 10) throw err;
+          port = 0;
+        }
+      }
+    } catch (err) {
+      throw new StackError("bind", `cannot listen on ${opts.host}:${opts.port}`, { cause: err });
+    }
+    t.idleSweep = setInterval(() => t.sweepIdle(), Math.max(50, Math.min(opts.tcpIdleTimeout / 4, 30_000)));
+    t.idleSweep.unref();
+    return t;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private bindUdp(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const sock = createSocket({ type: isIP(host) === 6 ? "udp6" : "udp4", reuseAddr: false });
+      sock.once("error", reject);
+      sock.bind(port, host, () => {
+        sock.off("error", reject);
+        sock.on("error", (err) => {
+          this.transportErrors++;
+          this.sink.onInternalError(err);
+        });
+        sock.on("message", (msg, rinfo) => this.onDatagram(msg, rinfo));
+        const addr = sock.address();
+        this.udp = sock;
+        this.udpLocal = { transport: "udp", address: addr.address, port: addr.port };
+        resolve(addr.port);
+      });
+    });
+  }
+
+  private bindTcp(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const server = netCreateServer({ noDelay: true }, (sock) => this.onInbound(sock));
+      server.maxConnections = this.opts.maxConnections;
+      server.once("error", reject);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.off("error", reject);
+        server.on("error", (err) => {
+          this.transportErrors++;
+          this.sink.onInternalError(err);
+        });
+        const addr = server.address();
+        const actual = typeof addr === "object" && addr ? addr.port : port;
+        this.tcp = server;
+        this.tcpLocal = { transport: "tcp", address: host, port: actual };
+        resolve(actual);
+      });
+    });
+  }
+
+  private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    this.received++;
+    if (msg.length > this.opts.maxMessageSize) {
+      this.dropped++;
+      return;
+    }
+    // Keepalives: CRLF pings and STUN (first byte 0x00/0x01) need no answer over UDP.
+    const first = msg[0];
+    if (first === undefined || first === 0x0d || first === 0x0a || first === 0x00 || first === 0x01) {
+      if (isBlank(msg)) return;
+      if (first === 0x00 || first === 0x01) return;
+    }
+    const local = this.udpLocal;
+    if (local === undefined) return;
+    try {
+      this.sink.onMessage(
+        msg,
+        { transport: "udp", address: normalizeAddress(rinfo.address), port: rinfo.port },
+        local,
+        undefined,
+      );
+    } catch (err) {
+      this.sink.onInternalError(err);
+    }
+  }
+
+  private onInbound(sock: Socket): void {
+    const address = normalizeAddress(sock.remoteAddress ?? "");
+    const port = sock.remotePort ?? 0;
+    if (address === "" || this.connections.size >= this.opts.maxConnections) {
+      sock.destroy();
+      this.dropped++;
+      return;
+    }
+    const key = peerKey("tcp", address, port);
+    const conn = new Connection(sock, key, address, port);
+    const previous = this.connections.get(key);
+    if (previous) this.closeConnection(previous);
+    this.connections.set(key, conn);
+    this.wire(conn);
+  }
+
+  /** Attaches framing and lifecycle handlers to a connection's socket. */
+  private wire(conn: Connection): void {
+    const sock = conn.socket;
+    sock.setNoDelay(true);
+    const framer = new StreamFramer(
+      (raw: Buffer) => {
+        this.received++;
+        try {
+          this.sink.onMessage(raw, conn.remote, conn.local, conn);
+        } catch (err) {
+          this.sink.onInternalError(err);
+        }
+      },
+      () => {
+        // RFC 5626 §3.5.1: answer a double-CRLF ping with a single CRLF pong.
+        if (!conn.closed) sock.write(CRLF);
+      },
+      (reason: string) => {
+        this.dropped++;
+        try {
+          this.sink.onStreamError(reason, conn.remote);
+        } catch (err) {
+          this.sink.onInternalError(err);
+        }
+        this.closeConnection(conn);
+      },
+      { maxMessageSize: this.opts.maxMessageSize },
+    );
+    sock.on("data", (chunk: Buffer) => {
+      conn.lastActivity = Date.now();
+      try {
+        framer.push(chunk);
+      } catch (err) {
+        this.sink.onInternalError(err);
+        this.closeConnection(conn);
+      }
+    });
+    sock.on("error", (err) => {
+      this.transportErrors++;
+      this.failWaiters(conn, err);
+    });
+    sock.on("close", () => {
+      conn.closed = true;
+      this.failWaiters(conn, new StackError("transport", "connection closed"));
+      if (this.connections.get(conn.key) === conn) this.connections.delete(conn.key);
+    });
+  }
+
+  private failWaiters(conn: Connection, err: Error): void {
+    const waiters = conn.waiters;
+    conn.waiters = undefined;
+    if (!waiters) return;
+    for (const w of waiters) {
+      try {
+        w.onTransportError(err);
+      } catch (e) {
+        this.sink.onInternalError(e);
+      }
+    }
+  }
+
+  /** An open connection to this remote address, if any. */
+  findConnection(address: string, port: number): Connection | undefined {
+    const c = this.connections.get(peerKey("tcp", address, port));
+    return c && !c.closed ? c : undefined;
+  }
+
+  /**
+   * Sends one message. TCP: over `conn` when given and open, else over the connection to dest (reused or newly
+   * opened). Failures are reported to `errorTarget` (asynchronously for connect errors).
+   */
+  send(dest: Peer, data: Buffer, conn?: Connection, errorTarget?: SendErrorTarget): void {
+    this.sent++;
+    if (dest.transport === "udp") {
+      const udp = this.udp;
+      if (udp === undefined) {
+        this.reportSync(errorTarget, new StackError("transport", "UDP transport not open"));
+        return;
+      }
+      if (errorTarget) {
+        udp.send(data, dest.port, dest.address, (err) => {
+          if (err) {
+            this.transportErrors++;
+            errorTarget.onTransportError(err);
+          }
+        });
+      } else udp.send(data, dest.port, dest.address, this.onUdpSent);
+      return;
+    }
+    let c = conn && !conn.closed ? conn : this.findConnection(dest.address, dest.port);
+    if (c === undefined) {
+      if (this.tcp === undefined) {
+        this.reportSync(errorTarget, new StackError("transport", "TCP transport not open"));
+        return;
+      }
+      c = this.connect(dest);
+      if (c === undefined) {
+        this.reportSync(errorTarget, new StackError("transport", "too many connections"));
+        return;
+      }
+    }
+    if (errorTarget && c.waiters) c.waiters.push(errorTarget);
+    if (c.socket.writableLength > MAX_TCP_BACKLOG) {
+      this.dropped++;
+      this.closeConnection(c);
+      this.reportSync(errorTarget, new StackError("transport", "peer not reading"));
+      return;
+    }
+    c.lastActivity = Date.now();
+    c.socket.write(data);
+  }
+
+  private readonly onUdpSent = (err: Error | null): void => {
+    if (err) this.transportErrors++;
+  };
+
+  private reportSync(target: SendErrorTarget | undefined, err: Error): void {
+    this.transportErrors++;
+    if (!target) return;
+    // Reported on the next tick so callers always finish setting up before the error arrives.
+    queueMicrotask(() => target.onTransportError(err));
+  }
+
+  private connect(dest: Peer): Connection | undefined {
+    if (this.connections.size >= this.opts.maxConnections) return undefined;
+    const sock = netConnect({ host: dest.address, port: dest.port, noDelay: true });
+    const key = peerKey("tcp", dest.address, dest.port);
+    const conn = new Connection(sock, key, dest.address, dest.port);
+    conn.waiters = [];
+    sock.once("connect", () => {
+      conn.waiters = undefined;
+      conn.local = { transport: "tcp", address: sock.localAddress ?? "", port: sock.localPort ?? 0 };
+    });
+    this.connections.set(key, conn);
+    this.wire(conn);
+    return conn;
+  }
+
+  private closeConnection(conn: Connection): void {
+    conn.closed = true;
+    if (this.connections.get(conn.key) === conn) this.connections.delete(conn.key);
+    conn.socket.destroy();
+  }
+
+  private sweepIdle(): void {
+    const limit = Date.now() - this.opts.tcpIdleTimeout;
+    for (const conn of this.connections.values()) {
+      if (conn.lastActivity < limit) this.closeConnection(conn);
+    }
+  }
+
+  private async closeSockets(): Promise<void> {
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = undefined;
+    this.tcp = undefined;
+    if (udp) await new Promise<void>((resolve) => udp.close(() => resolve()));
+    if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+  }
+
+  async close(): Promise<void> {
+    if (this.idleSweep) clearInterval(this.idleSweep);
+    for (const conn of [...this.connections.values()]) this.closeConnection(conn);
+    await this.closeSockets();
+  }
+}
+
+function isBlank(msg: Buffer): boolean {
+  for (const b of msg) if (b !== 0x0d && b !== 0x0a && b !== 0x20 && b !== 0x09) return false;
+  return true;
+}
