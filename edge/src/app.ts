@@ -4,9 +4,12 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { sessionMiddleware } from "./auth/middleware.ts";
+import { authRouter } from "./auth/routes.ts";
+import { setupRouter } from "./auth/setup.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError } from "./http/errors.ts";
 import type { EdgeDeps } from "./platform/types.ts";
+import { usersRouter } from "./users/routes.ts";
 
 export interface AppOptions {
   /** Resolves the client IP for a request: socket address on Node, CF-Connecting-IP on Workers. */
@@ -23,6 +26,9 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
     await next();
   });
   app.use("*", sessionMiddleware);
+  app.route("/api/setup", setupRouter);
+  app.route("/api/auth", authRouter);
+  app.route("/api/users", usersRouter);
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
   return app;
