@@ -1,0 +1,104 @@
+// SIP dialogs (RFC 3261 §12) as the engine keeps them for drachtio-srf applications: identity (Call-ID and
+// tags), route set, remote target, local/remote CSeq, the peer's source address (NAT), and the app that owns
+// it. Dialog ids follow drachtio-server: `<Call-ID>;from-tag=<From tag of the initial request>`, which srf's
+// findDialogByCallIDAndFromTag relies on.
+import type { SipRequest } from "../sip/message.ts";
+import { parseNameAddr } from "../sip/message.ts";
+import { tagOf as fastTagOf } from "../sip/response.ts";
+import type { Peer } from "../stack/index.ts";
+import type { AppSession } from "../wire/server.ts";
+
+export type DialogRole = "uas" | "uac";
+
+export interface Dialog {
+  readonly id: string;
+  readonly role: DialogRole;
+  /** Method of the request that created it: INVITE or SUBSCRIBE. */
+  readonly kind: string;
+  readonly callId: string;
+  readonly localTag: string;
+  readonly remoteTag: string;
+  /** Our From (requests we send) with our tag: the To of the 2xx we sent (UAS), the From of our INVITE (UAC). */
+  readonly localHeader: string;
+  /** The peer's address with its tag, used as To in requests we send. */
+  readonly remoteHeader: string;
+  /** Request-URI for requests we send (the peer's Contact); updated by target refreshes. */
+  remoteTarget: string;
+  /** Route header values, in the order they go into requests we send. */
+  readonly routeSet: string[];
+  localSeq: number;
+  /** Highest CSeq seen from the peer (undefined for a UAC dialog until the peer sends a request). */
+  remoteSeq: number | undefined;
+  /** Contact we advertise in this dialog. */
+  localContact: string;
+  /** Where the peer's messages come from: requests go here when there is no route set (peer behind NAT). */
+  peer: Peer;
+  readonly app: AppSession;
+  /** CSeq of the last INVITE we sent in this dialog (initial or re-INVITE), for its ACK. */
+  inviteSeq: number;
+  /** The ACK we sent for the last 2xx, re-sent when the 2xx is retransmitted. */
+  lastAck?: { request: SipRequest; dest: Peer; seq: number };
+  /** UAS: the ACK for our 2xx arrived. */
+  acked: boolean;
+  /** CSeq of the last ACK delivered to the app (ACK retransmissions are not delivered twice). */
+  lastAckSeq?: number;
+  terminated: boolean;
+}
+
+/** drachtio dialog id. */
+export function dialogIdFor(callId: string, fromTag: string): string {
+  return `${callId};from-tag=${fromTag}`;
+}
+
+/** The tag parameter of a From/To value. */
+export function tagOf(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return fastTagOf(value);
+}
+
+/** The URI inside a name-addr (Contact, Route, From...). */
+export function uriOf(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return parseNameAddr(value)?.uri;
+}
+
+function key(callId: string, localTag: string): string {
+  return `${callId}\n${localTag}`;
+}
+
+/** All live dialogs, found by drachtio id or by Call-ID + our tag (the To tag of requests the peer sends). */
+export class DialogTable {
+  private readonly byId = new Map<string, Dialog>();
+  private readonly byKey = new Map<string, Dialog>();
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  add(d: Dialog): void {
+    this.byId.set(d.id, d);
+    this.byKey.set(key(d.callId, d.localTag), d);
+    d.app.dialogs.add(d.id);
+  }
+
+  get(id: string): Dialog | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Dialog a request from the peer belongs to: its To tag is our local tag. */
+  match(callId: string, localTag: string): Dialog | undefined {
+    return this.byKey.get(key(callId, localTag));
+  }
+
+  remove(d: Dialog): void {
+    d.terminated = true;
+    if (this.byId.get(d.id) === d) this.byId.delete(d.id);
+    const k = key(d.callId, d.localTag);
+    if (this.byKey.get(k) === d) this.byKey.delete(k);
+    d.app.dialogs.delete(d.id);
+  }
+
+  values(): IterableIterator<Dialog> {
+    return this.byId.values();
+  }
+}

@@ -1,0 +1,80 @@
+// The SIP engine: a TypeScript drachtio-server. startEngine() binds the SIP stack (UDP + TCP) and the drachtio
+// admin port, and relays between them, so unmodified drachtio-srf applications can connect and work.
+import pino from "pino";
+import { SipStack } from "./stack/index.ts";
+import { Relay } from "./wire/relay.ts";
+import { AdminServer } from "./wire/server.ts";
+
+/** drachtio-server version we present to apps; srf enables pings for >= v0.8.2. */
+export const ENGINE_VERSION = "v0.9.5-gosip";
+
+export interface EngineOptions {
+  /** Admin (drachtio protocol) bind address; default 127.0.0.1. */
+  adminHost?: string;
+  /** Admin port; 0 = ephemeral. */
+  adminPort: number;
+  /** Shared secret apps authenticate with. */
+  secret: string;
+  sipHost: string;
+  /** SIP port for UDP and TCP; 0 = ephemeral. */
+  sipPort: number;
+  externalAddress?: string;
+  localNetworks?: string[];
+  timers?: { T1?: number; T2?: number; T4?: number };
+  logLevel?: string;
+}
+
+export interface Engine {
+  /** Resolved admin port (when 0 was given). */
+  adminPort: number;
+  /** Resolved SIP port (when 0 was given). */
+  sipPort: number;
+  close(): Promise<void>;
+}
+
+/** Start the engine; resolves once both the SIP and the admin listeners are bound. */
+export async function startEngine(opts: EngineOptions): Promise<Engine> {
+  const log = pino({ name: "engine", level: opts.logLevel ?? "info" });
+  const stack = await SipStack.listen({
+    host: opts.sipHost,
+    port: opts.sipPort,
+    externalAddress: opts.externalAddress,
+    localNetworks: opts.localNetworks,
+    timers: opts.timers,
+  });
+  const relay = new Relay(stack, log);
+  const hostports = stack.hostports
+    .map((h) => `${h.transport}/${opts.externalAddress ?? h.address}:${h.port}`)
+    .join(",");
+  let admin: AdminServer;
+  try {
+    admin = await AdminServer.listen({
+      host: opts.adminHost ?? "127.0.0.1",
+      port: opts.adminPort,
+      secret: opts.secret,
+      hostports,
+      version: ENGINE_VERSION,
+      handler: relay,
+      onError: (err) => log.warn({ err: err.message }, "admin connection error"),
+    });
+  } catch (err) {
+    relay.close();
+    await stack.close();
+    throw err;
+  }
+  relay.attach(admin);
+  const sipPort = stack.hostports[0]?.port ?? opts.sipPort;
+  log.info({ adminPort: admin.port, sipPort, hostports }, "engine started");
+  let closed = false;
+  return {
+    adminPort: admin.port,
+    sipPort,
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      relay.close();
+      await admin.close();
+      await stack.close();
+    },
+  };
+}

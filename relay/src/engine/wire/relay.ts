@@ -1,0 +1,618 @@
+// Relaying between the SIP stack and drachtio-srf applications: incoming requests to the app that routes the
+// method (503 if none), app responses onto the server transaction, app-originated requests (new, in-dialog from
+// stubs, ACK, CANCEL) onto client transactions, and every resulting message back to the app with the meta tokens
+// drachtio-server sends. Dialog state lives in ../dialog; this module decides when dialogs start and end.
+import { type Dialog, DialogTable, dialogIdFor, tagOf, uriOf } from "../dialog/dialog.ts";
+import {
+  buildInDialogRequest,
+  contactFor,
+  dialogDestination,
+  inferContentType,
+  rewriteLocalhost,
+} from "../dialog/requests.ts";
+import {
+  createResponse,
+  newCallId,
+  newTag,
+  parseCSeq,
+  SipHeaders,
+  type SipRequest,
+  type SipResponse,
+  serializeMessage,
+} from "../sip/message.ts";
+import type {
+  ClientTransaction,
+  IncomingAck,
+  IncomingRequest,
+  Peer,
+  ServerTransaction,
+  SipStack,
+} from "../stack/index.ts";
+import { parseAppSip } from "./app-sip.ts";
+import { type AppMessage, newId, sentLeader, sipLeader, type WireMeta } from "./protocol.ts";
+import type { AdminServer, AppHandler, AppSession } from "./server.ts";
+
+/** An incoming request handed to an app, waiting for its final response. */
+interface NetTxn {
+  readonly id: string;
+  readonly st: ServerTransaction;
+  readonly app: AppSession;
+  readonly request: SipRequest;
+  readonly source: Peer;
+  readonly createdAt: number;
+  /** Set for requests inside an existing dialog. */
+  readonly dialog?: Dialog;
+  /** Our To tag for a response to an out-of-dialog request (chosen once, kept for all responses). */
+  localTag?: string;
+  /** drachtio id the dialog will have if this request (INVITE/SUBSCRIBE) creates one. */
+  readonly dialogId: string;
+}
+
+/** A request an app sent, waiting for its final response. */
+interface AppTxn {
+  readonly id: string;
+  readonly ct: ClientTransaction;
+  readonly app: AppSession;
+  readonly dest: Peer;
+  /** Dialog the request was sent in. */
+  readonly dialog?: Dialog;
+  /** For an initial INVITE/SUBSCRIBE: the id of the dialog its 2xx creates. */
+  readonly dialogId?: string;
+  final: boolean;
+}
+
+export interface RelayLogger {
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+const STALE_NON_INVITE_MS = 64_000;
+const STALE_INVITE_MS = 300_000;
+
+export class Relay implements AppHandler {
+  readonly dialogs = new DialogTable();
+  private readonly netTxns = new Map<string, NetTxn>();
+  /** server transaction id → NetTxn, to find the app for a CANCEL */
+  private readonly netByStId = new Map<string, NetTxn>();
+  private readonly appTxns = new Map<string, AppTxn>();
+  private admin: AdminServer | undefined;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly stack: SipStack,
+    private readonly log: RelayLogger,
+  ) {
+    stack.on("request", (st, msg) => this.onRequest(st, msg));
+    stack.on("ack", (ack) => this.onAck(ack));
+    stack.on("cancel", (st, cancel) => this.onCancel(st, cancel));
+    this.sweeper = setInterval(() => this.sweep(), 5_000);
+    this.sweeper.unref();
+  }
+
+  attach(admin: AdminServer): void {
+    this.admin = admin;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  /** Counts for tests and health: what is still tracked. */
+  stats(): { netTxns: number; appTxns: number; dialogs: number } {
+    return { netTxns: this.netTxns.size, appTxns: this.appTxns.size, dialogs: this.dialogs.size };
+  }
+
+  // ---------------------------------------------------------------- network → app
+
+  private onRequest(st: ServerTransaction, msg: IncomingRequest): void {
+    const req = msg.request;
+    const toTag = tagOf(req.headers.get("to"));
+    if (toTag !== undefined) {
+      this.onInDialogRequest(st, msg, toTag);
+      return;
+    }
+    const app = this.admin?.selectApp(req.method);
+    if (app === undefined) {
+      st.respond(createResponse(req, 503));
+      return;
+    }
+    const fromTag = tagOf(req.headers.get("from")) ?? "";
+    const txn: NetTxn = {
+      id: newId(),
+      st,
+      app,
+      request: req,
+      source: msg.source,
+      createdAt: msg.receivedAt,
+      dialogId: dialogIdFor(req.headers.get("call-id") ?? "", fromTag),
+    };
+    this.track(txn);
+    app.send(sipLeader(networkMeta(msg), txn.id, "", `${msg.local.address}|${msg.local.port}`), msg.raw);
+  }
+
+  private onInDialogRequest(st: ServerTransaction, msg: IncomingRequest, toTag: string): void {
+    const req = msg.request;
+    const d = this.dialogs.match(req.headers.get("call-id") ?? "", toTag);
+    if (d === undefined || d.app.closed) {
+      st.respond(createResponse(req, 481));
+      return;
+    }
+    const cseq = parseCSeq(req.headers.get("cseq") ?? "");
+    if (cseq !== undefined) {
+      if (d.remoteSeq !== undefined && cseq.seq < d.remoteSeq) {
+        st.respond(createResponse(req, 500, "Out of order CSeq"));
+        return;
+      }
+      d.remoteSeq = cseq.seq;
+    }
+    if (d.routeSet.length === 0) d.peer = msg.source;
+    if (req.method === "INVITE" || req.method === "UPDATE") {
+      const target = uriOf(req.headers.top("contact"));
+      if (target !== undefined) d.remoteTarget = target;
+    }
+    const txn: NetTxn = {
+      id: newId(),
+      st,
+      app: d.app,
+      request: req,
+      source: msg.source,
+      createdAt: msg.receivedAt,
+      dialog: d,
+      dialogId: d.id,
+    };
+    this.track(txn);
+    d.app.send(sipLeader(networkMeta(msg), txn.id, d.id), msg.raw);
+    // drachtio ends the dialog when the BYE (or final NOTIFY of a subscription) arrives
+    if (req.method === "BYE" || (req.method === "NOTIFY" && d.kind === "SUBSCRIBE" && isTerminated(req))) {
+      this.dialogs.remove(d);
+    }
+  }
+
+  private track(txn: NetTxn): void {
+    this.netTxns.set(txn.id, txn);
+    this.netByStId.set(txn.st.id, txn);
+    txn.app.netTxns.add(txn.id);
+    txn.st.on("terminated", () => this.forgetNet(txn));
+  }
+
+  private forgetNet(txn: NetTxn): void {
+    this.netTxns.delete(txn.id);
+    if (this.netByStId.get(txn.st.id) === txn) this.netByStId.delete(txn.st.id);
+    txn.app.netTxns.delete(txn.id);
+  }
+
+  private onAck(ack: IncomingAck): void {
+    const req = ack.request;
+    const toTag = tagOf(req.headers.get("to"));
+    if (toTag === undefined) return;
+    const d = this.dialogs.match(req.headers.get("call-id") ?? "", toTag);
+    if (d === undefined || d.app.closed) return;
+    const seq = parseCSeq(req.headers.get("cseq") ?? "")?.seq;
+    if (seq !== undefined && seq === d.lastAckSeq) return; // retransmission, the app has it already
+    d.acked = true;
+    if (seq !== undefined) d.lastAckSeq = seq;
+    d.app.send(sipLeader(networkMeta(ack), newId(), d.id), ack.raw);
+  }
+
+  private onCancel(st: ServerTransaction, cancel: IncomingRequest): void {
+    const txn = this.netByStId.get(st.id);
+    if (txn === undefined || txn.app.closed) return;
+    // srf finds the INVITE by Call-ID; drachtio sends the INVITE's transaction id and the dialog id
+    txn.app.send(sipLeader(networkMeta(cancel), txn.id, txn.dialogId), cancel.raw);
+    this.forgetNet(txn);
+  }
+
+  // ---------------------------------------------------------------- app → network
+
+  onSip(app: AppSession, msg: AppMessage): void {
+    const txnId = msg.args[0] ?? "";
+    const dialogId = msg.args[1] ?? "";
+    const route = msg.args[2] ?? "";
+    if (msg.sip === undefined) {
+      app.reply(msg.msgId, false, "missing SIP message");
+      return;
+    }
+    let sip: SipRequest | SipResponse;
+    try {
+      sip = parseAppSip(msg.sip);
+    } catch (err) {
+      app.reply(msg.msgId, false, (err as Error).message);
+      return;
+    }
+    try {
+      if (sip.kind === "response") this.appResponse(app, msg.msgId, txnId, sip);
+      else if (dialogId !== "") this.appInDialogRequest(app, msg.msgId, dialogId, sip);
+      else if (sip.method === "CANCEL" && txnId !== "") this.appCancel(app, msg.msgId, txnId, sip);
+      else this.appNewRequest(app, msg.msgId, route, sip);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "app request failed");
+      app.reply(msg.msgId, false, `Server error: ${(err as Error).message}`);
+    }
+  }
+
+  private appResponse(app: AppSession, msgId: string, txnId: string, stub: SipResponse): void {
+    const txn = this.netTxns.get(txnId);
+    if (txn === undefined || txn.app !== app) {
+      const method = parseCSeq(stub.headers.get("cseq") ?? "")?.method;
+      app.reply(
+        msgId,
+        false,
+        method === "CANCEL"
+          ? "200 OK to incoming CANCEL is automatically generated by the stack"
+          : "Response not sent due to unknown transaction",
+      );
+      return;
+    }
+    const req = txn.request;
+    const status = stub.status;
+    // our To tag: the app may choose it (srf `headers: {to: ...;tag=x}`), else one per transaction
+    if (txn.dialog === undefined && status > 100 && txn.localTag === undefined) {
+      txn.localTag = tagOf(stub.headers.get("to")) ?? newTag();
+    }
+    const res = createResponse(req, status, stub.reason || undefined, { toTag: txn.localTag });
+    const method = req.method;
+    const local = this.stack.advertisedAddress(txn.source);
+    for (const [name, value] of stub.headers.entries()) {
+      const key = name.toLowerCase();
+      if (key === "via" || key === "from" || key === "to" || key === "call-id" || key === "cseq") continue;
+      if (key === "contact" || key === "m") res.headers.append("Contact", rewriteLocalhost(value, local));
+      else res.headers.append(name, value);
+    }
+    const dialogForming = method === "INVITE" || method === "SUBSCRIBE";
+    if (dialogForming && status > 100 && status < 300 && !res.headers.has("contact")) {
+      res.headers.append("Contact", txn.dialog?.localContact ?? contactFor(local));
+    }
+    res.body = stub.body;
+    if (stub.body.length > 0 && !res.headers.has("content-type")) {
+      const ct = inferContentType(stub.body);
+      if (ct) res.headers.append("Content-Type", ct);
+    }
+    const wire = txn.st.respond(res);
+    if (wire === "") {
+      app.reply(msgId, false, "Response not sent: transaction already completed");
+      if (status >= 200) this.forgetNet(txn);
+      return;
+    }
+    let dialogId = "";
+    if (txn.dialog !== undefined) {
+      dialogId = txn.dialog.id;
+      if (method === "INVITE" && status >= 200 && status < 300) {
+        const contact = res.headers.top("contact");
+        if (contact !== undefined) txn.dialog.localContact = contact;
+      }
+    } else if (
+      status >= 200 &&
+      status < 300 &&
+      (method === "INVITE" || (method === "SUBSCRIBE" && (status === 200 || status === 202)))
+    ) {
+      dialogId = this.createUasDialog(txn, res).id;
+    }
+    app.send(sentLeader(msgId, appMeta(wire, txn.source), txnId, dialogId), wire);
+    if (status >= 200) this.forgetNet(txn);
+  }
+
+  private createUasDialog(txn: NetTxn, res: SipResponse): Dialog {
+    const req = txn.request;
+    const callId = req.headers.get("call-id") ?? "";
+    const remoteHeader = req.headers.get("from") ?? "";
+    const localHeader = res.headers.get("to") ?? "";
+    const cseq = parseCSeq(req.headers.get("cseq") ?? "");
+    const d: Dialog = {
+      id: txn.dialogId,
+      role: "uas",
+      kind: req.method,
+      callId,
+      localTag: txn.localTag ?? "",
+      remoteTag: tagOf(remoteHeader) ?? "",
+      localHeader,
+      remoteHeader,
+      remoteTarget: uriOf(req.headers.top("contact")) ?? uriOf(remoteHeader) ?? req.uri,
+      routeSet: req.headers.getAll("record-route"),
+      localSeq: Math.floor(Math.random() * 10_000) + 1,
+      remoteSeq: cseq?.seq,
+      localContact: res.headers.top("contact") ?? "",
+      peer: txn.source,
+      app: txn.app,
+      inviteSeq: 0,
+      acked: false,
+      terminated: false,
+    };
+    this.dialogs.add(d);
+    if (req.method === "INVITE") {
+      txn.st.on("ack-timeout", () => {
+        if (!d.acked && !d.terminated) this.teardown(d, "ACK timeout", true);
+      });
+    }
+    return d;
+  }
+
+  private appInDialogRequest(app: AppSession, msgId: string, dialogId: string, stub: SipRequest): void {
+    const d = this.dialogs.get(dialogId);
+    if (d === undefined || d.app !== app) {
+      app.reply(
+        msgId,
+        false,
+        stub.method === "ACK"
+          ? "ACK for non-success final response is automatically generated by server"
+          : "unable to find dialog for dialog id provided",
+      );
+      return;
+    }
+    const local = d.peer;
+    for (const name of ["contact", "from", "to"]) {
+      const v = stub.headers.get(name);
+      if (v?.includes("@localhost"))
+        stub.headers.set(name, rewriteLocalhost(v, this.stack.advertisedAddress(local)));
+    }
+    const req = buildInDialogRequest(d, stub);
+    const dest = dialogDestination(d, this.stack);
+    const txnId = newId();
+    if (req.method === "ACK") {
+      const wire = this.stack.sendAck(req, dest);
+      d.lastAck = { request: req, dest, seq: d.inviteSeq };
+      app.send(sentLeader(msgId, appMeta(wire, dest), txnId), wire);
+      return;
+    }
+    const ct = this.stack.sendRequest(req, dest);
+    const txn: AppTxn = { id: txnId, ct, app, dest, dialog: d, final: false };
+    this.watchAppTxn(txn);
+    app.send(sentLeader(msgId, appMeta(ct.wire, dest), txnId), ct.wire);
+  }
+
+  private appCancel(app: AppSession, msgId: string, txnId: string, stub: SipRequest): void {
+    const txn = this.appTxns.get(txnId);
+    if (txn === undefined || txn.app !== app || txn.ct.method !== "INVITE") {
+      app.reply(msgId, false, `unable to cancel unknown transaction id: ${txnId}`);
+      return;
+    }
+    const extra: [string, string][] = [];
+    for (const [name, value] of stub.headers.entries()) {
+      const key = name.toLowerCase();
+      if (key === "reason" || key.startsWith("x-")) extra.push([name, value]);
+    }
+    const cancel = txn.ct.cancel(extra);
+    if (cancel === undefined) {
+      app.reply(msgId, false, `unable to cancel transaction id: ${txnId}`);
+      return;
+    }
+    app.send(sentLeader(msgId, appMeta(cancel.wire, txn.dest), newId()), cancel.wire);
+  }
+
+  private appNewRequest(app: AppSession, msgId: string, route: string, stub: SipRequest): void {
+    const method = stub.method;
+    const dest = this.stack.resolve(route !== "" ? route : stub.uri);
+    const local = this.stack.advertisedAddress(dest);
+    const h = new SipHeaders();
+    let from: string | undefined;
+    let to: string | undefined;
+    let callId: string | undefined;
+    let cseq: string | undefined;
+    for (const [name, value] of stub.headers.entries()) {
+      const key = name.toLowerCase();
+      if (key === "via") continue;
+      if (key === "from" || key === "f") from = value;
+      else if (key === "to" || key === "t") to = value;
+      else if (key === "call-id" || key === "i") callId = value;
+      else if (key === "cseq") cseq = value;
+      else if (key === "contact" || key === "m") h.append("Contact", rewriteLocalhost(value, local));
+      else h.append(name, value);
+    }
+    from = from === undefined ? contactFor(local) : rewriteLocalhost(from, local);
+    let fromTag = tagOf(from);
+    if (fromTag === undefined) {
+      fromTag = newTag();
+      from = `${from};tag=${fromTag}`;
+    }
+    to = to === undefined ? `<${stub.uri}>` : rewriteLocalhost(to, local);
+    callId = callId ?? newCallId();
+    const seq = parseCSeq(cseq ?? "")?.seq ?? 1;
+    h.prepend("CSeq", `${seq} ${method}`);
+    h.prepend("Call-ID", callId);
+    h.prepend("To", to);
+    h.prepend("From", from);
+    if (!h.has("max-forwards")) h.prepend("Max-Forwards", "70");
+    const dialogForming = method === "INVITE" || method === "SUBSCRIBE";
+    if (dialogForming && !h.has("contact")) h.append("Contact", contactFor(local));
+    if (stub.body.length > 0 && !h.has("content-type")) {
+      const ct = inferContentType(stub.body);
+      if (ct) h.append("Content-Type", ct);
+    }
+    const req: SipRequest = {
+      kind: "request",
+      method,
+      uri: stub.uri,
+      version: "SIP/2.0",
+      headers: h,
+      body: stub.body,
+    };
+    const ct = this.stack.sendRequest(req, dest);
+    const txnId = newId();
+    const txn: AppTxn = {
+      id: txnId,
+      ct,
+      app,
+      dest,
+      dialogId: dialogForming ? dialogIdFor(callId, fromTag) : undefined,
+      final: false,
+    };
+    this.watchAppTxn(txn);
+    app.send(sentLeader(msgId, appMeta(ct.wire, dest), txnId), ct.wire);
+  }
+
+  private watchAppTxn(txn: AppTxn): void {
+    this.appTxns.set(txn.id, txn);
+    txn.app.appTxns.add(txn.id);
+    const { ct } = txn;
+    ct.on("response", (res, raw, source) => this.onAppTxnResponse(txn, res, raw, source));
+    ct.on("timeout", () => this.synthesize(txn, 408));
+    ct.on("transport-error", () => this.synthesize(txn, 503));
+    ct.on("terminated", () => this.forgetApp(txn));
+  }
+
+  private forgetApp(txn: AppTxn): void {
+    if (this.appTxns.get(txn.id) === txn) this.appTxns.delete(txn.id);
+    txn.app.appTxns.delete(txn.id);
+  }
+
+  private onAppTxnResponse(txn: AppTxn, res: SipResponse, raw: Buffer, source: Peer): void {
+    const method = txn.ct.method;
+    const status = res.status;
+    let dialogId = txn.dialog?.id ?? txn.dialogId ?? "";
+    if (status >= 200 && status < 300 && method === "INVITE") {
+      const d = txn.dialog ?? this.dialogs.get(txn.dialogId ?? "");
+      if (txn.final) {
+        // 2xx retransmission: re-send our ACK (drachtio's timer D handling); the app saw it already
+        if (d?.lastAck !== undefined && d.lastAck.seq === parseCSeq(res.headers.get("cseq") ?? "")?.seq) {
+          this.stack.sendAck(d.lastAck.request, d.lastAck.dest);
+        }
+        return;
+      }
+      if (d === undefined && txn.dialogId !== undefined) dialogId = this.createUacDialog(txn, res, source).id;
+      else if (d !== undefined) {
+        const target = uriOf(res.headers.top("contact"));
+        if (target !== undefined) d.remoteTarget = target;
+      }
+    } else if (status >= 200 && status < 300 && method === "SUBSCRIBE" && txn.dialogId !== undefined) {
+      if (!txn.final && this.dialogs.get(txn.dialogId) === undefined) {
+        dialogId = this.createUacDialog(txn, res, source).id;
+      }
+    }
+    if (txn.final) return;
+    if (status >= 200) {
+      txn.final = true;
+      this.forgetApp(txn);
+      const d = txn.dialog;
+      if (d !== undefined && method === "BYE" && status !== 401 && status !== 407) this.dialogs.remove(d);
+    }
+    if (txn.app.closed) return;
+    const meta: WireMeta = {
+      source: "network",
+      bytes: raw.length,
+      protocol: source.transport,
+      address: source.address,
+      port: source.port,
+      time: Date.now(),
+    };
+    txn.app.send(sipLeader(meta, txn.id, dialogId), raw);
+  }
+
+  private createUacDialog(txn: AppTxn, res: SipResponse, source: Peer): Dialog {
+    const req = txn.ct.request;
+    const remoteHeader = res.headers.get("to") ?? "";
+    const seq = parseCSeq(req.headers.get("cseq") ?? "")?.seq ?? 1;
+    const d: Dialog = {
+      id: txn.dialogId ?? "",
+      role: "uac",
+      kind: txn.ct.method,
+      callId: req.headers.get("call-id") ?? "",
+      localTag: tagOf(req.headers.get("from")) ?? "",
+      remoteTag: tagOf(remoteHeader) ?? "",
+      localHeader: req.headers.get("from") ?? "",
+      remoteHeader,
+      remoteTarget: uriOf(res.headers.top("contact")) ?? req.uri,
+      routeSet: res.headers.getAll("record-route").reverse(),
+      localSeq: seq,
+      remoteSeq: undefined,
+      localContact: req.headers.top("contact") ?? "",
+      peer: source,
+      app: txn.app,
+      inviteSeq: seq,
+      acked: true,
+      terminated: false,
+    };
+    this.dialogs.add(d);
+    return d;
+  }
+
+  /** A final response the network never sent (timeout, transport failure), as sofia reports it to drachtio. */
+  private synthesize(txn: AppTxn, status: number): void {
+    if (txn.final) return;
+    const res = createResponse(txn.ct.request, status);
+    const raw = serializeMessage(res);
+    this.onAppTxnResponse(txn, res, raw, txn.dest);
+  }
+
+  // ---------------------------------------------------------------- teardown
+
+  /** End a dialog from the engine's side: BYE to the peer, optionally tell the app as drachtio does. */
+  private teardown(d: Dialog, reason: string, notifyApp: boolean): void {
+    if (d.terminated) return;
+    this.dialogs.remove(d);
+    if (d.kind !== "INVITE") return;
+    const stub: SipRequest = {
+      kind: "request",
+      method: "BYE",
+      uri: "sip:placeholder",
+      version: "SIP/2.0",
+      headers: new SipHeaders([["Reason", `SIP ;cause=200 ;text="${reason}"`]]),
+      body: Buffer.alloc(0),
+    };
+    const bye = buildInDialogRequest(d, stub);
+    let dest: Peer;
+    try {
+      dest = dialogDestination(d, this.stack);
+    } catch {
+      return;
+    }
+    const ct = this.stack.sendRequest(bye, dest);
+    if (notifyApp && !d.app.closed)
+      d.app.send(sipLeader(appMeta(ct.wire, dest), "unsolicited", d.id), ct.wire);
+  }
+
+  onAppClosed(app: AppSession): void {
+    for (const id of [...app.netTxns]) {
+      const txn = this.netTxns.get(id);
+      if (txn === undefined) continue;
+      this.forgetNet(txn);
+      if (txn.request.method !== "ACK") txn.st.respond(createResponse(txn.request, 503));
+    }
+    for (const id of [...app.appTxns]) {
+      const txn = this.appTxns.get(id);
+      if (txn === undefined) continue;
+      this.forgetApp(txn);
+      if (!txn.final && txn.ct.method === "INVITE") txn.ct.cancel();
+    }
+    for (const id of [...app.dialogs]) {
+      const d = this.dialogs.get(id);
+      if (d !== undefined) this.teardown(d, "application disconnected", false);
+    }
+  }
+
+  /** Forget requests an app never answered (drachtio gives up after 64 s) so memory stays bounded. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const txn of this.netTxns.values()) {
+      const limit = txn.request.method === "INVITE" ? STALE_INVITE_MS : STALE_NON_INVITE_MS;
+      if (now - txn.createdAt > limit) {
+        this.forgetNet(txn);
+        txn.st.respond(createResponse(txn.request, txn.request.method === "INVITE" ? 408 : 500));
+      }
+    }
+  }
+}
+
+function isTerminated(req: SipRequest): boolean {
+  return (req.headers.get("subscription-state") ?? "").toLowerCase().startsWith("terminated");
+}
+
+function networkMeta(msg: IncomingRequest): WireMeta {
+  return {
+    source: "network",
+    bytes: msg.raw.length,
+    protocol: msg.source.transport,
+    address: msg.source.address,
+    port: msg.source.port,
+    time: msg.receivedAt,
+  };
+}
+
+function appMeta(wire: string, dest: Peer): WireMeta {
+  return {
+    source: "application",
+    bytes: Buffer.byteLength(wire, "utf8"),
+    protocol: dest.transport,
+    address: dest.address,
+    port: dest.port,
+    time: Date.now(),
+  };
+}
