@@ -1,0 +1,106 @@
+/**
+ * Building blocks shared by the resource routers (users, devices, DIDs, rules,
+ * blocklist, settings, relay tokens): OpenAPI request/response pieces, the
+ * error envelope schema, counting for paginated lists, and mapping database
+ * constraint failures to 409 conflicts.
+ */
+import { z } from "@hono/zod-openapi";
+import type { ErrorCode } from "./errors.ts";
+import { conflict } from "./errors.ts";
+
+/** The one error envelope, for the OpenAPI document. */
+export const errorEnvelopeSchema = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .openapi("Error");
+
+const errorDescriptions: Record<number, [ErrorCode, string]> = {
+  400: ["validation_failed", "The request is not valid"],
+  401: ["unauthorized", "Not signed in"],
+  403: ["forbidden", "Not allowed for this role"],
+  404: ["not_found", "No such resource (or not yours)"],
+  409: ["conflict", "Conflicts with existing data"],
+};
+
+/** OpenAPI response entries for the error statuses a route can answer. */
+export function errorResponses(...statuses: (400 | 401 | 403 | 404 | 409)[]) {
+  const out: Record<
+    number,
+    { description: string; content: { "application/json": { schema: typeof errorEnvelopeSchema } } }
+  > = {};
+  for (const s of statuses) {
+    const [code, text] = errorDescriptions[s] ?? ["internal", "Error"];
+    out[s] = {
+      description: `${text} (${code})`,
+      content: { "application/json": { schema: errorEnvelopeSchema } },
+    };
+  }
+  return out;
+}
+
+/** A JSON request body. */
+export function jsonBody<T extends z.ZodType>(schema: T, description?: string) {
+  return {
+    required: true,
+    description,
+    content: { "application/json": { schema } },
+  } as const;
+}
+
+/** A JSON response. */
+export function jsonResponse<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema } } } as const;
+}
+
+/** Path parameter `:id` (text UUIDs; anything longer cannot exist). */
+export const idParams = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(64)
+    .openapi({ param: { name: "id", in: "path" } }),
+});
+
+/** ISO 8601 UTC timestamp of a Date column, as every API response carries times. */
+export const isoTimestamp = z.iso.datetime().openapi({ example: "2026-01-15T12:00:00.000Z" });
+
+export function iso(date: Date): string;
+export function iso(date: Date | null): string | null;
+export function iso(date: Date | null): string | null {
+  return date === null ? null : date.toISOString();
+}
+
+/** True when a database error (possibly wrapped by drizzle) is a UNIQUE/PRIMARY KEY violation. */
+export function isUniqueViolation(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (/UNIQUE constraint failed|PRIMARY KEY constraint failed/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+/** True when a database error is a FOREIGN KEY violation. */
+export function isForeignKeyViolation(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (/FOREIGN KEY constraint failed/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+/** Runs a write; a UNIQUE violation becomes a 409 conflict with `message`. */
+export async function uniqueOr409<T>(
+  write: () => Promise<T>,
+  message: string,
+  details?: unknown,
+): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (isUniqueViolation(err)) throw conflict(message, details);
+    throw err;
+  }
+}
