@@ -1,0 +1,311 @@
+// Server side of the stack over real UDP sockets: 100 Trying, retransmission absorption, 2xx retransmission until
+// ACK (RFC 6026), ack-timeout, non-2xx ACK absorption, CANCEL, rport/received, malformed input.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createResponse, type SipRequest } from "../sip/message.ts";
+import { type IncomingAck, type IncomingRequest, type ServerTransaction, SipStack } from "./index.ts";
+import { headerOf, sipRequest, statusOf, UdpPeer } from "./test-peer.ts";
+
+const T1 = 20;
+const T2 = 80;
+const T4 = 100;
+
+let stack: SipStack;
+let phone: UdpPeer;
+let requests: { st: ServerTransaction; msg: IncomingRequest }[];
+
+function nextRequest(timeoutMs = 1000): Promise<{ st: ServerTransaction; msg: IncomingRequest }> {
+  const start = Date.now();
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      const r = requests.shift();
+      if (r) resolve(r);
+      else if (Date.now() - start > timeoutMs) reject(new Error("no request event"));
+      else setTimeout(poll, 2);
+    };
+    poll();
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function settled(): Promise<void> {
+  // every transaction in these tests ends within 64*T1 plus a few ticks
+  for (let i = 0; i < 200; i++) {
+    const s = stack.stats();
+    if (s.serverTransactions === 0 && s.clientTransactions === 0 && s.accepted === 0 && s.timers === 0)
+      return;
+    await sleep(10);
+  }
+  throw new Error(`transactions left over: ${JSON.stringify(stack.stats())}`);
+}
+
+function ok(req: SipRequest, status = 200) {
+  return createResponse(req, status);
+}
+
+beforeEach(async () => {
+  stack = await SipStack.listen({ host: "127.0.0.1", port: 0, timers: { T1, T2, T4 } });
+  phone = await UdpPeer.open();
+  requests = [];
+  stack.on("request", (st, msg) => requests.push({ st, msg }));
+});
+
+afterEach(async () => {
+  await stack.close();
+  await phone.close();
+});
+
+function port(): number {
+  return stack.hostports.find((h) => h.transport === "udp")?.port ?? 0;
+}
+
+describe("INVITE server transaction", () => {
+  it("answers 100 Trying at once and hands the request up once, absorbing retransmissions", async () => {
+    const invite = sipRequest({ method: "INVITE", viaPort: phone.port, rport: true });
+    phone.send(invite, port());
+    const trying = await phone.next((m) => statusOf(m.text) === 100);
+    expect(headerOf(trying.text, "to")).not.toContain("tag=");
+    const { st, msg } = await nextRequest();
+    expect(msg.request.method).toBe("INVITE");
+    expect(msg.source).toEqual({ transport: "udp", address: "127.0.0.1", port: phone.port });
+    st.respond(ok(msg.request, 180));
+    await phone.next((m) => statusOf(m.text) === 180);
+    // The phone did not see the 180 (as far as it knows) and retransmits: the 180 comes again, no new request.
+    phone.send(invite, port());
+    const again = await phone.next((m) => statusOf(m.text) === 180);
+    expect(again.text).toContain("180");
+    await sleep(30);
+    expect(requests).toHaveLength(0);
+    expect(stack.stats().serverTransactions).toBe(1);
+  });
+
+  it("retransmits the 2xx (T1 doubling, capped at T2) until the ACK arrives, then reports the ACK", async () => {
+    phone.send(sipRequest({ method: "INVITE", viaPort: phone.port, callId: "c-2xx", fromTag: "a1" }), port());
+    const { st, msg } = await nextRequest();
+    const acks: IncomingAck[] = [];
+    const stackAcks: IncomingAck[] = [];
+    st.on("ack", (a) => acks.push(a));
+    stack.on("ack", (a) => stackAcks.push(a));
+    const wire = st.respond(ok(msg.request));
+    expect(wire).toMatch(/^SIP\/2\.0 200 OK\r\n/);
+    const toTag = /tag=([^;\s]+)/.exec(headerOf(wire, "to") ?? "")?.[1];
+    expect(toTag).toBeTruthy();
+    // first 200 + retransmissions at about T1, 3*T1, 7*T1
+    await sleep(T1 * 8);
+    const before = phone.count((m) => statusOf(m.text) === 200);
+    expect(before).toBeGreaterThanOrEqual(3);
+    const ack = sipRequest({
+      method: "ACK",
+      viaPort: phone.port,
+      callId: "c-2xx",
+      fromTag: "a1",
+      toTag,
+      branch: "z9hG4bKack2xx",
+    });
+    phone.send(ack, port());
+    await sleep(T1 * 2);
+    expect(acks).toHaveLength(1);
+    expect(stackAcks).toHaveLength(1);
+    expect(stackAcks[0]?.transaction).toBe(st);
+    const after = phone.count((m) => statusOf(m.text) === 200);
+    await sleep(T2 * 3);
+    expect(phone.count((m) => statusOf(m.text) === 200)).toBe(after);
+    await settled();
+  });
+
+  it("emits ack-timeout after 64*T1 without ACK and then forgets the transaction", async () => {
+    phone.send(sipRequest({ method: "INVITE", viaPort: phone.port }), port());
+    const { st, msg } = await nextRequest();
+    const started = Date.now();
+    const timedOut = new Promise<number>((resolve) =>
+      st.on("ack-timeout", () => resolve(Date.now() - started)),
+    );
+    const terminated = new Promise<void>((resolve) => st.on("terminated", () => resolve()));
+    st.respond(ok(msg.request));
+    const elapsed = await timedOut;
+    await terminated;
+    expect(elapsed).toBeGreaterThanOrEqual(64 * T1 - 5);
+    expect(elapsed).toBeLessThan(64 * T1 + 300);
+    // T1, 2T1, then T2 steps: 20, 40, 80, 80, ... within 1280 ms → about 17 copies; never more than one per T1
+    const copies = phone.count((m) => statusOf(m.text) === 200);
+    expect(copies).toBeGreaterThanOrEqual(10);
+    expect(copies).toBeLessThanOrEqual(20);
+    await settled();
+  });
+
+  it("retransmits a non-2xx final until the ACK, which it absorbs (no ack event)", async () => {
+    const invite = sipRequest({ method: "INVITE", viaPort: phone.port, branch: "z9hG4bKbusy" });
+    phone.send(invite, port());
+    const { st, msg } = await nextRequest();
+    let stackAcks = 0;
+    stack.on("ack", () => stackAcks++);
+    st.respond(ok(msg.request, 486));
+    await sleep(T1 * 4);
+    expect(phone.count((m) => statusOf(m.text) === 486)).toBeGreaterThanOrEqual(2);
+    // a retransmitted INVITE in Completed gets the 486 again
+    const beforeRetrans = phone.count((m) => statusOf(m.text) === 486);
+    phone.send(invite, port());
+    await sleep(5);
+    expect(phone.count((m) => statusOf(m.text) === 486)).toBeGreaterThan(beforeRetrans);
+    phone.send(sipRequest({ method: "ACK", viaPort: phone.port, branch: "z9hG4bKbusy", toTag: "x" }), port());
+    await sleep(T1);
+    const count = phone.count((m) => statusOf(m.text) === 486);
+    await sleep(T2 * 2);
+    expect(phone.count((m) => statusOf(m.text) === 486)).toBe(count);
+    expect(stackAcks).toBe(0);
+    expect(requests).toHaveLength(0);
+    await settled();
+  });
+
+  it("respond after a non-2xx final is ignored", async () => {
+    phone.send(sipRequest({ method: "INVITE", viaPort: phone.port }), port());
+    const { st, msg } = await nextRequest();
+    expect(st.respond(ok(msg.request, 404))).toContain("404");
+    expect(st.respond(ok(msg.request, 200))).toBe("");
+    await sleep(T1);
+    expect(phone.count((m) => statusOf(m.text) === 200)).toBe(0);
+  });
+});
+
+describe("non-INVITE server transaction", () => {
+  it("answers retransmissions with the last response and hands the request up once", async () => {
+    const options = sipRequest({ method: "OPTIONS", viaPort: phone.port });
+    phone.send(options, port());
+    const { st, msg } = await nextRequest();
+    expect(phone.count(() => true)).toBe(0); // no 100 Trying for non-INVITE
+    st.respond(ok(msg.request));
+    await phone.next((m) => statusOf(m.text) === 200);
+    phone.send(options, port());
+    await phone.next((m) => statusOf(m.text) === 200);
+    await sleep(20);
+    expect(requests).toHaveLength(0);
+    await settled(); // timer J
+  });
+});
+
+describe("CANCEL", () => {
+  it("answers 200 to the CANCEL and 487 to the INVITE, emits cancel, absorbs the ACK", async () => {
+    const branch = "z9hG4bKcancelme";
+    phone.send(sipRequest({ method: "INVITE", viaPort: phone.port, branch, callId: "cx", cseq: 7 }), port());
+    const { st, msg } = await nextRequest();
+    st.respond(ok(msg.request, 180));
+    await phone.next((m) => statusOf(m.text) === 180);
+    const stCancels: IncomingRequest[] = [];
+    const stackCancels: ServerTransaction[] = [];
+    st.on("cancel", (c) => stCancels.push(c));
+    stack.on("cancel", (t) => stackCancels.push(t));
+    phone.send(sipRequest({ method: "CANCEL", viaPort: phone.port, branch, callId: "cx", cseq: 7 }), port());
+    const r200 = await phone.next((m) => statusOf(m.text) === 200);
+    expect(headerOf(r200.text, "cseq")).toBe("7 CANCEL");
+    const r487 = await phone.next((m) => statusOf(m.text) === 487);
+    expect(headerOf(r487.text, "cseq")).toBe("7 INVITE");
+    // the 487 carries the same To tag as the 180
+    const tag180 = headerOf(phone.all.find((m) => statusOf(m.text) === 180)?.text ?? "", "to");
+    expect(headerOf(r487.text, "to")).toBe(tag180);
+    expect(stCancels).toHaveLength(1);
+    expect(stackCancels).toEqual([st]);
+    expect(requests).toHaveLength(0); // CANCEL is not handed up as a request
+    expect(st.respond(ok(msg.request, 200))).toBe(""); // the app answering late changes nothing
+    phone.send(sipRequest({ method: "ACK", viaPort: phone.port, branch, callId: "cx", cseq: 7 }), port());
+    await settled();
+  });
+
+  it("answers 481 to a CANCEL that matches nothing", async () => {
+    phone.send(sipRequest({ method: "CANCEL", viaPort: phone.port, branch: "z9hG4bKnothing" }), port());
+    const r = await phone.next();
+    expect(statusOf(r.text)).toBe(481);
+    expect(requests).toHaveLength(0);
+  });
+});
+
+describe("RFC 3581 and §18.2.2 response routing", () => {
+  it("adds received and rport and answers to the source port when rport was requested", async () => {
+    // Via claims an address and port the phone is not using (as behind NAT)
+    phone.send(sipRequest({ method: "OPTIONS", viaPort: 5999, viaHost: "10.9.9.9", rport: true }), port());
+    const { st, msg } = await nextRequest();
+    const top = msg.request.headers.top("via") ?? "";
+    expect(top).toContain("received=127.0.0.1");
+    expect(top).toContain(`rport=${phone.port}`);
+    st.respond(ok(msg.request));
+    const res = await phone.next((m) => statusOf(m.text) === 200);
+    expect(headerOf(res.text, "via")).toContain(`rport=${phone.port}`);
+  });
+
+  it("without rport answers to the Via sent-by port and adds received only when the host differs", async () => {
+    const other = await UdpPeer.open();
+    try {
+      phone.send(sipRequest({ method: "OPTIONS", viaPort: other.port }), port());
+      const { st, msg } = await nextRequest();
+      const top = msg.request.headers.top("via") ?? "";
+      expect(top).not.toContain("received=");
+      expect(top).not.toContain("rport");
+      st.respond(ok(msg.request));
+      await other.next((m) => statusOf(m.text) === 200);
+      expect(phone.count(() => true)).toBe(0);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe("malformed input", () => {
+  it("answers 400 when the request is readable enough, drops garbage, and keeps serving", async () => {
+    const errors: string[] = [];
+    stack.on("parse-error", (reason) => errors.push(reason));
+    phone.send(Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x13, 0x37]), port());
+    phone.send("this is not SIP at all\r\n\r\n", port());
+    // valid headers but a Content-Length larger than the datagram
+    const bad = sipRequest({ method: "OPTIONS", viaPort: phone.port, body: "v=0\r\n" }).replace(
+      "Content-Length: 5",
+      "Content-Length: 500",
+    );
+    phone.send(bad, port());
+    const r400 = await phone.next((m) => statusOf(m.text) === 400);
+    expect(headerOf(r400.text, "to")).toContain("tag=");
+    await sleep(20);
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    expect(requests).toHaveLength(0);
+    phone.send(sipRequest({ method: "OPTIONS", viaPort: phone.port }), port());
+    const { st, msg } = await nextRequest();
+    st.respond(ok(msg.request));
+    await phone.next((m) => statusOf(m.text) === 200);
+    expect(stack.stats().parseErrors).toBeGreaterThanOrEqual(3);
+  });
+
+  it("survives a listener that throws", async () => {
+    stack.on("request", () => {
+      throw new Error("app bug");
+    });
+    phone.send(sipRequest({ method: "OPTIONS", viaPort: phone.port }), port());
+    const { st, msg } = await nextRequest();
+    st.respond(ok(msg.request));
+    await phone.next((m) => statusOf(m.text) === 200);
+    expect(stack.stats().internalErrors).toBe(1);
+  });
+
+  it("drops datagrams over maxMessageSize", async () => {
+    const small = await SipStack.listen({
+      host: "127.0.0.1",
+      port: 0,
+      transports: ["udp"],
+      maxMessageSize: 600,
+    });
+    try {
+      const p = small.hostports[0]?.port ?? 0;
+      let got = 0;
+      small.on("request", (st, msg) => {
+        got++;
+        st.respond(createResponse(msg.request, 200));
+      });
+      phone.send(sipRequest({ method: "MESSAGE", viaPort: phone.port, body: "x".repeat(1000) }), p);
+      phone.send(sipRequest({ method: "MESSAGE", viaPort: phone.port, body: "hello" }), p);
+      await phone.next((m) => statusOf(m.text) === 200);
+      expect(got).toBe(1);
+      expect(small.stats().dropped).toBe(1);
+    } finally {
+      await small.close();
+    }
+  });
+});
