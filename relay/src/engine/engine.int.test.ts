@@ -1,0 +1,351 @@
+// End-to-end tests of the engine with the real drachtio-srf: an app connects over the drachtio protocol and
+// a scripted UDP peer plays the phone/trunk. Covers OPTIONS, REGISTER, INVITE (UAS dialog, ACK, BYE), rejected
+// INVITE, the app as UAC, ACK timeout and the clean-up when an app disconnects.
+import type { EventEmitter } from "node:events";
+import Srf from "drachtio-srf";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Engine, startEngine } from "./index.ts";
+import { tagOf } from "./sip/response.ts";
+import { request, respond, sdp, UdpPeer } from "./wire/udp-peer.ts";
+
+const SECRET = "integration-secret";
+
+interface Ctx {
+  engine: Engine;
+  peer: UdpPeer;
+  apps: Srf[];
+}
+
+const open: Ctx[] = [];
+afterEach(async () => {
+  for (const c of open.splice(0)) {
+    for (const a of c.apps) a.disconnect();
+    c.peer.close();
+    await c.engine.close();
+  }
+});
+
+async function setup(timers?: { T1?: number }): Promise<Ctx> {
+  const engine = await startEngine({
+    adminPort: 0,
+    secret: SECRET,
+    sipHost: "127.0.0.1",
+    sipPort: 0,
+    logLevel: "silent",
+    timers,
+  });
+  const peer = await UdpPeer.open();
+  const ctx = { engine, peer, apps: [] };
+  open.push(ctx);
+  return ctx;
+}
+
+async function connectApp(ctx: Ctx, install: (srf: Srf) => void): Promise<Srf> {
+  const srf = new Srf();
+  install(srf);
+  srf.on("error", () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    srf.on("connect", (err: Error | null) => (err ? reject(err) : resolve()));
+    void srf.connect({ host: "127.0.0.1", port: ctx.engine.adminPort, secret: SECRET });
+  });
+  ctx.apps.push(srf);
+  await new Promise((r) => setTimeout(r, 30)); // let the route messages land
+  return srf;
+}
+
+/** srf's Dialog#id (the engine's dialog id), missing from srf's type declarations. */
+function dialogId(d: Srf.Dialog): string {
+  return (d as unknown as { id: string }).id;
+}
+
+let seq = 0;
+function ids(): { callId: string; tag: string } {
+  seq++;
+  return { callId: `call-${seq}-${Date.now()}`, tag: `t${seq}` };
+}
+
+describe("engine with drachtio-srf", () => {
+  it("routes OPTIONS to the app, which answers 200; unrouted methods get 503", async () => {
+    const ctx = await setup();
+    let source = "";
+    await connectApp(ctx, (srf) =>
+      srf.use("options", (req, res) => {
+        source = `${req.protocol}:${req.source_address}:${req.source_port}`;
+        res.send(200, { headers: { "X-Answered-By": "app" } });
+      }),
+    );
+    const { callId, tag } = ids();
+    const uri = `sip:probe@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({ method: "OPTIONS", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag }),
+      ctx.engine.sipPort,
+    );
+    const ok = await ctx.peer.response(200, "OPTIONS");
+    expect(ok.headers.get("x-answered-by")).toBe("app");
+    expect(ok.headers.get("call-id")).toBe(callId);
+    expect(source).toBe(`udp:127.0.0.1:${ctx.peer.port}`);
+
+    ctx.peer.send(
+      request({
+        method: "MESSAGE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId: `${callId}-m`,
+        cseq: 1,
+        fromTag: tag,
+      }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(503, "MESSAGE");
+  });
+
+  it("REGISTER: the app challenges with 401 then accepts with 200", async () => {
+    const ctx = await setup();
+    await connectApp(ctx, (srf) =>
+      srf.use("register", (req, res) => {
+        if (!req.has("Authorization")) {
+          res.send(401, {
+            headers: { "WWW-Authenticate": 'Digest realm="gosip", nonce="abc", algorithm=MD5' },
+          });
+          return;
+        }
+        res.send(200, { headers: { Contact: `${req.get("Contact")};expires=60` } });
+      }),
+    );
+    const { callId, tag } = ids();
+    const uri = `sip:127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({ method: "REGISTER", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag }),
+      ctx.engine.sipPort,
+    );
+    const challenge = await ctx.peer.response(401, "REGISTER");
+    expect(challenge.headers.get("www-authenticate")).toContain('realm="gosip"');
+    ctx.peer.send(
+      request({
+        method: "REGISTER",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 2,
+        fromTag: tag,
+        extra: [
+          'Authorization: Digest username="100", realm="gosip", nonce="abc", uri="sip:x", response="00"',
+        ],
+      }),
+      ctx.engine.sipPort,
+    );
+    const ok = await ctx.peer.response(200, "REGISTER");
+    expect(ok.headers.get("contact")).toContain("expires=60");
+  });
+
+  it("INVITE answered by the app: 200 with Contact and To tag, ACK reaches the app, BYE from the peer ends it", async () => {
+    const ctx = await setup();
+    const events: string[] = [];
+    let destroyed: () => void = () => undefined;
+    const gone = new Promise<void>((r) => {
+      destroyed = r;
+    });
+    await connectApp(ctx, (srf) =>
+      srf.invite(async (req, res) => {
+        const uas = await srf.createUAS(req, res, { localSdp: sdp(40000) });
+        events.push(`dialog:${dialogId(uas)}`);
+        uas.on("ack", () => events.push("ack"));
+        uas.on("destroy", () => {
+          events.push("destroy");
+          destroyed();
+        });
+      }),
+    );
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    const invite = request({
+      method: "INVITE",
+      uri,
+      peerPort: ctx.peer.port,
+      callId,
+      cseq: 1,
+      fromTag: tag,
+      body: sdp(30000),
+    });
+    ctx.peer.send(invite, ctx.engine.sipPort);
+    const ok = await ctx.peer.response(200, "INVITE");
+    const toTag = tagOf(ok.headers.get("to") ?? "");
+    expect(toTag).toBeDefined();
+    expect(ok.headers.get("contact")).toContain(`127.0.0.1:${ctx.engine.sipPort}`);
+    expect(ok.body.toString()).toContain("m=audio 40000");
+    expect(events[0]).toBe(`dialog:${callId};from-tag=${tag}`);
+
+    ctx.peer.send(
+      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    expect(events).toContain("ack");
+
+    ctx.peer.send(
+      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(200, "BYE");
+    await gone;
+    // the dialog is gone: a second BYE is answered 481 by the engine
+    ctx.peer.send(
+      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 3, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(481, "BYE");
+  });
+
+  it("INVITE rejected by the app reaches the caller; requests in unknown dialogs get 481", async () => {
+    const ctx = await setup();
+    await connectApp(ctx, (srf) => srf.invite((_req, res) => res.send(486)));
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "INVITE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: tag,
+        body: sdp(1),
+      }),
+      ctx.engine.sipPort,
+    );
+    const busy = await ctx.peer.response(486, "INVITE");
+    expect(tagOf(busy.headers.get("to") ?? "")).toBeDefined();
+    ctx.peer.send(
+      request({ method: "INFO", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag: "nope" }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(481, "INFO");
+  });
+
+  it("the app as UAC: INVITE to a peer, ACK for the 200, BYE built from the dialog", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    const peerUri = `sip:bob@127.0.0.1:${ctx.peer.port}`;
+    const uacP = srf.createUAC(peerUri, { localSdp: sdp(50000), callingNumber: "100" } as never);
+    const inv = await ctx.peer.request("INVITE");
+    expect(inv.headers.get("from")).toContain(`100@127.0.0.1:${ctx.engine.sipPort}`);
+    expect(inv.headers.get("contact")).toContain(`127.0.0.1:${ctx.engine.sipPort}`);
+    expect(inv.headers.get("max-forwards")).toBe("70");
+    const peerContact = `<sip:bob@127.0.0.1:${ctx.peer.port};ob>`;
+    ctx.peer.send(respond(inv, 180, "Ringing", { toTag: "bobtag" }), ctx.engine.sipPort);
+    ctx.peer.send(
+      respond(inv, 200, "OK", { toTag: "bobtag", contact: peerContact, body: sdp(60000) }),
+      ctx.engine.sipPort,
+    );
+    const uac = await uacP;
+    expect(dialogId(uac)).toBe(
+      `${inv.headers.get("call-id")};from-tag=${tagOf(inv.headers.get("from") ?? "")}`,
+    );
+    const ack = await ctx.peer.request("ACK");
+    expect(ack.uri).toBe(`sip:bob@127.0.0.1:${ctx.peer.port};ob`);
+    expect(ack.headers.get("cseq")).toBe(`${inv.headers.get("cseq")?.split(" ")[0]} ACK`);
+
+    const destroyed = uac.destroy();
+    const bye = await ctx.peer.request("BYE");
+    expect(bye.uri).toBe(`sip:bob@127.0.0.1:${ctx.peer.port};ob`);
+    expect(tagOf(bye.headers.get("to") ?? "")).toBe("bobtag");
+    expect(Number(bye.headers.get("cseq")?.split(" ")[0])).toBeGreaterThan(
+      Number(inv.headers.get("cseq")?.split(" ")[0]),
+    );
+    ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
+    await destroyed;
+  });
+
+  it("the app as UAC gets the failure when the peer rejects", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    const uacP = srf.createUAC(`sip:bob@127.0.0.1:${ctx.peer.port}`, { localSdp: sdp(50000) });
+    const inv = await ctx.peer.request("INVITE");
+    ctx.peer.send(respond(inv, 603, "Decline", { toTag: "x" }), ctx.engine.sipPort);
+    await expect(uacP).rejects.toMatchObject({ status: 603 });
+    await ctx.peer.request("ACK"); // the stack's ACK for the non-2xx final
+  });
+
+  it("a 200 never ACKed: the engine sends BYE to the peer and the app's dialog is destroyed", async () => {
+    const ctx = await setup({ T1: 40 });
+    let reason = "";
+    const destroyed = new Promise<void>((resolve) => {
+      void connectApp(ctx, (srf) =>
+        srf.invite(async (req, res) => {
+          const uas = await srf.createUAS(req, res, { localSdp: sdp(40000) });
+          (uas as EventEmitter).on("destroy", (_msg: unknown, r: string) => {
+            reason = r;
+            resolve();
+          });
+        }),
+      );
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "INVITE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: tag,
+        body: sdp(1),
+      }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(200, "INVITE");
+    const bye = await ctx.peer.request("BYE", 6000);
+    expect(bye.headers.get("reason")).toContain("ACK timeout");
+    ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
+    await destroyed;
+    expect(reason).toBe("ACK timeout");
+  });
+
+  it("an app that disconnects: its pending request gets 503 and its call is hung up with BYE", async () => {
+    const ctx = await setup();
+    const app = await connectApp(ctx, (srf) => {
+      srf.invite((req, res) => void srf.createUAS(req, res, { localSdp: sdp(40000) }));
+      srf.use("message", () => undefined); // never answers
+    });
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "INVITE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: tag,
+        body: sdp(1),
+      }),
+      ctx.engine.sipPort,
+    );
+    const ok = await ctx.peer.response(200, "INVITE");
+    const toTag = tagOf(ok.headers.get("to") ?? "");
+    ctx.peer.send(
+      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    ctx.peer.send(
+      request({
+        method: "MESSAGE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId: `${callId}-m`,
+        cseq: 1,
+        fromTag: tag,
+      }),
+      ctx.engine.sipPort,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    app.disconnect();
+    await ctx.peer.response(503, "MESSAGE");
+    const bye = await ctx.peer.request("BYE");
+    expect(bye.headers.get("call-id")).toBe(callId);
+    expect(bye.uri).toBe(`sip:alice@127.0.0.1:${ctx.peer.port}`);
+    ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
+  });
+});
