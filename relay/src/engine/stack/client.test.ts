@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SipHeaders, type SipRequest } from "../sip/message.ts";
 import { type ClientTransaction, SipStack } from "./index.ts";
-import { headerOf, type Received, sipResponse, statusOf, UdpPeer } from "./test-peer.ts";
+import { headerOf, type Received, sipResponse, UdpPeer } from "./test-peer.ts";
 
 const T1 = 20;
 const T2 = 80;
