@@ -9,6 +9,8 @@ import { setupRouter } from "./auth/setup.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError } from "./http/errors.ts";
 import type { EdgeDeps } from "./platform/types.ts";
+import { mountApiDocs } from "./system/docs.ts";
+import { systemRouter } from "./system/health.ts";
 import { usersRouter } from "./users/routes.ts";
 
 export interface AppOptions {
@@ -28,6 +30,8 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   app.use("*", sessionMiddleware);
   app.route("/api/setup", setupRouter);
   app.route("/api/auth", authRouter);
+  app.route("/api/system", systemRouter);
+  mountApiDocs(app);
   app.route("/api/users", usersRouter);
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
