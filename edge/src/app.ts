@@ -6,6 +6,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { sessionMiddleware } from "./auth/middleware.ts";
 import { authRouter } from "./auth/routes.ts";
 import { setupRouter } from "./auth/setup.ts";
+import { devicesRouter } from "./devices/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError } from "./http/errors.ts";
 import type { EdgeDeps } from "./platform/types.ts";
@@ -33,6 +34,7 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   app.route("/api/system", systemRouter);
   mountApiDocs(app);
   app.route("/api/users", usersRouter);
+  app.route("/api/devices", devicesRouter);
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
   return app;

@@ -1,0 +1,313 @@
+/**
+ * /api/devices: SIP phones and softphones. Admins manage every device; a user
+ * sees and renames only their own, and another user's device answers 404 on
+ * every verb. The SIP password is generated here, returned once (create and
+ * reset-password) and stored only as HA1 (MD5 and SHA-256) under the
+ * installation's fixed realm.
+ */
+import { computeDeviceHa1, type Db, devices, outboundPolicySchema, users } from "@gosip/drizzle";
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, count, eq, type SQL } from "drizzle-orm";
+import { createSelectSchema } from "drizzle-zod";
+import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
+import type { AuthUser } from "../env.ts";
+import { AppError, badRequest, conflict, notFound } from "../http/errors.ts";
+import { pageOf, pageQuery } from "../http/pagination.ts";
+import {
+  errorResponses,
+  idParams,
+  iso,
+  isoTimestamp,
+  isUniqueViolation,
+  jsonBody,
+  jsonResponse,
+} from "../http/resource-api.ts";
+import { createRouter } from "../http/router.ts";
+import { allocateExtension, extensionSchema, generateSipPassword, getSipRealm } from "./credentials.ts";
+import { deviceReferences } from "./references.ts";
+
+// HA1 columns never leave the server.
+export const deviceSchema = createSelectSchema(devices)
+  .omit({ ha1Md5: true, ha1Sha256: true })
+  .extend({ outboundPolicy: outboundPolicySchema, createdAt: isoTimestamp, updatedAt: isoTimestamp })
+  .openapi("Device");
+export type DeviceDto = z.infer<typeof deviceSchema>;
+
+const withPassword = deviceSchema
+  .extend({
+    sipPassword: z
+      .string()
+      .openapi({ description: "The SIP password. Shown only in this response; store it now." }),
+  })
+  .openapi("DeviceWithPassword");
+
+const nameSchema = z.string().trim().min(1, "must not be empty").max(100);
+const sipUsernameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$/, "must be 3–32 letters, digits, dots, dashes or underscores");
+
+const createDeviceSchema = z
+  .object({
+    name: nameSchema,
+    userId: z.string().min(1).max(64).optional().openapi({ description: "Owner; defaults to you" }),
+    extension: extensionSchema.optional().openapi({ description: "Defaults to the next free one from 101" }),
+    sipUsername: sipUsernameSchema.optional().openapi({ description: "Defaults to `<extension>-<random>`" }),
+    enabled: z.boolean().optional(),
+    recordAlways: z.boolean().optional(),
+    outboundPolicy: outboundPolicySchema.optional(),
+  })
+  .strict()
+  .openapi("CreateDevice");
+
+const updateDeviceSchema = z
+  .object({
+    name: nameSchema.optional(),
+    userId: z.string().min(1).max(64).optional(),
+    extension: extensionSchema.optional(),
+    enabled: z.boolean().optional(),
+    recordAlways: z.boolean().optional(),
+    outboundPolicy: outboundPolicySchema.optional(),
+  })
+  .strict()
+  .openapi("UpdateDevice");
+type UpdateDevice = z.infer<typeof updateDeviceSchema>;
+/** A user may only rename their own device; the rest is the admin's (toll-fraud policy, ownership). */
+const SELF_SERVICE_FIELDS = new Set<keyof UpdateDevice>(["name"]);
+
+const listQuery = pageQuery.extend({
+  userId: z.string().min(1).max(64).optional().openapi({ description: "Only this owner's devices (admin)" }),
+});
+
+type DeviceRow = typeof devices.$inferSelect;
+
+export function toDeviceDto(row: DeviceRow): DeviceDto {
+  return {
+    id: row.id,
+    userId: row.userId,
+    name: row.name,
+    extension: row.extension,
+    sipUsername: row.sipUsername,
+    enabled: row.enabled,
+    recordAlways: row.recordAlways,
+    outboundPolicy: row.outboundPolicy,
+    createdAt: iso(row.createdAt),
+    updatedAt: iso(row.updatedAt),
+  };
+}
+
+/** Rows a user may touch: all for admins, their own otherwise. */
+function visibleTo(me: AuthUser): SQL | undefined {
+  return me.role === "admin" ? undefined : eq(devices.userId, me.id);
+}
+
+/** The device, or 404 when it does not exist or belongs to someone else (for a non-admin). */
+async function findVisibleDevice(db: Db, me: AuthUser, id: string): Promise<DeviceRow> {
+  const [row] = await db
+    .select()
+    .from(devices)
+    .where(and(eq(devices.id, id), visibleTo(me)));
+  if (!row) throw notFound("Device");
+  return row;
+}
+
+async function assertUserExists(db: Db, userId: string): Promise<void> {
+  const [row] = await db.select({ id: users.id }).from(users).where(eq(users.id, userId));
+  if (!row) throw badRequest("The owner does not exist", [{ path: "userId", message: "no such user" }]);
+}
+
+function randomSuffix(length: number): string {
+  const alphabet = "23456789abcdefghijkmnpqrstuvwxyz";
+  const bytes = crypto.getRandomValues(new Uint8Array(length));
+  let out = "";
+  for (const b of bytes) out += alphabet[b % alphabet.length];
+  return out;
+}
+
+/** Maps a UNIQUE violation on devices to the field that collided. */
+function deviceConflict(err: unknown, extension: string | undefined): AppError | undefined {
+  if (!isUniqueViolation(err)) return undefined;
+  // The constraint message names the column ("UNIQUE constraint failed: devices.sip_username");
+  // drizzle's wrapper message also quotes the SQL, so match the constraint part only.
+  const text = err instanceof Error ? `${err.message} ${String(err.cause)}` : "";
+  if (/constraint failed: devices\.sip_username/.test(text)) {
+    return conflict("This SIP username is already taken", { field: "sipUsername" });
+  }
+  return conflict(extension ? `Extension ${extension} is already taken` : "Extension already taken", {
+    field: "extension",
+  });
+}
+
+function forbiddenFields(me: AuthUser, body: object, allowed: Set<string>): void {
+  if (me.role === "admin") return;
+  const fields = Object.keys(body).filter((k) => !allowed.has(k));
+  if (fields.length) {
+    throw new AppError(403, "forbidden", `Only an administrator can change ${fields.join(", ")}`, { fields });
+  }
+}
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/",
+  tags: ["devices"],
+  summary: "List devices (admin: all, user: own)",
+  middleware: [requireUser] as const,
+  request: { query: listQuery },
+  responses: { 200: jsonResponse(pageOf(deviceSchema), "A page of devices"), ...errorResponses(400, 401) },
+});
+
+const createDeviceRoute = createRoute({
+  method: "post",
+  path: "/",
+  tags: ["devices"],
+  summary: "Create a device (admin); the SIP password is in this response only",
+  middleware: [requireAdmin] as const,
+  request: { body: jsonBody(createDeviceSchema) },
+  responses: {
+    201: jsonResponse(withPassword, "The new device and its SIP password"),
+    ...errorResponses(400, 401, 403, 409),
+  },
+});
+
+const getRoute = createRoute({
+  method: "get",
+  path: "/{id}",
+  tags: ["devices"],
+  summary: "Get a device",
+  middleware: [requireUser] as const,
+  request: { params: idParams },
+  responses: { 200: jsonResponse(deviceSchema, "The device"), ...errorResponses(401, 404) },
+});
+
+const updateRoute = createRoute({
+  method: "patch",
+  path: "/{id}",
+  tags: ["devices"],
+  summary: "Change a device (admin), or rename your own",
+  middleware: [requireUser] as const,
+  request: { params: idParams, body: jsonBody(updateDeviceSchema) },
+  responses: {
+    200: jsonResponse(deviceSchema, "The changed device"),
+    ...errorResponses(400, 401, 403, 404, 409),
+  },
+});
+
+const deleteRoute = createRoute({
+  method: "delete",
+  path: "/{id}",
+  tags: ["devices"],
+  summary: "Delete a device (admin)",
+  middleware: [requireUser] as const,
+  request: { params: idParams },
+  responses: { 204: { description: "Deleted" }, ...errorResponses(401, 403, 404, 409) },
+});
+
+const resetRoute = createRoute({
+  method: "post",
+  path: "/{id}/reset-password",
+  tags: ["devices"],
+  summary: "Generate a new SIP password (shown once); the old one stops working",
+  middleware: [requireUser] as const,
+  request: { params: idParams },
+  responses: {
+    200: jsonResponse(withPassword, "The device and its new SIP password"),
+    ...errorResponses(401, 404),
+  },
+});
+
+export const devicesRouter = createRouter()
+  .openapi(listRoute, async (c) => {
+    const me = currentUser(c);
+    const { limit, offset, userId } = c.req.valid("query");
+    const db = c.get("deps").db;
+    const where = and(visibleTo(me), userId ? eq(devices.userId, userId) : undefined);
+    const [rows, totals] = await Promise.all([
+      db.select().from(devices).where(where).orderBy(devices.extension).limit(limit).offset(offset),
+      db.select({ n: count() }).from(devices).where(where),
+    ]);
+    return c.json({ items: rows.map(toDeviceDto), total: totals[0]?.n ?? 0, limit, offset }, 200);
+  })
+  .openapi(createDeviceRoute, async (c) => {
+    const me = currentUser(c);
+    const body = c.req.valid("json");
+    const db = c.get("deps").db;
+    const userId = body.userId ?? me.id;
+    await assertUserExists(db, userId);
+    const realm = await getSipRealm(db);
+    const sipPassword = generateSipPassword();
+    // Allocation can race with another create; retry a few times on an extension collision.
+    for (let attempt = 0; ; attempt++) {
+      const extension = body.extension ?? (await allocateExtension(db));
+      const sipUsername = body.sipUsername ?? `${extension}-${randomSuffix(8)}`;
+      try {
+        const [row] = await db
+          .insert(devices)
+          .values({
+            userId,
+            name: body.name,
+            extension,
+            sipUsername,
+            ...computeDeviceHa1(sipUsername, realm, sipPassword),
+            enabled: body.enabled,
+            recordAlways: body.recordAlways,
+            outboundPolicy: body.outboundPolicy,
+          })
+          .returning();
+        if (!row) throw new Error("insert returned no row");
+        return c.json({ ...toDeviceDto(row), sipPassword }, 201);
+      } catch (err) {
+        const mapped = deviceConflict(err, extension);
+        if (!mapped) throw err;
+        if (body.extension !== undefined || attempt >= 3) throw mapped;
+      }
+    }
+  })
+  .openapi(getRoute, async (c) => {
+    const row = await findVisibleDevice(c.get("deps").db, currentUser(c), c.req.valid("param").id);
+    return c.json(toDeviceDto(row), 200);
+  })
+  .openapi(updateRoute, async (c) => {
+    const me = currentUser(c);
+    const db = c.get("deps").db;
+    const current = await findVisibleDevice(db, me, c.req.valid("param").id);
+    const body = c.req.valid("json");
+    forbiddenFields(me, body, SELF_SERVICE_FIELDS);
+    if (body.userId !== undefined) await assertUserExists(db, body.userId);
+    const patch: Partial<typeof devices.$inferInsert> = {};
+    for (const key of Object.keys(body) as (keyof UpdateDevice)[]) {
+      if (body[key] !== undefined) Object.assign(patch, { [key]: body[key] });
+    }
+    if (Object.keys(patch).length === 0) return c.json(toDeviceDto(current), 200);
+    try {
+      const [row] = await db.update(devices).set(patch).where(eq(devices.id, current.id)).returning();
+      if (!row) throw notFound("Device");
+      return c.json(toDeviceDto(row), 200);
+    } catch (err) {
+      throw deviceConflict(err, body.extension) ?? err;
+    }
+  })
+  .openapi(deleteRoute, async (c) => {
+    const me = currentUser(c);
+    const db = c.get("deps").db;
+    // Ownership first: someone else's device is 404 whatever the role rules say.
+    const current = await findVisibleDevice(db, me, c.req.valid("param").id);
+    if (me.role !== "admin") throw new AppError(403, "forbidden", "Only an administrator can delete devices");
+    const refs = await deviceReferences(db, [current.id]);
+    if (refs.length) {
+      throw conflict("The device is still a ring target; remove it from these first", { references: refs });
+    }
+    await db.delete(devices).where(eq(devices.id, current.id));
+    return c.body(null, 204);
+  })
+  .openapi(resetRoute, async (c) => {
+    const db = c.get("deps").db;
+    const current = await findVisibleDevice(db, currentUser(c), c.req.valid("param").id);
+    const realm = await getSipRealm(db);
+    const sipPassword = generateSipPassword();
+    const [row] = await db
+      .update(devices)
+      .set(computeDeviceHa1(current.sipUsername, realm, sipPassword))
+      .where(eq(devices.id, current.id))
+      .returning();
+    if (!row) throw notFound("Device");
+    return c.json({ ...toDeviceDto(row), sipPassword }, 200);
+  });
