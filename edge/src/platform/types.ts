@@ -20,6 +20,14 @@ export interface Logger {
   error(data: Record<string, unknown>, msg: string): void;
 }
 
+/**
+ * Completes an authenticated relay's WebSocket upgrade on this runtime (Workers: the
+ * RelayLink Durable Object). The relay feature checks the relay token, then calls it.
+ */
+export interface RelayLinkPort {
+  accept(request: Request, relay: { id: string; name: string }): Promise<Response>;
+}
+
 /** What every request handler can reach. Built once per process (Node) or per isolate (Workers). */
 export interface EdgeDeps {
   db: Db;
@@ -28,4 +36,6 @@ export interface EdgeDeps {
   logger: Logger;
   /** Runtime name for health output only; code must not branch on it. */
   runtime: "node" | "workers";
+  /** Set where the runtime terminates relay WebSockets through the app (Workers). */
+  relayLink?: RelayLinkPort;
 }
