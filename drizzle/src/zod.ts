@@ -1,6 +1,7 @@
 // zod schemas derived from the tables (drizzle-zod), so API request/response
 // schemas come from the one table definition. JSON columns use their document
 // schemas; text columns with a format (E.164, extension, email) are refined here.
+// Refinements are functions so drizzle-zod still adds optional/nullable per column.
 // `select*` describe rows as read; `insert*`/`update*` rows as written (server-managed
 // columns are optional: the edge `.omit()`s or `.pick()`s what a client may send).
 import { createInsertSchema, createSelectSchema, createUpdateSchema } from "drizzle-zod";
@@ -41,9 +42,18 @@ export const extensionSchema = z.string().regex(/^\d{2,8}$/, "must be 2–8 digi
 export const sipUsernameSchema = z.string().regex(/^[A-Za-z0-9._-]{3,64}$/, "3–64 letters, digits, . _ -");
 const nameSchema = z.string().trim().min(1).max(100);
 
+/**
+ * Refinement for a column with a default or a nullable one: drizzle-zod makes such
+ * columns optional on insert at runtime but not in its types; this makes both agree.
+ */
+const opt =
+  <T extends z.ZodType>(schema: T) =>
+  () =>
+    schema.optional();
+
 // --- users and access ---------------------------------------------------------
 
-const userRefine = { email: emailSchema, name: nameSchema };
+const userRefine = { email: () => emailSchema, name: () => nameSchema };
 export const selectUserSchema = createSelectSchema(users);
 /** A user as the API shows it: never the password hash. */
 export const publicUserSchema = selectUserSchema.omit({ passwordHash: true });
@@ -55,46 +65,46 @@ export const selectSessionSchema = createSelectSchema(sessions);
 export const selectRelayTokenSchema = createSelectSchema(relayTokens);
 /** A relay token as listed: never its hash. */
 export const publicRelayTokenSchema = selectRelayTokenSchema.omit({ tokenHash: true });
-export const insertRelayTokenSchema = createInsertSchema(relayTokens, { name: nameSchema });
+export const insertRelayTokenSchema = createInsertSchema(relayTokens, { name: () => nameSchema });
 
 // --- devices ------------------------------------------------------------------
 
 const deviceRefine = {
-  name: nameSchema,
-  extension: extensionSchema,
-  sipUsername: sipUsernameSchema,
-  outboundPolicy: outboundPolicySchema,
+  name: () => nameSchema,
+  extension: () => extensionSchema,
+  sipUsername: () => sipUsernameSchema,
+  outboundPolicy: opt(outboundPolicySchema),
 };
-export const selectDeviceSchema = createSelectSchema(devices, { outboundPolicy: outboundPolicySchema });
+export const selectDeviceSchema = createSelectSchema(devices, { outboundPolicy: () => outboundPolicySchema });
 /** A device as the API shows it: never its HA1 hashes. */
 export const publicDeviceSchema = selectDeviceSchema.omit({ ha1Md5: true, ha1Sha256: true });
 export const insertDeviceSchema = createInsertSchema(devices, deviceRefine);
 export const updateDeviceSchema = createUpdateSchema(devices, deviceRefine);
 
 export const selectRegistrationSchema = createSelectSchema(registrations);
-export const selectDeviceEventSchema = createSelectSchema(deviceEvents, { data: eventDataSchema });
+export const selectDeviceEventSchema = createSelectSchema(deviceEvents, { data: () => eventDataSchema });
 
 // --- numbers and routing ------------------------------------------------------
 
 const didRefine = {
-  e164: e164Schema,
-  label: z.string().trim().max(100),
-  defaultTargets: didTargetsSchema,
-  greeting: greetingSchema.nullable(),
+  e164: () => e164Schema,
+  label: opt(z.string().trim().max(100)),
+  defaultTargets: opt(didTargetsSchema),
+  greeting: opt(greetingSchema),
 };
 export const selectDidSchema = createSelectSchema(dids, {
-  defaultTargets: didTargetsSchema,
-  greeting: greetingSchema.nullable(),
+  defaultTargets: () => didTargetsSchema,
+  greeting: () => greetingSchema,
 });
 export const insertDidSchema = createInsertSchema(dids, didRefine);
 export const updateDidSchema = createUpdateSchema(dids, didRefine);
 
 const ruleRefine = {
-  name: nameSchema,
-  priority: z.int().min(0).max(1_000_000),
-  rule: routingRuleSchema,
+  name: () => nameSchema,
+  priority: opt(z.int().min(0).max(1_000_000)),
+  rule: () => routingRuleSchema,
 };
-export const selectRoutingRuleSchema = createSelectSchema(routingRules, { rule: routingRuleSchema });
+export const selectRoutingRuleSchema = createSelectSchema(routingRules, { rule: () => routingRuleSchema });
 export const insertRoutingRuleSchema = createInsertSchema(routingRules, ruleRefine);
 export const updateRoutingRuleSchema = createUpdateSchema(routingRules, ruleRefine);
 
@@ -116,7 +126,7 @@ function checkBlocklistPattern(
       ctx.addIssue({ code: "custom", path: ["pattern"], message: issue.message });
   }
 }
-const blocklistRefine = { note: z.string().max(500) };
+const blocklistRefine = { note: opt(z.string().max(500)) };
 export const selectBlocklistSchema = createSelectSchema(blocklist);
 export const insertBlocklistSchema = createInsertSchema(blocklist, blocklistRefine).superRefine(
   checkBlocklistPattern,
@@ -128,22 +138,28 @@ export const updateBlocklistSchema = createUpdateSchema(blocklist, blocklistRefi
 
 export const selectContactSchema = createSelectSchema(contacts);
 export const insertContactSchema = createInsertSchema(contacts, {
-  name: nameSchema,
-  note: z.string().max(1000),
+  name: () => nameSchema,
+  note: opt(z.string().max(1000)),
 });
 export const updateContactSchema = createUpdateSchema(contacts, {
-  name: nameSchema,
-  note: z.string().max(1000),
+  name: () => nameSchema,
+  note: opt(z.string().max(1000)),
 });
 export const selectContactNumberSchema = createSelectSchema(contactNumbers);
 export const insertContactNumberSchema = createInsertSchema(contactNumbers, {
-  e164: e164Schema,
-  label: z.string().max(50),
+  e164: () => e164Schema,
+  label: opt(z.string().max(50)),
 });
 
 export const selectHolidaySchema = createSelectSchema(holidays);
-export const insertHolidaySchema = createInsertSchema(holidays, { date: isoDateSchema, name: nameSchema });
-export const updateHolidaySchema = createUpdateSchema(holidays, { date: isoDateSchema, name: nameSchema });
+export const insertHolidaySchema = createInsertSchema(holidays, {
+  date: () => isoDateSchema,
+  name: () => nameSchema,
+});
+export const updateHolidaySchema = createUpdateSchema(holidays, {
+  date: () => isoDateSchema,
+  name: () => nameSchema,
+});
 
 // --- calls, voicemail, recordings ---------------------------------------------
 
@@ -157,10 +173,10 @@ export const selectRecordingSchema = createSelectSchema(recordings);
 export const smsBodySchema = z.string().max(1600);
 export const selectMessageSchema = createSelectSchema(messages);
 export const insertMessageSchema = createInsertSchema(messages, {
-  fromNumber: e164Schema,
-  toNumber: e164Schema,
-  peerNumber: e164Schema,
-  body: smsBodySchema,
+  fromNumber: () => e164Schema,
+  toNumber: () => e164Schema,
+  peerNumber: () => e164Schema,
+  body: opt(smsBodySchema),
 });
 export const selectMessageMediaSchema = createSelectSchema(messageMedia);
 
@@ -173,8 +189,8 @@ function checkAutoReplyKeyword(
   }
 }
 const autoReplyRefine = {
-  keyword: z.string().trim().min(1).max(50).nullable(),
-  text: z.string().trim().min(1).max(1600),
+  keyword: opt(z.string().trim().min(1).max(50)),
+  text: () => z.string().trim().min(1).max(1600),
 };
 export const selectAutoReplySchema = createSelectSchema(autoReplies);
 export const insertAutoReplySchema = createInsertSchema(autoReplies, autoReplyRefine).superRefine(
@@ -199,8 +215,8 @@ function checkQuietHours(
   }
 }
 const quietHoursRefine = {
-  quietHoursStart: clockTimeSchema.nullable(),
-  quietHoursEnd: clockTimeSchema.nullable(),
+  quietHoursStart: opt(clockTimeSchema),
+  quietHoursEnd: opt(clockTimeSchema),
 };
 export const selectNotificationPreferenceSchema = createSelectSchema(notificationPreferences);
 export const insertNotificationPreferenceSchema = createInsertSchema(
@@ -208,4 +224,4 @@ export const insertNotificationPreferenceSchema = createInsertSchema(
   quietHoursRefine,
 ).superRefine(checkQuietHours);
 
-export const selectSystemEventSchema = createSelectSchema(systemEvents, { data: eventDataSchema });
+export const selectSystemEventSchema = createSelectSchema(systemEvents, { data: () => eventDataSchema });
