@@ -266,6 +266,65 @@ describe("engine with drachtio-srf", () => {
     await ctx.peer.request("ACK"); // the stack's ACK for the non-2xx final
   });
 
+  it("B2BUA: caller → app → callee, ACKs on both legs, the caller's BYE is relayed to the callee", async () => {
+    const ctx = await setup();
+    const b = await UdpPeer.open();
+    try {
+      let connected = false;
+      await connectApp(ctx, (srf) =>
+        srf.invite(async (req, res) => {
+          const { uas, uac } = await srf.createB2BUA(req, res, `sip:bob@127.0.0.1:${b.port}`, {
+            localSdpB: req.body,
+          });
+          connected = true;
+          uas.on("destroy", () => uac.destroy());
+          uac.on("destroy", () => uas.destroy());
+        }),
+      );
+      const { callId, tag } = ids();
+      const uri = `sip:b2bua@127.0.0.1:${ctx.engine.sipPort}`;
+      ctx.peer.send(
+        request({
+          method: "INVITE",
+          uri,
+          peerPort: ctx.peer.port,
+          callId,
+          cseq: 1,
+          fromTag: tag,
+          body: sdp(1000),
+        }),
+        ctx.engine.sipPort,
+      );
+      const inv = await b.request("INVITE");
+      expect(inv.headers.get("call-id")).not.toBe(callId);
+      b.send(respond(inv, 180, "Ringing", { toTag: "tb" }), ctx.engine.sipPort);
+      await ctx.peer.response(180, "INVITE");
+      b.send(
+        respond(inv, 200, "OK", { toTag: "tb", contact: `<sip:bob@127.0.0.1:${b.port}>`, body: sdp(2000) }),
+        ctx.engine.sipPort,
+      );
+      await b.request("ACK");
+      const ok = await ctx.peer.response(200, "INVITE");
+      expect(ok.body.toString()).toContain("m=audio 2000");
+      const toTag = tagOf(ok.headers.get("to") ?? "");
+      ctx.peer.send(
+        request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
+        ctx.engine.sipPort,
+      );
+      expect(connected).toBe(true);
+      ctx.peer.send(
+        request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag }),
+        ctx.engine.sipPort,
+      );
+      await ctx.peer.response(200, "BYE");
+      const bye = await b.request("BYE");
+      expect(bye.uri).toBe(`sip:bob@127.0.0.1:${b.port}`);
+      b.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
+    } finally {
+      b.close();
+    }
+  });
+
   it("a 200 never ACKed: the engine sends BYE to the peer and the app's dialog is destroyed", async () => {
     const ctx = await setup({ T1: 40 });
     let reason = "";

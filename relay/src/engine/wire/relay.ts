@@ -76,6 +76,7 @@ export class Relay implements AppHandler {
   private readonly netByStId = new Map<string, NetTxn>();
   private readonly appTxns = new Map<string, AppTxn>();
   private admin: AdminServer | undefined;
+  private closing = false;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -93,7 +94,9 @@ export class Relay implements AppHandler {
     this.admin = admin;
   }
 
+  /** Stop timers; after this, app disconnects (the admin server closing) no longer touch the stack. */
   close(): void {
+    this.closing = true;
     clearInterval(this.sweeper);
   }
 
@@ -554,27 +557,44 @@ export class Relay implements AppHandler {
     } catch {
       return;
     }
-    const ct = this.stack.sendRequest(bye, dest);
+    let ct: ClientTransaction;
+    try {
+      ct = this.stack.sendRequest(bye, dest);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "could not send BYE");
+      return;
+    }
     if (notifyApp && !d.app.closed)
       d.app.send(sipLeader(appMeta(ct.wire, dest), "unsolicited", d.id), ct.wire);
   }
 
   onAppClosed(app: AppSession): void {
+    if (this.closing) return;
     for (const id of [...app.netTxns]) {
       const txn = this.netTxns.get(id);
       if (txn === undefined) continue;
       this.forgetNet(txn);
-      if (txn.request.method !== "ACK") txn.st.respond(createResponse(txn.request, 503));
+      this.guard(() => txn.st.respond(createResponse(txn.request, 503)), "503 after app disconnect");
     }
     for (const id of [...app.appTxns]) {
       const txn = this.appTxns.get(id);
       if (txn === undefined) continue;
       this.forgetApp(txn);
-      if (!txn.final && txn.ct.method === "INVITE") txn.ct.cancel();
+      if (!txn.final && txn.ct.method === "INVITE")
+        this.guard(() => txn.ct.cancel(), "CANCEL after app disconnect");
     }
     for (const id of [...app.dialogs]) {
       const d = this.dialogs.get(id);
       if (d !== undefined) this.teardown(d, "application disconnected", false);
+    }
+  }
+
+  /** Run a stack call whose failure must not escape into a socket or timer callback. */
+  private guard(fn: () => unknown, what: string): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, `${what} failed`);
     }
   }
 
@@ -585,7 +605,8 @@ export class Relay implements AppHandler {
       const limit = txn.request.method === "INVITE" ? STALE_INVITE_MS : STALE_NON_INVITE_MS;
       if (now - txn.createdAt > limit) {
         this.forgetNet(txn);
-        txn.st.respond(createResponse(txn.request, txn.request.method === "INVITE" ? 408 : 500));
+        const status = txn.request.method === "INVITE" ? 408 : 500;
+        this.guard(() => txn.st.respond(createResponse(txn.request, status)), "stale transaction response");
       }
     }
   }
