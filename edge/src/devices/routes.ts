@@ -5,10 +5,16 @@
  * reset-password) and stored only as HA1 (MD5 and SHA-256) under the
  * installation's fixed realm.
  */
-import { computeDeviceHa1, type Db, devices, outboundPolicySchema, users } from "@gosip/drizzle";
+import {
+  computeDeviceHa1,
+  type Db,
+  devices,
+  outboundPolicySchema,
+  publicDeviceSchema,
+  users,
+} from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, count, eq, type SQL } from "drizzle-orm";
-import { createSelectSchema } from "drizzle-zod";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import type { AuthUser } from "../env.ts";
 import { AppError, badRequest, conflict, notFound } from "../http/errors.ts";
@@ -27,8 +33,7 @@ import { allocateExtension, extensionSchema, generateSipPassword, getSipRealm } 
 import { deviceReferences } from "./references.ts";
 
 // HA1 columns never leave the server.
-export const deviceSchema = createSelectSchema(devices)
-  .omit({ ha1Md5: true, ha1Sha256: true })
+export const deviceSchema = publicDeviceSchema
   .extend({ outboundPolicy: outboundPolicySchema, createdAt: isoTimestamp, updatedAt: isoTimestamp })
   .openapi("Device");
 export type DeviceDto = z.infer<typeof deviceSchema>;

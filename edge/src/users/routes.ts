@@ -4,10 +4,9 @@
  * Another user's id answers 404 to a non-admin, so ids reveal nothing.
  * There is always at least one admin: the last one can be neither deleted nor demoted.
  */
-import { type Db, userRoles, users } from "@gosip/drizzle";
+import { type Db, publicUserSchema, userRoles, users } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, count, eq, or, sql } from "drizzle-orm";
-import { createSelectSchema } from "drizzle-zod";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import { hashPassword, newPasswordSchema } from "../auth/password.ts";
 import { revokeUserSessions } from "../auth/sessions.ts";
@@ -26,8 +25,8 @@ import {
 import { createRouter } from "../http/router.ts";
 
 // Server-owned and secret columns never appear in a response.
-export const userSchema = createSelectSchema(users)
-  .omit({ passwordHash: true, passwordChangedAt: true })
+export const userSchema = publicUserSchema
+  .omit({ passwordChangedAt: true })
   .extend({ createdAt: isoTimestamp, updatedAt: isoTimestamp })
   .openapi("User");
 export type UserDto = z.infer<typeof userSchema>;
