@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Srf from "drachtio-srf";
-import { type Engine, type EngineOptions, startEngine } from "../src/engine/index.ts";
+import type { Engine, EngineOptions } from "../src/engine/index.ts";
 import { freePort, killAll, stop, track, waitForListening } from "./sipp.ts";
 
 export * from "./sipp.ts";
@@ -72,6 +72,8 @@ function disconnectQuietly(srf: Srf): void {
 /** Starts the engine in this process on ephemeral loopback ports. */
 export async function startTestEngine(options: Partial<EngineOptions> = {}): Promise<TestEngine> {
   const secret = randomBytes(12).toString("hex");
+  // Loaded on demand so tools that only run the engine as a child process (the benchmark) do not load it here.
+  const { startEngine } = await import("../src/engine/index.ts");
   const engine: Engine = await startEngine({
     adminHost: "127.0.0.1",
     adminPort: 0,

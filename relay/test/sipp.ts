@@ -139,6 +139,8 @@ export interface SippResult {
   stats: SippStats;
   /** Response times (ms) of response-time counter 1, when traceRtt was set. */
   rtt: number[];
+  /** When each of those measurements completed (ms since sipp started), in order. */
+  rttTimes: number[];
   /** Unexpected messages and errors sipp logged (-trace_err), trimmed. */
   errors: string;
   /** sipp's stderr plus the tail of its final screen, for failure messages. */
@@ -178,17 +180,22 @@ function parseStats(csv: string): SippStats {
   };
 }
 
-function parseRtt(csv: string): number[] {
-  const out: number[] = [];
+function parseRtt(csv: string): { rtt: number[]; rttTimes: number[] } {
+  const rtt: number[] = [];
+  const rttTimes: number[] = [];
   for (const line of csv.split("\n")) {
     // Date_ms;response_time_ms;rtd_no
-    const [, ms, rtd] = line.split(";");
-    if (rtd?.trim() === "1" || rtd?.trim() === "rtd1") {
+    const [at, ms, rtd] = line.split(";");
+    if (rtd?.trim() === "1") {
       const v = Number(ms);
-      if (Number.isFinite(v)) out.push(v);
+      const t = Number(at);
+      if (Number.isFinite(v) && Number.isFinite(t)) {
+        rtt.push(v);
+        rttTimes.push(t);
+      }
     }
   }
-  return out;
+  return { rtt, rttTimes };
 }
 
 /** Starts sipp; resolve `done` to get its results. Never rejects: spawn failures show in exitCode/log. */
@@ -237,7 +244,7 @@ export async function startSipp(opts: SippOptions): Promise<SippProcess> {
   for (const [k, v] of Object.entries(opts.keys ?? {})) args.push("-key", k, v);
   if (opts.lostPercent !== undefined) args.push("-lost", String(opts.lostPercent));
   if (opts.pauseMs !== undefined) args.push("-d", String(opts.pauseMs));
-  if (opts.traceRtt) args.push("-trace_rtt", "-rtt_freq", "1000");
+  if (opts.traceRtt) args.push("-trace_rtt", "-rtt_freq", "1");
   if (opts.extraArgs) args.push(...opts.extraArgs);
 
   const started = performance.now();
@@ -258,11 +265,11 @@ export async function startSipp(opts: SippOptions): Promise<SippProcess> {
       const rttFile = files.find((f) => f.endsWith("_rtt.csv"));
       const screenFile = files.find((f) => f.endsWith("_screen.log"));
       const stats = parseStats(await read("stat.csv"));
-      const rtt = rttFile ? parseRtt(await read(rttFile)) : [];
+      const { rtt, rttTimes } = parseRtt(rttFile ? await read(rttFile) : "");
       const errors = (await read("errors.log")).slice(-4000);
       const screen = screenFile ? (await read(screenFile)).slice(-3000) : "";
       if (!opts.keepFiles) await rm(dir, { recursive: true, force: true });
-      resolve({ exitCode: code, signal, stats, rtt, errors, log: `${stderr}\n${screen}`, wallMs });
+      resolve({ exitCode: code, signal, stats, rtt, rttTimes, errors, log: `${stderr}\n${screen}`, wallMs });
     };
     child.once("error", (err) => {
       stderr += String(err);

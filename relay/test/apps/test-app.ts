@@ -128,13 +128,25 @@ export function installTestApp(srf: Srf, options: TestAppOptions = {}): TestApp 
     });
   };
 
+  const hangUp = (dialog: Dialog): void => {
+    dialog.destroy(undefined, (err: unknown) => {
+      if (err) fail(err);
+    });
+  };
+
   const bridge = async (req: SrfRequest, res: SrfResponse, target: string): Promise<void> => {
     try {
       const { uas, uac } = await srf.createB2BUA(req, res, target, { localSdpB: req.body });
       bump("b2bua-connected");
-      // srf hangs up the other leg itself; count which side ended the call.
-      uas.on("destroy", () => bump("b2bua-a-hangup"));
-      uac.on("destroy", () => bump("b2bua-b-hangup"));
+      // srf leaves hanging up the other leg to the app; count which side ended the call.
+      uas.on("destroy", () => {
+        bump("b2bua-a-hangup");
+        hangUp(uac);
+      });
+      uac.on("destroy", () => {
+        bump("b2bua-b-hangup");
+        hangUp(uas);
+      });
     } catch (err) {
       bump("b2bua-failed");
       fail(err);
