@@ -5,7 +5,8 @@
 import { z } from "zod";
 
 const configSchema = z.object({
-  PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+  // 0 binds any free port (tests start several edges side by side).
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default("0.0.0.0"),
   GOSIP_DATA_DIR: z.string().default("./data"),
   DATABASE_URL: z.string().optional(),

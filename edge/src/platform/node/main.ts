@@ -1,0 +1,41 @@
+/**
+ * `npm start`: the embedded edge on Node. Reads process.env once (a bad
+ * variable prints which one and exits 1), serves on HOST:PORT, and shuts down
+ * gracefully on SIGTERM/SIGINT.
+ */
+import { ConfigError } from "../../config.ts";
+import { startNodeEdge } from "./server.ts";
+
+async function main(): Promise<void> {
+  let edge: Awaited<ReturnType<typeof startNodeEdge>>;
+  try {
+    edge = await startNodeEdge(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const { deps, port, config } = edge;
+  deps.logger.info(
+    { host: config.host, port, publicUrl: config.publicUrl, startupMs: Math.round(performance.now()) },
+    "listening",
+  );
+
+  const shutdown = (signal: string) => {
+    deps.logger.info({ signal }, "shutting down");
+    edge.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  // Not a config problem: report the error kind and message, then exit non-zero.
+  console.error(`GoSIP edge failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

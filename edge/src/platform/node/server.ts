@@ -1,0 +1,101 @@
+/**
+ * The embedded edge on Node: validated config → data directory → libSQL
+ * database (file by default, Turso with DATABASE_URL/DATABASE_AUTH_TOKEN) with
+ * migrations applied → the shared app on @hono/node-server. Only wiring lives
+ * here; everything else is runtime-neutral.
+ */
+import { mkdir } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createAdaptorServer } from "@hono/node-server";
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { type Client, createClient } from "@libsql/client";
+import { createApp } from "../../app.ts";
+import { type EdgeConfig, loadConfig } from "../../config.ts";
+import type { AppEnv } from "../../env.ts";
+import { openDatabase } from "../shared.ts";
+import { type EdgeDeps, type Logger, systemClock } from "../types.ts";
+import { nodeClientIp } from "./client-ip.ts";
+import { createNodeLogger } from "./logger.ts";
+
+export interface NodeEdge {
+  app: OpenAPIHono<AppEnv>;
+  deps: EdgeDeps;
+  config: EdgeConfig;
+  server: Server;
+  /** The port actually bound (differs from config.port when PORT=0). */
+  port: number;
+  /** Base URL to reach this server on loopback, e.g. http://127.0.0.1:8080. */
+  url: string;
+  /** Stop accepting connections, finish in-flight requests (up to `graceMs`), close the database. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface NodeEdgeOptions {
+  /** Logger override (tests, benchmarks); default pino on stdout at LOG_LEVEL. */
+  logger?: Logger;
+}
+
+/**
+ * Start the edge on Node from environment variables. Throws ConfigError on a bad
+ * variable (the message names it); resolves once the server listens.
+ */
+export async function startNodeEdge(
+  env: Record<string, string | undefined>,
+  options: NodeEdgeOptions = {},
+): Promise<NodeEdge> {
+  const config = loadConfig(env);
+  const logger = options.logger ?? createNodeLogger(config.logLevel);
+  await mkdir(config.dataDir, { recursive: true });
+
+  const client = openClient(config);
+  let deps: EdgeDeps;
+  try {
+    if (config.databaseUrl.startsWith("file:")) {
+      // WAL lets readers (backups, the relay's tools) run beside the writer; wait instead of failing when busy.
+      await client.execute("PRAGMA journal_mode = WAL");
+      await client.execute("PRAGMA busy_timeout = 5000");
+    }
+    const db = await openDatabase(client, logger);
+    deps = { db, clock: systemClock, config, logger, runtime: "node" };
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+
+  const app = createApp(deps, { clientIp: nodeClientIp });
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  const close = (graceMs = 5000): Promise<void> => {
+    closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+      client.close();
+    })();
+    return closing;
+  };
+
+  return { app, deps, config, server, port, url, close };
+}
+
+function openClient(config: EdgeConfig): Client {
+  return createClient(
+    config.databaseAuthToken
+      ? { url: config.databaseUrl, authToken: config.databaseAuthToken }
+      : { url: config.databaseUrl },
+  );
+}
