@@ -17,6 +17,18 @@ const installation = z.object({
   name: z.string().trim().min(1).max(100).default("GoSIP"),
 });
 
+/**
+ * SIP digest realm of the installation. Fixed after the first device is created:
+ * every stored HA1 depends on it, so changing it would lock every phone out.
+ */
+const sip = z.object({
+  v: z.literal(1),
+  realm: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, "realm must be letters, digits, dots and dashes (1–63)")
+    .default("gosip"),
+});
+
 /** Global do-not-disturb (SPEC §2 step 4). */
 const dnd = z.object({ v: z.literal(1), enabled: z.boolean().default(false) });
 
@@ -164,6 +176,7 @@ const messaging = z.object({
 
 const schemas = {
   installation,
+  sip,
   dnd,
   callScreening,
   businessHours,
@@ -186,6 +199,7 @@ export type SettingInput<K extends SettingKey> = z.input<(typeof schemas)[K]>;
 /** Versioned schema per settings key. */
 export const settingSchemas: { [K in SettingKey]: VersionedJson<SettingValue<K>> } = {
   installation: defineVersionedJson({ name: "settings.installation", version: 1, schema: installation }),
+  sip: defineVersionedJson({ name: "settings.sip", version: 1, schema: sip }),
   dnd: defineVersionedJson({ name: "settings.dnd", version: 1, schema: dnd }),
   callScreening: defineVersionedJson({ name: "settings.callScreening", version: 1, schema: callScreening }),
   businessHours: defineVersionedJson({ name: "settings.businessHours", version: 1, schema: businessHours }),

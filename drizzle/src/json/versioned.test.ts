@@ -126,6 +126,7 @@ describe("settings", () => {
       spamThreshold: 0.7,
     });
     expect(settingDefault("installation").timeZone).toBe("UTC");
+    expect(settingDefault("sip")).toEqual({ v: 1, realm: "gosip" });
   });
 
   it("validates values per key", () => {
@@ -133,6 +134,7 @@ describe("settings", () => {
     expect(() => parseSetting("email", { v: 1, provider: "smtp", from: "pbx@example.com" })).toThrow(/smtp/);
     expect(() => parseSetting("gotify", { v: 1, enabled: true })).toThrow(/url and appToken/);
     expect(() => parseSetting("installation", { v: 1, timeZone: "Nowhere/Land" })).toThrow(/timeZone/);
+    expect(() => parseSetting("sip", { v: 1, realm: "bad realm" })).toThrow(/realm/);
     expect(
       parseSetting("twilio", { v: 1, accountSid: `AC${"0".repeat(32)}`, authToken: "t" }).accountSid,
     ).toHaveLength(34);
