@@ -117,6 +117,10 @@ export interface ServerTransaction {
   /** The stack already answered 200 to the CANCEL and 487 to this INVITE. */
   on(event: "cancel", cb: (cancel: IncomingRequest) => void): this;
   on(event: "transport-error", cb: (err: Error) => void): this;
+  /**
+   * INVITE: after timer H/I/L. Non-INVITE: as soon as the final response is sent (the stack keeps answering
+   * retransmissions of the request for 64*T1 from a compact record, invisible to the TU).
+   */
   on(event: "terminated", cb: () => void): this;
 }
 

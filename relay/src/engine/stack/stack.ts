@@ -38,7 +38,7 @@ import {
   parseCidr,
 } from "./network.ts";
 import { TimerWheel } from "./timer-wheel.ts";
-import { ClientTx, ServerTx, type TransactionHost } from "./transactions.ts";
+import { ClientTx, type CompletedServerTx, ServerTx, type TransactionHost } from "./transactions.ts";
 import { type Connection, Transports } from "./transport.ts";
 
 type StackEvents = {
@@ -66,7 +66,7 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
   readonly T4: number;
   readonly wheel: TimerWheel;
   private transportsOrUndefined: Transports | undefined;
-  private readonly serverTx = new Map<string, ServerTx>();
+  private readonly serverTx = new Map<string, ServerTx | CompletedServerTx>();
   private readonly clientTx = new Map<string, ClientTx>();
   /** INVITE server transactions in Accepted state, by Call-ID|CSeq number|From tag (for the 2xx ACK). */
   private readonly accepted = new Map<string, ServerTx>();
@@ -74,8 +74,6 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
   private readonly insideCache = new Map<string, boolean>();
   private readonly picker = new InterfacePicker();
   private readonly maxMessageSize: number;
-  /** Server transactions without a branch (pre-RFC 3261 peers): not matchable, only counted. */
-  private serverTxUnkeyed = 0;
   private nextId = 0;
   private closed = false;
   private parseErrors = 0;
@@ -195,7 +193,8 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     const msg: IncomingRequest = { request: req, raw, source, receivedAt: Date.now(), local };
 
     if (method === "ACK") {
-      const st = this.serverTx.get(`${branch}|${sentBy}|INVITE`);
+      const found = this.serverTx.get(`${branch}|${sentBy}|INVITE`);
+      const st = found instanceof ServerTx ? found : undefined;
       if (st?.onAck()) return; // ACK for a non-2xx: absorbed by its transaction
       const ack: IncomingAck = msg;
       const acceptedTx = st ?? this.accepted.get(acceptKey(req, cseq.seq));
@@ -207,20 +206,21 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
       return;
     }
 
-    const key = `${branch}|${sentBy}|${method}`;
-    const existing = branch === "" ? undefined : this.serverTx.get(key);
+    const id = `s${++this.nextId}`;
+    // Without a branch (pre-RFC 3261 peer) retransmissions cannot be matched: give it a key nothing looks up.
+    const key = branch === "" ? `~${id}` : `${branch}|${sentBy}|${method}`;
+    const existing = this.serverTx.get(key);
     if (existing) {
       existing.onRetransmission();
       return;
     }
     const replyTo = replyAddress(source, via.port, rportRequested);
-    const st = new ServerTx(this, `s${++this.nextId}`, key, req, source, replyTo, conn);
-    if (branch !== "") this.serverTx.set(key, st);
-    else this.serverTxUnkeyed++;
+    const st = new ServerTx(this, id, key, req, source, replyTo, conn);
+    this.serverTx.set(key, st);
 
     if (method === "CANCEL") {
       const invite = this.serverTx.get(`${branch}|${sentBy}|INVITE`);
-      if (!invite) {
+      if (!(invite instanceof ServerTx)) {
         st.respond(createResponse(req, 481));
         return;
       }
@@ -351,11 +351,15 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
   // -------------------------------------------------------------------------------------------------------------
   // TransactionHost
 
-  serverTerminated(st: ServerTx): void {
+  serverTerminated(st: ServerTx | CompletedServerTx): void {
     if (this.serverTx.get(st.key) === st) this.serverTx.delete(st.key);
-    else this.serverTxUnkeyed--;
-    if (st.acceptKey !== undefined && this.accepted.get(st.acceptKey) === st)
+    if (st instanceof ServerTx && st.acceptKey !== undefined && this.accepted.get(st.acceptKey) === st) {
       this.accepted.delete(st.acceptKey);
+    }
+  }
+
+  serverCompleted(record: CompletedServerTx): void {
+    this.serverTx.set(record.key, record);
   }
 
   clientTerminated(ct: ClientTx): void {
@@ -394,7 +398,7 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
   stats(): StackStats {
     const t = this.transportsOrUndefined;
     return {
-      serverTransactions: this.serverTx.size + this.serverTxUnkeyed,
+      serverTransactions: this.serverTx.size,
       clientTransactions: this.clientTx.size,
       accepted: this.accepted.size,
       connections: t?.connectionCount ?? 0,

@@ -31,7 +31,9 @@ export interface TransactionHost {
   readonly T1: number;
   readonly T2: number;
   readonly T4: number;
-  serverTerminated(st: ServerTx): void;
+  serverTerminated(st: ServerTx | CompletedServerTx): void;
+  /** Replaces a finished non-INVITE transaction's map entry by its compact Completed record. */
+  serverCompleted(record: CompletedServerTx): void;
   clientTerminated(ct: ClientTx): void;
   /** Registers an INVITE server transaction that sent a 2xx so the end-to-end ACK can find it. */
   serverAccepted(st: ServerTx): void;
@@ -136,11 +138,11 @@ export class ServerTx
       }
       this.endTimer = wheel.schedule(64 * T1, this, END); // timer H
     } else {
-      this.state = "completed";
-      wheel.cancel(this.endTimer);
-      this.endTimer = undefined;
-      if (this.reliable) this.terminate();
-      else this.endTimer = wheel.schedule(64 * T1, this, END); // timer J
+      // Nothing is left for the TU to do. Over UDP, §17.2.2 Completed (absorb retransmissions until timer J)
+      // is kept by a compact record so that 64*T1 of traffic does not pin every request in memory.
+      if (!this.reliable)
+        this.host.serverCompleted(new CompletedServerTx(this.host, this.key, buf, this.replyTo));
+      this.terminate();
     }
     return buf.toString("utf8");
   }
@@ -237,6 +239,29 @@ export class ServerTx
 
   protected override onListenerError(err: unknown): void {
     this.host.listenerError(err);
+  }
+}
+
+/**
+ * A non-INVITE server transaction in Completed state over UDP (§17.2.2): only the final response to repeat for
+ * retransmissions of the request, until timer J (64*T1).
+ */
+export class CompletedServerTx implements TimerTarget {
+  constructor(
+    private readonly host: TransactionHost,
+    readonly key: string,
+    private readonly last: Buffer,
+    private readonly replyTo: Peer,
+  ) {
+    host.wheel.schedule(64 * host.T1, this, END); // timer J
+  }
+
+  onRetransmission(): void {
+    this.host.transports.send(this.replyTo, this.last);
+  }
+
+  onTimer(): void {
+    this.host.serverTerminated(this);
   }
 }
 

@@ -1,0 +1,122 @@
+// Throughput of the SIP stack alone: a raw UDP load generator (in a worker thread, so it gets its own core) keeps
+// a window of REGISTER (non-INVITE) or INVITE transactions outstanding against a stack whose TU answers 200 at once.
+// Prints transactions/s, latency percentiles and what the stack holds afterwards.
+// Run: npx tsx relay/src/engine/stack/stack.bench.ts [register|invite] [seconds] [window]
+import { Worker } from "node:worker_threads";
+import { createResponse } from "../sip/message.ts";
+import { SipStack } from "./index.ts";
+
+const mode = process.argv[2] === "invite" ? "invite" : "register";
+const seconds = Number(process.argv[3] ?? 5);
+const windowSize = Number(process.argv[4] ?? 200);
+
+// Load generator: plain JS so the worker needs no TypeScript loader.
+const generator = `
+const { parentPort, workerData } = require("node:worker_threads");
+const dgram = require("node:dgram");
+const { port, mode, seconds, windowSize } = workerData;
+const sock = dgram.createSocket("udp4");
+const sentAt = new Map();
+const latencies = [];
+let seq = 0, done = 0, errors = 0, stopped = false;
+function send() {
+  const id = ++seq;
+  const me = sock.address().port;
+  const method = mode === "invite" ? "INVITE" : "REGISTER";
+  const text = method + " sip:bench@127.0.0.1 SIP/2.0\\r\\n" +
+    "Via: SIP/2.0/UDP 127.0.0.1:" + me + ";branch=z9hG4bKb" + id + ";rport\\r\\n" +
+    "Max-Forwards: 70\\r\\n" +
+    "From: <sip:u" + (id % 1000) + "@127.0.0.1>;tag=f" + id + "\\r\\n" +
+    "To: <sip:u" + (id % 1000) + "@127.0.0.1>\\r\\n" +
+    "Call-ID: bench-" + id + "\\r\\n" +
+    "CSeq: 1 " + method + "\\r\\n" +
+    "Contact: <sip:u@127.0.0.1:" + me + ">\\r\\n" +
+    "Expires: 3600\\r\\n" +
+    "User-Agent: stack-bench\\r\\n" +
+    "Content-Length: 0\\r\\n\\r\\n";
+  sentAt.set("bench-" + id, performance.now());
+  sock.send(text, port, "127.0.0.1");
+}
+sock.on("message", (msg) => {
+  const text = msg.toString("latin1");
+  const status = Number(text.slice(8, 11));
+  if (status < 200) return;
+  const i = text.indexOf("Call-ID: ");
+  const callId = text.slice(i + 9, text.indexOf("\\r\\n", i));
+  const t = sentAt.get(callId);
+  if (t === undefined) return; // 2xx retransmission
+  sentAt.delete(callId);
+  if (status !== 200) errors++;
+  latencies.push(performance.now() - t);
+  done++;
+  if (mode === "invite") {
+    const via = text.slice(text.indexOf("Via: ") + 5, text.indexOf("\\r\\n", text.indexOf("Via: ")));
+    const toLine = text.slice(text.indexOf("To: ") + 4, text.indexOf("\\r\\n", text.indexOf("To: ")));
+    const fromLine = text.slice(text.indexOf("From: ") + 6, text.indexOf("\\r\\n", text.indexOf("From: ")));
+    const ack = "ACK sip:bench@127.0.0.1 SIP/2.0\\r\\nVia: " + via.replace(/branch=[^;]+/, "branch=z9hG4bKack" + callId) +
+      "\\r\\nMax-Forwards: 70\\r\\nFrom: " + fromLine + "\\r\\nTo: " + toLine + "\\r\\nCall-ID: " + callId +
+      "\\r\\nCSeq: 1 ACK\\r\\nContent-Length: 0\\r\\n\\r\\n";
+    sock.send(ack, port, "127.0.0.1");
+  }
+  if (!stopped) send();
+});
+sock.bind(0, "127.0.0.1", () => {
+  const start = performance.now();
+  for (let i = 0; i < windowSize; i++) send();
+  setTimeout(() => {
+    stopped = true;
+    const elapsed = (performance.now() - start) / 1000;
+    latencies.sort((a, b) => a - b);
+    const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+    setTimeout(() => {
+      parentPort.postMessage({ done, errors, elapsed, lost: sentAt.size, p50: pct(0.5), p99: pct(0.99) });
+      sock.close();
+    }, 300);
+  }, seconds * 1000);
+});
+`;
+
+const stack = await SipStack.listen({ host: "127.0.0.1", port: 0, transports: ["udp"] });
+stack.on("request", (st, msg) => {
+  st.respond(createResponse(msg.request, 200));
+});
+const port = stack.hostports[0]?.port ?? 0;
+const cpuBefore = process.cpuUsage();
+const result = await new Promise<{
+  done: number;
+  errors: number;
+  elapsed: number;
+  lost: number;
+  p50: number;
+  p99: number;
+}>((resolve, reject) => {
+  const worker = new Worker(generator, { eval: true, workerData: { port, mode, seconds, windowSize } });
+  worker.once("message", resolve);
+  worker.once("error", reject);
+});
+const cpu = process.cpuUsage(cpuBefore);
+const stats = stack.stats();
+// With --expose-gc, count only what is really retained.
+(globalThis as { gc?: () => void }).gc?.();
+const heapMb = process.memoryUsage().heapUsed / 1024 / 1024;
+console.log(
+  JSON.stringify(
+    {
+      mode,
+      window: windowSize,
+      transactionsPerSecond: Math.round(result.done / result.elapsed),
+      completed: result.done,
+      errors: result.errors,
+      lost: result.lost,
+      p50ms: Number(result.p50.toFixed(2)),
+      p99ms: Number(result.p99.toFixed(2)),
+      // CPU of the whole process (stack + generator thread) per second of wall time
+      cpuCoresUsed: Number(((cpu.user + cpu.system) / 1e6 / result.elapsed).toFixed(2)),
+      liveServerTransactions: stats.serverTransactions,
+      heapUsedMb: Math.round(heapMb),
+    },
+    null,
+    2,
+  ),
+);
+await stack.close();
