@@ -125,8 +125,53 @@ const LIST_HEADERS = new Set([
 const keyCache = new Map<string, string>();
 const KEY_CACHE_MAX = 4096;
 
+/**
+ * Exact-spelling fast path for the names nearly every message carries: comparing against a few literals is cheaper
+ * than hashing a freshly sliced string for the Map lookup.
+ */
+function commonKey(name: string): string | undefined {
+  switch (name.length) {
+    case 1:
+      return COMPACT[name] ?? COMPACT[name.toLowerCase()];
+    case 2:
+      return name === "To" ? "to" : undefined;
+    case 3:
+      return name === "Via" ? "via" : undefined;
+    case 4:
+      return name === "From" ? "from" : name === "CSeq" ? "cseq" : undefined;
+    case 5:
+      return name === "Allow" ? "allow" : name === "Route" ? "route" : undefined;
+    case 7:
+      return name === "Call-ID"
+        ? "call-id"
+        : name === "Contact"
+          ? "contact"
+          : name === "Expires"
+            ? "expires"
+            : undefined;
+    case 9:
+      return name === "Supported" ? "supported" : undefined;
+    case 10:
+      return name === "User-Agent" ? "user-agent" : undefined;
+    case 12:
+      return name === "Max-Forwards" ? "max-forwards" : name === "Content-Type" ? "content-type" : undefined;
+    case 13:
+      return name === "Authorization"
+        ? "authorization"
+        : name === "Record-Route"
+          ? "record-route"
+          : undefined;
+    case 14:
+      return name === "Content-Length" ? "content-length" : undefined;
+    default:
+      return undefined;
+  }
+}
+
 /** Canonical lookup key of a header name: lower-case long form. Cached because the same names recur. */
 export function headerKey(name: string): string {
+  const common = commonKey(name);
+  if (common !== undefined) return common;
   const cached = keyCache.get(name);
   if (cached !== undefined) return cached;
   const lower = name.toLowerCase();

@@ -3,7 +3,6 @@
 
 import { TOKEN } from "./chars.ts";
 import type { NameAddr, Params } from "./message.ts";
-import { uriScheme } from "./uri.ts";
 
 function isWs(c: number): boolean {
   return c === 32 || c === 9 || c === 13 || c === 10;
@@ -12,9 +11,9 @@ function isWs(c: number): boolean {
 /**
  * Parse generic header parameters `;a=b;c;d="x;y"` starting at s[i] (which must be ';' or the end, with optional
  * whitespace). Names are lower-cased; values kept as written (quoted strings keep their quotes).
- * Returns false on syntax errors.
+ * Returns false on syntax errors. With `params` null it only validates (no allocation).
  */
-export function parseHeaderParams(s: string, i: number, params: Params): boolean {
+export function parseHeaderParams(s: string, i: number, params: Params | null): boolean {
   const n = s.length;
   for (;;) {
     while (i < n && isWs(s.charCodeAt(i))) i++;
@@ -29,7 +28,7 @@ export function parseHeaderParams(s: string, i: number, params: Params): boolean
       i++;
     }
     if (i === nameStart) return false;
-    const name = s.slice(nameStart, i).toLowerCase();
+    const nameEnd = i;
     while (i < n && isWs(s.charCodeAt(i))) i++;
     if (i < n && s.charCodeAt(i) === 61 /* = */) {
       i++;
@@ -59,8 +58,8 @@ export function parseHeaderParams(s: string, i: number, params: Params): boolean
         }
       }
       if (i === valStart) return false;
-      params.set(name, s.slice(valStart, i));
-    } else params.set(name, null);
+      if (params !== null) params.set(s.slice(nameStart, nameEnd).toLowerCase(), s.slice(valStart, i));
+    } else if (params !== null) params.set(s.slice(nameStart, nameEnd).toLowerCase(), null);
   }
 }
 
@@ -80,27 +79,36 @@ function unquote(s: string): string {
 
 /** Parse a name-addr or addr-spec value. "*" (Contact: *) and malformed values give undefined. */
 export function parseNameAddr(value: string): NameAddr | undefined {
-  const s = value;
+  const out: NameAddr = { uri: "", params: new Map() };
+  return scanNameAddr(value, out) ? out : undefined;
+}
+
+/** Syntax check only, without building the result (used by the parser on every message). */
+export function isValidNameAddr(value: string): boolean {
+  return scanNameAddr(value, null);
+}
+
+/** Scan a name-addr/addr-spec; fills `out` when given. */
+function scanNameAddr(s: string, out: NameAddr | null): boolean {
   const n = s.length;
   let i = 0;
   while (i < n && isWs(s.charCodeAt(i))) i++;
-  if (i >= n) return undefined;
-  let displayName: string | undefined;
+  if (i >= n) return false;
   const c0 = s.charCodeAt(i);
   if (c0 === 34 /* " */) {
     const start = i + 1;
     i++;
     for (;;) {
-      if (i >= n) return undefined;
+      if (i >= n) return false;
       const c = s.charCodeAt(i);
       if (c === 92) i += 2;
       else if (c === 34) break;
       else i++;
     }
-    displayName = unquote(s.slice(start, i));
+    if (out !== null) out.displayName = unquote(s.slice(start, i));
     i++;
     while (i < n && isWs(s.charCodeAt(i))) i++;
-    if (i >= n || s.charCodeAt(i) !== 60 /* < */) return undefined;
+    if (i >= n || s.charCodeAt(i) !== 60 /* < */) return false;
   } else if (c0 !== 60) {
     // Either "token token <uri>" or a bare addr-spec: look for '<'.
     const lt = s.indexOf("<", i);
@@ -110,9 +118,9 @@ export function parseNameAddr(value: string): NameAddr | undefined {
       while (end > i && isWs(s.charCodeAt(end - 1))) end--;
       for (let k = i; k < end; k++) {
         const c = s.charCodeAt(k);
-        if (!isWs(c) && (c > 127 ? false : TOKEN[c] !== 1)) return undefined;
+        if (!isWs(c) && (c > 127 || TOKEN[c] !== 1)) return false;
       }
-      if (end > i) displayName = s.slice(i, end).replace(/\s+/g, " ");
+      if (out !== null && end > i) out.displayName = s.slice(i, end).replace(/\s+/g, " ");
       i = lt;
     } else {
       // addr-spec: URI runs to the first ';' or whitespace; params belong to the header.
@@ -120,27 +128,44 @@ export function parseNameAddr(value: string): NameAddr | undefined {
       while (i < n) {
         const c = s.charCodeAt(i);
         if (c === 59 || isWs(c)) break;
-        if (c === 62 || c === 34) return undefined;
+        // §20.10: a URI with ',', '?' or ';' must be in name-addr form; '>' or '"' means broken syntax.
+        if (c === 62 || c === 34 || c === 44 || c === 63) return false;
         i++;
       }
-      const uri = s.slice(start, i);
-      if (uriScheme(uri) === undefined) return undefined;
-      const params: Params = new Map();
-      if (!parseHeaderParams(s, i, params)) return undefined;
-      return { uri, params };
+      if (!hasScheme(s, start, i)) return false;
+      if (out !== null) out.uri = s.slice(start, i);
+      return parseHeaderParams(s, i, out === null ? null : out.params);
     }
   }
-  // s[i] === '<'
+  // s[i] === '<'. No whitespace inside the brackets (RFC 4475 badaspec): "< sip:a@b >" is rejected.
   const gt = s.indexOf(">", i + 1);
-  if (gt === -1) return undefined;
-  const uri = s.slice(i + 1, gt).trim();
-  if (uri.indexOf("<") !== -1 || uriScheme(uri) === undefined) return undefined;
-  for (let k = 0; k < uri.length; k++) if (isWs(uri.charCodeAt(k))) return undefined;
-  const params: Params = new Map();
-  if (!parseHeaderParams(s, gt + 1, params)) return undefined;
-  const out: NameAddr = { uri, params };
-  if (displayName !== undefined) out.displayName = displayName;
-  return out;
+  if (gt === -1) return false;
+  for (let k = i + 1; k < gt; k++) {
+    const c = s.charCodeAt(k);
+    if (c === 60 || isWs(c)) return false;
+  }
+  if (!hasScheme(s, i + 1, gt)) return false;
+  if (out !== null) out.uri = s.slice(i + 1, gt);
+  return parseHeaderParams(s, gt + 1, out === null ? null : out.params);
+}
+
+/** s[from, to) starts with an URI scheme followed by ':' (ALPHA *(ALPHA / DIGIT / "+" / "-" / ".")). */
+function hasScheme(s: string, from: number, to: number): boolean {
+  const c0 = s.charCodeAt(from);
+  if (from >= to || !((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122))) return false;
+  for (let k = from + 1; k < to; k++) {
+    const c = s.charCodeAt(k);
+    if (c === 58) return true;
+    const ok =
+      (c >= 65 && c <= 90) ||
+      (c >= 97 && c <= 122) ||
+      (c >= 48 && c <= 57) ||
+      c === 43 ||
+      c === 45 ||
+      c === 46;
+    if (!ok) return false;
+  }
+  return false;
 }
 
 function quoteDisplay(name: string): string {

@@ -5,7 +5,7 @@
 import { isDigits, TOKEN } from "./chars.ts";
 import { headerKey, SipHeaders } from "./headers.ts";
 import type { ParseLimits, ParseResult, SipRequest, SipResponse } from "./message.ts";
-import { parseNameAddr } from "./name-addr.ts";
+import { isValidNameAddr } from "./name-addr.ts";
 import { parseCSeq } from "./response.ts";
 import { parseUri, uriScheme } from "./uri.ts";
 import { parseVia } from "./via.ts";
@@ -54,6 +54,18 @@ function plausibleUri(uri: string): boolean {
   return uriScheme(uri) !== undefined;
 }
 
+// Parse state for the current (synchronous) parseMessage call: the first problem found wins, and parsing goes on
+// so that a respondable request can still be built. Module-level so no closure is allocated per message.
+let error: string | undefined;
+let errorStatus: number | undefined;
+
+function fail(reason: string, status?: number): void {
+  if (error === undefined) {
+    error = reason;
+    errorStatus = status;
+  }
+}
+
 /**
  * Parse one message from a datagram or a frame cut by StreamFramer. The body is a view on the input buffer (no
  * copy): keep the input unchanged while the message is in use. Without a Content-Length the body is the rest of the
@@ -66,14 +78,8 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
   const len = buf.length;
 
-  let error: string | undefined;
-  let errorStatus: number | undefined;
-  const fail = (reason: string, status?: number): void => {
-    if (error === undefined) {
-      error = reason;
-      errorStatus = status;
-    }
-  };
+  error = undefined;
+  errorStatus = undefined;
 
   // RFC 3261 §7.5: ignore CRLFs before the start line (keepalives, sloppy senders).
   let start = 0;
@@ -96,7 +102,6 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   if (headEnd - start > maxSize) return { ok: false, reason: "header section too large", status: 513 };
 
   const head = buf.toString("utf8", start, headEnd);
-  if (head.indexOf("\0") !== -1) fail("NUL byte in the header section");
   const hlen = head.length;
 
   // ---- start line
@@ -243,19 +248,24 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   if (!essentials) fail("missing mandatory header (Via, From, To, Call-ID or CSeq)");
   else if (nFrom > 1 || nTo > 1 || nCallId > 1 || nCSeq > 1 || nCl > 1)
     fail("duplicated single-value header");
-  let topViaOk = false;
   if (nVia > 0) {
-    topViaOk = true;
     for (const v of headers.getAll("via")) {
       if (parseVia(v) === undefined) {
         fail("bad Via");
-        if (v === headers.top("via")) topViaOk = false;
         break;
       }
     }
   }
-  if (nFrom > 0 && parseNameAddr(headers.get("from") ?? "") === undefined) fail("bad From");
-  if (nTo > 0 && parseNameAddr(headers.get("to") ?? "") === undefined) fail("bad To");
+  if (headers.has("contact")) {
+    for (const c of headers.getAll("contact")) {
+      if (c !== "*" && !isValidNameAddr(c)) {
+        fail("bad Contact");
+        break;
+      }
+    }
+  }
+  if (nFrom > 0 && !isValidNameAddr(headers.get("from") ?? "")) fail("bad From");
+  if (nTo > 0 && !isValidNameAddr(headers.get("to") ?? "")) fail("bad To");
   if (nCallId > 0) {
     const cid = headers.get("call-id") ?? "";
     if (cid.length === 0 || hasWhitespace(cid)) fail("bad Call-ID");
@@ -283,7 +293,7 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   if (error !== undefined) {
     const result: ParseResult = { ok: false, reason: error };
     if (errorStatus !== undefined) result.status = errorStatus;
-    if (isRequest && methodOk && method !== "ACK" && essentials && topViaOk) {
+    if (isRequest && methodOk && method !== "ACK" && essentials) {
       result.respondable = { kind: "request", method, uri, version, headers, body };
     }
     return result;
