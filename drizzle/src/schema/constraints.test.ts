@@ -125,6 +125,20 @@ describe("devices", () => {
     expect(JSON.parse(String(raw.rows[0]?.outbound_policy))).toMatchObject({ v: 1, blockPremiumRate: true });
   });
 
+  it("moves updatedAt forward on every update", async () => {
+    const user = await addUser();
+    const device = await addDevice(user.id);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const [changed] = await t.db
+      .update(devices)
+      .set({ name: "Kitchen" })
+      .where(eq(devices.id, device.id))
+      .returning();
+    expect(changed?.name).toBe("Kitchen");
+    expect(changed?.updatedAt.getTime()).toBeGreaterThan(device.updatedAt.getTime());
+    expect(changed?.createdAt.getTime()).toBe(device.createdAt.getTime());
+  });
+
   it("refuses an extension that is not all digits", async () => {
     const user = await addUser();
     await expectConstraint(addDevice(user.id, "10a"), /CHECK constraint failed: devices_extension_digits/);
