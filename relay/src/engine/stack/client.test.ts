@@ -215,6 +215,25 @@ describe("client transactions", () => {
   });
 });
 
+describe("shutdown", () => {
+  it("after close() sends never throw: requests fail with transport-error, responses and ACKs are dropped", async () => {
+    const s = await SipStack.listen({ host: "127.0.0.1", port: 0, transports: ["udp"], timers: { T1 } });
+    const pending = s.sendRequest(request("INVITE"), dest());
+    await phone.next(isMethod("INVITE"));
+    await s.close();
+    const ct = s.sendRequest(request("OPTIONS"), dest());
+    const err = await new Promise<Error>((resolve) => ct.on("transport-error", resolve));
+    expect(err.message).toMatch(/closed/);
+    expect(() => s.sendAck(request("ACK"), dest())).not.toThrow();
+    let late = 0;
+    pending.on("timeout", () => late++);
+    await sleep(T1 * 5);
+    expect(late).toBe(0); // timers died with the stack
+    expect(phone.count(isMethod("INVITE"))).toBe(1);
+    expect(phone.count(isMethod("OPTIONS"))).toBe(0);
+  });
+});
+
 describe("addresses", () => {
   it("advertises externalAddress outside localNetworks and the local address inside", async () => {
     const s = await SipStack.listen({

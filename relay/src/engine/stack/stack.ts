@@ -124,9 +124,10 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     return stack;
   }
 
+  /** The transports; after close() they drop every send silently. */
   get transports(): Transports {
     const t = this.transportsOrUndefined;
-    if (!t || this.closed) throw new StackError("closed", "the SIP stack is closed");
+    if (!t) throw new StackError("closed", "the SIP stack is not listening");
     return t;
   }
 
@@ -254,10 +255,10 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
    * the top Via is already one of ours (then its branch is kept). The request object is modified in place.
    */
   sendRequest(req: SipRequest, dest: Peer): ClientTransaction {
-    if (this.closed) throw new StackError("closed", "the SIP stack is closed");
     const branch = this.ensureVia(req, dest);
     const cseqText = req.headers.get("cseq");
     const cseq = cseqText === undefined ? undefined : parseCSeq(cseqText);
+    // A request without CSeq is a bug in the caller, not a network condition.
     if (!cseq) throw new StackError("invalid-message", "request without a valid CSeq");
     const ct = new ClientTx(
       this,
@@ -269,13 +270,16 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
       dest,
       cseq.seq,
     );
-    ct.start();
+    if (this.closed) {
+      // Never throw at a caller racing with shutdown: the transaction just fails like a dead transport.
+      queueMicrotask(() => ct.onTransportError(new StackError("closed", "the SIP stack is closed")));
+    } else ct.start();
     return ct;
   }
 
   /**
    * Stateless send of an ACK for a 2xx (its own fresh branch, §13.2.2.4); returns the wire text. Sending the same
-   * request object again re-sends the same ACK (our Via is recognised and kept).
+   * request object again re-sends the same ACK (our Via is recognised and kept). After close() nothing is sent.
    */
   sendAck(ack: SipRequest, dest: Peer): string {
     const transports = this.transports;
@@ -417,7 +421,7 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.wheel.clear();
+    this.wheel.shutdown();
     this.serverTx.clear();
     this.clientTx.clear();
     this.accepted.clear();

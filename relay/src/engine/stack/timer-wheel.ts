@@ -26,6 +26,7 @@ export class TimerWheel {
   private processed: number;
   private handle: NodeJS.Timeout | undefined;
   private count = 0;
+  private dead = false;
   /** Errors thrown by timer targets (they must not stop the wheel). */
   errors = 0;
 
@@ -52,6 +53,7 @@ export class TimerWheel {
       this.processed + 1,
     );
     const timer = new Timer(due, target, kind);
+    if (this.dead) return timer; // after shutdown(): never fires
     const slot = this.slots[due & (SLOTS - 1)];
     if (slot) {
       slot.add(timer);
@@ -67,6 +69,12 @@ export class TimerWheel {
     timer.slot.delete(timer);
     timer.slot = undefined;
     this.count--;
+  }
+
+  /** Forgets every timer and ignores later schedules (stack closed). */
+  shutdown(): void {
+    this.dead = true;
+    this.clear();
   }
 
   /** Stops the driver and forgets every timer. */

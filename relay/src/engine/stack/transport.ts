@@ -75,6 +75,7 @@ export class Transports {
   private tcp: Server | undefined;
   private readonly connections = new Map<string, Connection>();
   private idleSweep: NodeJS.Timeout | undefined;
+  private closed = false;
   udpLocal: Peer | undefined;
   tcpLocal: Peer | undefined;
   sent = 0;
@@ -268,6 +269,10 @@ export class Transports {
    * opened). Failures are reported to `errorTarget` (asynchronously for connect errors).
    */
   send(dest: Peer, data: Buffer, conn?: Connection, errorTarget?: SendErrorTarget): void {
+    if (this.closed) {
+      this.dropped++;
+      return;
+    }
     this.sent++;
     if (dest.transport === "udp") {
       const udp = this.udp;
@@ -357,6 +362,7 @@ export class Transports {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.idleSweep) clearInterval(this.idleSweep);
     for (const conn of [...this.connections.values()]) this.closeConnection(conn);
     await this.closeSockets();
