@@ -35,7 +35,12 @@ export interface LoginAttempt {
  * Record an attempt for `email` from `ip` and refuse it while either is locked:
  * 423 locked for the account, 429 rate_limited for the IP, with Retry-After.
  */
-export async function beginLoginAttempt(deps: EdgeDeps, email: string, ip: string): Promise<LoginAttempt> {
+export async function beginLoginAttempt(
+  deps: EdgeDeps,
+  email: string,
+  clientIp: string,
+): Promise<LoginAttempt> {
+  const ip = ipSubject(clientIp);
   const now = deps.clock.now();
   const at = new Date(now);
   const rows = await deps.db
@@ -102,4 +107,26 @@ async function lockedUntil(deps: EdgeDeps, scope: Scope, subject: string, before
   if (newest === undefined || oldest === undefined) return 0;
   if (newest - oldest >= LOCKOUT_WINDOW_MS) return 0;
   return newest + LOCKOUT_DURATION_MS;
+}
+
+/**
+ * What the per-IP count is kept for: the IPv4 address, or the /64 prefix of an
+ * IPv6 address (one subscriber usually gets a whole /64, so counting single
+ * IPv6 addresses would let one client rotate past the limit).
+ */
+export function ipSubject(ip: string): string {
+  const address = (ip.split("%")[0] ?? ip).toLowerCase();
+  if (!address.includes(":")) return address;
+  const compressed = address.includes("::");
+  const [head = "", tail = ""] = address.split("::");
+  const left = head ? head.split(":") : [];
+  const right = compressed && tail ? tail.split(":") : [];
+  const fill = compressed ? Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0") : [];
+  const groups = [...left, ...fill, ...right];
+  // Anything else (e.g. an IPv4-mapped form) is counted as it is.
+  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return address;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }

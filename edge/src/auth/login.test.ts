@@ -164,6 +164,13 @@ describe("POST /api/auth/login", () => {
     expect(res.status).toBe(429);
   });
 
+  it("counts IPv6 clients per /64, so rotating addresses within it does not help", async () => {
+    for (let i = 1; i <= 5; i++)
+      await signIn(`victim${i}@example.com`, "wrong", `2001:db8:1:2::${i.toString(16)}`);
+    expect((await signIn(alice.email, alice.password, "2001:db8:1:2:ffff::9")).status).toBe(429);
+    expect((await signIn(alice.email, alice.password, "2001:db8:1:3::1")).status).toBe(200);
+  });
+
   it("lets at most 5 of a burst of parallel guesses reach the password check", async () => {
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) => signIn("alice@example.com", `guess-${i}`, `198.51.100.${i}`)),

@@ -46,12 +46,16 @@ async function checkDatabase(deps: EdgeDeps): Promise<Component> {
     await deps.db.run(sql`SELECT 1`);
     return { status: "ok", required: true, latencyMs: Math.round((performance.now() - started) * 100) / 100 };
   } catch (err) {
-    deps.logger.error(
-      { err: err instanceof Error ? err.message : String(err) },
-      "health: database check failed",
-    );
+    // Only the error kind/code: driver messages can carry SQL parameters.
+    deps.logger.error({ code: errorCode(err) }, "health: database check failed");
     return { status: "failing", required: true, detail: "database unreachable" };
   }
+}
+
+function errorCode(err: unknown): string {
+  const cause = err instanceof Error ? (err.cause ?? err) : err;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" ? code : err instanceof Error ? err.name : "unknown";
 }
 
 async function checkMigrations(deps: EdgeDeps): Promise<Component> {

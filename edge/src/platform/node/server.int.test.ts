@@ -1,0 +1,77 @@
+// The real Node server in-process (startNodeEdge on PORT=0): the client IP is the
+// socket's, whatever forwarding headers say; pino redacts secrets.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { sessions } from "@gosip/drizzle";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createNodeLogger } from "./logger.ts";
+import { type NodeEdge, startNodeEdge } from "./server.ts";
+
+let dataDir: string;
+let edge: NodeEdge;
+const lines: string[] = [];
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "gosip-edge-node-"));
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  edge = await startNodeEdge(
+    { GOSIP_DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug" },
+    { logger: createNodeLogger("debug", sink) },
+  );
+});
+afterAll(async () => {
+  await edge.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${edge.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-gosip-csrf": "1", ...headers },
+    body: JSON.stringify(body),
+  });
+
+describe("Node edge over real sockets", () => {
+  it("counts failed logins against the socket address, ignoring X-Forwarded-For and CF-Connecting-IP", async () => {
+    const setup = await post("/api/setup", { email: "owner@example.com", password: "owner-password" });
+    expect(setup.status).toBe(201);
+
+    for (let i = 0; i < 5; i++) {
+      const res = await post(
+        "/api/auth/login",
+        { email: `victim${i}@example.com`, password: "wrong" },
+        { "x-forwarded-for": `10.1.2.${i}`, "cf-connecting-ip": `10.3.4.${i}` },
+      );
+      expect(res.status).toBe(401);
+    }
+    const blocked = await post(
+      "/api/auth/login",
+      { email: "owner@example.com", password: "owner-password" },
+      { "x-forwarded-for": "10.9.9.9", "cf-connecting-ip": "10.9.9.8" },
+    );
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThan(890);
+
+    // The setup session was recorded with the loopback socket address.
+    const rows = await edge.deps.db.select({ ip: sessions.ip }).from(sessions);
+    expect(rows.map((r) => r.ip)).toEqual(["127.0.0.1"]);
+  });
+
+  it("redacts secrets that reach the logger", () => {
+    edge.deps.logger.info(
+      { password: "hunter2-secret", nested: { token: "tok-123", authToken: "abc" } },
+      "probe",
+    );
+    const line = lines.find((l) => l.includes('"probe"')) ?? "";
+    expect(line).toContain("[redacted]");
+    expect(line).not.toContain("hunter2-secret");
+    expect(line).not.toContain("tok-123");
+  });
+});
