@@ -10,6 +10,7 @@ import { devicesRouter } from "./devices/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError } from "./http/errors.ts";
 import type { EdgeDeps } from "./platform/types.ts";
+import { relayRouter } from "./relay/routes.ts";
 import { mountApiDocs } from "./system/docs.ts";
 import { systemRouter } from "./system/health.ts";
 import { usersRouter } from "./users/routes.ts";
@@ -35,6 +36,7 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   mountApiDocs(app);
   app.route("/api/users", usersRouter);
   app.route("/api/devices", devicesRouter);
+  app.route("/api/relay", relayRouter);
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
   return app;
