@@ -190,6 +190,23 @@ function displayName(name: string): string {
   return DISPLAY[headerKey(name)] ?? name;
 }
 
+/** Trim SP, HTAB, CR and LF only (not U+FEFF and friends, which String.trim would also remove). */
+function trimLws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b) {
+    const c = s.charCodeAt(a);
+    if (c !== 32 && c !== 9 && c !== 13 && c !== 10) break;
+    a++;
+  }
+  while (b > a) {
+    const c = s.charCodeAt(b - 1);
+    if (c !== 32 && c !== 9 && c !== 13 && c !== 10) break;
+    b--;
+  }
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
 /**
  * Split a list header value on commas that are outside quoted strings, angle brackets and parentheses (comments).
  * Empty elements (",,") are dropped; elements are trimmed.
@@ -215,12 +232,12 @@ export function splitList(value: string): string[] {
     else if (c === 41 /* ) */) {
       if (paren > 0) paren--;
     } else if (c === 44 /* , */ && angle === 0 && paren === 0) {
-      const part = value.slice(start, i).trim();
+      const part = trimLws(value.slice(start, i));
       if (part.length > 0) out.push(part);
       start = i + 1;
     }
   }
-  const last = value.slice(start).trim();
+  const last = trimLws(value.slice(start));
   if (last.length > 0) out.push(last);
   return out;
 }

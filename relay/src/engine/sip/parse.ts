@@ -28,6 +28,24 @@ function isToken(s: string, from: number, to: number): boolean {
   return true;
 }
 
+/**
+ * s[from, to) without leading/trailing SP and HTAB. Only those two: String.prototype.trim would also eat U+FEFF,
+ * U+00A0 and other characters that are part of a UTF-8 header value.
+ */
+export function sliceTrim(s: string, from: number, to: number): string {
+  while (from < to) {
+    const c = s.charCodeAt(from);
+    if (c !== 32 && c !== 9) break;
+    from++;
+  }
+  while (to > from) {
+    const c = s.charCodeAt(to - 1);
+    if (c !== 32 && c !== 9) break;
+    to--;
+  }
+  return s.slice(from, to);
+}
+
 function hasWhitespace(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -193,7 +211,7 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
         fail("continuation line before any header");
         continue;
       }
-      const more = head.slice(lineStart, le).trim();
+      const more = sliceTrim(head, lineStart, le);
       if (more.length > 0) curValue = curValue.length > 0 ? `${curValue} ${more}` : more;
       if (curValue.length > maxLine) fail("header line too long");
       continue;
@@ -219,7 +237,7 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
     }
     curName = head.slice(lineStart, ne);
     curKey = headerKey(curName);
-    curValue = head.slice(colon + 1, le).trim();
+    curValue = sliceTrim(head, colon + 1, le);
     switch (curKey) {
       case "via":
         nVia++;
