@@ -6,6 +6,7 @@ export * from "./json/device.ts";
 export * from "./json/did.ts";
 export * from "./json/routing-rule.ts";
 export * from "./json/settings.ts";
+export * from "./json/time-windows.ts";
 export * from "./json/versioned.ts";
 export * from "./migrate.ts";
 export type { BundledMigration } from "./migration-types.ts";
