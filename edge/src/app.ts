@@ -6,6 +6,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { sessionMiddleware } from "./auth/middleware.ts";
 import { authRouter } from "./auth/routes.ts";
 import { setupRouter } from "./auth/setup.ts";
+import { blocklistRouter } from "./blocklist/routes.ts";
 import { devicesRouter } from "./devices/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError } from "./http/errors.ts";
@@ -37,6 +38,7 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   app.route("/api/users", usersRouter);
   app.route("/api/devices", devicesRouter);
   app.route("/api/relay", relayRouter);
+  app.route("/api/blocklist", blocklistRouter);
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
   return app;
