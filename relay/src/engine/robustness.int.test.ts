@@ -1,0 +1,219 @@
+// Network robustness of the engine: the engine runs as its own process with a drachtio-srf app routing
+// OPTIONS/REGISTER/INVITE; the RFC 4475 torture messages and 12,000 seeded mutations of valid messages are
+// sent over UDP and TCP (new connections, several messages per connection, split writes). Afterwards the
+// process must be alive, still answer a valid OPTIONS with 200 within 1 s on both transports, and its RSS
+// must not have grown by more than 20 MB between the first and the second half of the run.
+import { createSocket } from "node:dgram";
+import { connect, type Socket } from "node:net";
+import type Srf from "drachtio-srf";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cleanup, type EngineProcess, startEngineProcess } from "../../test/harness.ts";
+import { mutations, prng, validMessage } from "../../test/mutations.ts";
+import { tortureMessage, tortureNames } from "./sip/fixtures/torture.ts";
+
+const PER_TRANSPORT_PER_HALF = 3000; // x 2 transports x 2 halves = 12,000 mutations
+const MESSAGES_PER_CONNECTION = 20;
+const RSS_GROWTH_LIMIT_MB = 20;
+
+let engine: EngineProcess;
+let appSeen = { options: 0, register: 0, invite: 0 };
+
+beforeAll(async () => {
+  engine = await startEngineProcess();
+  await engine.connectApp((srf: Srf) => {
+    srf.use("options", (_req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+      appSeen.options++;
+      res.send(200);
+    });
+    srf.use("register", (_req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+      appSeen.register++;
+      res.send(401, { headers: { "WWW-Authenticate": 'Digest realm="gosip.test", nonce="n", qop="auth"' } });
+    });
+    srf.invite((_req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+      appSeen.invite++;
+      res.send(486);
+    });
+  });
+});
+
+afterAll(async () => {
+  try {
+    await engine?.close();
+  } finally {
+    cleanup();
+  }
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Sends datagrams from one socket at a bounded pace; returns how many datagrams came back. */
+async function sendUdp(messages: Iterable<Buffer>): Promise<{ sent: number; received: number }> {
+  const sock = createSocket("udp4");
+  let received = 0;
+  sock.on("message", () => received++);
+  await new Promise<void>((resolve) => sock.bind(0, "127.0.0.1", () => resolve()));
+  let sent = 0;
+  for (const msg of messages) {
+    // UDP datagrams are limited to 65,507 bytes; bigger mutations go over TCP only.
+    const datagram = msg.length > 65_000 ? msg.subarray(0, 65_000) : msg;
+    sock.send(datagram, engine.sipPort, "127.0.0.1");
+    sent++;
+    if (sent % 100 === 0) await sleep(5); // ~20,000/s at most: stress, not a socket-buffer flood test
+  }
+  await sleep(200);
+  sock.close();
+  return { sent, received };
+}
+
+/** Sends messages over TCP, MESSAGES_PER_CONNECTION per new connection, sometimes split at random points. */
+async function sendTcp(
+  messages: Iterable<Buffer>,
+  seed: number,
+): Promise<{ sent: number; connections: number }> {
+  const r = prng(seed);
+  let batch: Buffer[] = [];
+  let sent = 0;
+  let connections = 0;
+  const inFlight = new Set<Promise<void>>();
+  const flush = (chunk: Buffer[]): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const sock: Socket = connect({ host: "127.0.0.1", port: engine.sipPort });
+      connections++;
+      const done = (): void => {
+        sock.destroy();
+        resolve();
+      };
+      sock.setTimeout(2000, done);
+      sock.on("error", done);
+      sock.on("data", () => undefined);
+      sock.on("close", done);
+      sock.on("connect", () => {
+        const all = Buffer.concat(chunk);
+        if (r() < 0.5) {
+          sock.write(all);
+        } else {
+          // split writes at random byte positions to exercise the stream framer
+          let at = 0;
+          while (at < all.length) {
+            const n = 1 + Math.floor(r() * 1500);
+            sock.write(all.subarray(at, at + n));
+            at += n;
+          }
+        }
+        // Half-close, then give the engine a moment to read and answer before the connection is dropped.
+        sock.end();
+        setTimeout(done, 150);
+      });
+    });
+  for (const msg of messages) {
+    batch.push(msg);
+    sent++;
+    if (batch.length === MESSAGES_PER_CONNECTION) {
+      const p = flush(batch);
+      inFlight.add(p);
+      void p.then(() => inFlight.delete(p));
+      batch = [];
+      if (inFlight.size >= 20) await Promise.race(inFlight);
+    }
+  }
+  if (batch.length > 0) inFlight.add(flush(batch));
+  await Promise.all(inFlight);
+  return { sent, connections };
+}
+
+/** A valid OPTIONS over UDP or TCP; resolves with the status line of the first final response. */
+async function probeOptions(transport: "udp" | "tcp", timeoutMs = 1000, prefix = ""): Promise<string> {
+  const text = validMessage(prng(Date.now()), engine.sipTarget, 0).replace(
+    "SIP/2.0/UDP",
+    `SIP/2.0/${transport.toUpperCase()}`,
+  );
+  const msg = Buffer.from(prefix + text);
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      close();
+      reject(new Error(`no final response to OPTIONS over ${transport} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onData = (d: Buffer): void => {
+      const status = d.toString("latin1").split("\r\n")[0] ?? "";
+      if (/^SIP\/2\.0 [2-6]\d\d/.test(status)) {
+        clearTimeout(timer);
+        close();
+        resolve(status);
+      }
+    };
+    let close = (): void => undefined;
+    if (transport === "udp") {
+      const sock = createSocket("udp4");
+      close = () => sock.close();
+      sock.on("message", onData);
+      sock.bind(0, "127.0.0.1", () => sock.send(msg, engine.sipPort, "127.0.0.1"));
+    } else {
+      const sock = connect({ host: "127.0.0.1", port: engine.sipPort }, () => sock.write(msg));
+      close = () => sock.destroy();
+      sock.on("data", onData);
+      sock.on("error", () => undefined);
+    }
+  });
+}
+
+async function settledRssMb(): Promise<number> {
+  await sleep(1500);
+  return (await engine.rssKb()) / 1024;
+}
+
+describe("engine robustness against malformed and mutated SIP over the network", () => {
+  it("answers or drops every RFC 4475 torture message and stays up", async () => {
+    const names = tortureNames();
+    expect(names.length).toBeGreaterThanOrEqual(40);
+    const raw = names.map((n) => tortureMessage(n));
+    await sendUdp(raw);
+    await sendTcp(raw, 4475);
+    // One connection per message as well: a torture message must not poison the next one on its own connection.
+    for (const m of raw) await sendTcp([m], 1);
+    expect(engine.alive(), engine.output()).toBe(true);
+    expect(await probeOptions("udp")).toBe("SIP/2.0 200 OK");
+    expect(await probeOptions("tcp")).toBe("SIP/2.0 200 OK");
+  });
+
+  it("answers a request preceded by empty lines (RFC 3261 §7.5: CRLFs before the start line are ignored)", async () => {
+    const before = appSeen.options;
+    expect(await probeOptions("udp", 1000, "\r\n\r\n")).toBe("SIP/2.0 200 OK");
+    expect(await probeOptions("tcp", 1000, "\r\n\r\n")).toBe("SIP/2.0 200 OK");
+    expect(appSeen.options - before).toBe(2);
+  });
+
+  it("survives 12,000 mutations over UDP and TCP with flat memory and still answers OPTIONS within 1 s", async () => {
+    const target = engine.sipTarget;
+    appSeen = { options: 0, register: 0, invite: 0 };
+    const startRss = await settledRssMb();
+
+    // First half.
+    const udp1 = await sendUdp(mutations(1, PER_TRANSPORT_PER_HALF, target));
+    const tcp1 = await sendTcp(mutations(2, PER_TRANSPORT_PER_HALF, target), 2);
+    expect(engine.alive(), engine.output()).toBe(true);
+    const firstHalfRss = await settledRssMb();
+
+    // Second half, different seeds.
+    const udp2 = await sendUdp(mutations(3, PER_TRANSPORT_PER_HALF, target));
+    const tcp2 = await sendTcp(mutations(4, PER_TRANSPORT_PER_HALF, target), 4);
+    expect(engine.alive(), engine.output()).toBe(true);
+    const secondHalfRss = await settledRssMb();
+
+    const total = udp1.sent + udp2.sent + tcp1.sent + tcp2.sent;
+    console.log(
+      `robustness: ${total} mutations (UDP ${udp1.sent + udp2.sent}, ${udp1.received + udp2.received} datagrams answered; ` +
+        `TCP ${tcp1.sent + tcp2.sent} over ${tcp1.connections + tcp2.connections} connections); ` +
+        `app saw OPTIONS ${appSeen.options}, REGISTER ${appSeen.register}, INVITE ${appSeen.invite}; ` +
+        `RSS start ${startRss.toFixed(1)} MB, after 1st half ${firstHalfRss.toFixed(1)} MB, after 2nd half ${secondHalfRss.toFixed(1)} MB`,
+    );
+    expect(total).toBeGreaterThanOrEqual(10_000);
+    // Mutations that stayed valid reach the app, so the engine kept relaying during the run.
+    expect(appSeen.options + appSeen.register + appSeen.invite).toBeGreaterThan(100);
+    expect(udp1.received + udp2.received).toBeGreaterThan(100);
+
+    expect(engine.alive(), engine.output()).toBe(true);
+    expect(await probeOptions("udp")).toBe("SIP/2.0 200 OK");
+    expect(await probeOptions("tcp")).toBe("SIP/2.0 200 OK");
+    expect(secondHalfRss - firstHalfRss).toBeLessThan(RSS_GROWTH_LIMIT_MB);
+  });
+});
