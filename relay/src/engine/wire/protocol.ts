@@ -43,11 +43,19 @@ function pad2(n: number): string {
   return n < 10 ? `0${n}` : String(n);
 }
 
-/** Time of day as drachtio-server writes it: `HH:MM:SS.uuuuuu` (UTC). */
+let cachedSecond = -1;
+let cachedPrefix = "";
+
+/** Time of day as drachtio-server writes it: `HH:MM:SS.uuuuuu` (UTC). The HH:MM:SS part is cached per second. */
 export function wireTime(ms: number): string {
-  const d = new Date(ms);
-  const frac = String((ms % 1000) * 1000).padStart(6, "0");
-  return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}.${frac}`;
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    const d = new Date(second * 1000);
+    cachedSecond = second;
+    cachedPrefix = `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}.`;
+  }
+  const us = Math.floor((ms - second * 1000) * 1000);
+  return cachedPrefix + String(us).padStart(6, "0");
 }
 
 /** Where a SIP message came from or went to, as carried in the meta tokens. */

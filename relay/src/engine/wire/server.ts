@@ -50,11 +50,26 @@ export class AppSession {
     return `${this.socket.remoteAddress ?? "?"}:${this.socket.remotePort ?? 0}`;
   }
 
-  /** Write one frame (leader + optional raw SIP) with a single socket write. */
+  private corked = false;
+
+  /**
+   * Write one frame (leader + optional raw SIP) as one buffer. Frames produced in the same event-loop turn are
+   * corked and leave in one writev, so a burst of SIP traffic costs one syscall instead of one per message.
+   */
   send(leader: string, sip?: Buffer | string): void {
     if (this.closed || this.socket.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(this.uncork);
+    }
     this.socket.write(encodeFrame(leader, sip));
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   reply(msgId: string, ok: boolean, extra?: string): void {
     this.send(replyLeader(msgId, ok, extra));
