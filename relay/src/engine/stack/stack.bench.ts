@@ -1,7 +1,10 @@
 // Throughput of the SIP stack alone: a raw UDP load generator (in a worker thread, so it gets its own core) keeps
 // a window of REGISTER (non-INVITE) or INVITE transactions outstanding against a stack whose TU answers 200 at once.
 // Prints transactions/s, latency percentiles and what the stack holds afterwards.
-// Run: npx tsx relay/src/engine/stack/stack.bench.ts [register|invite] [seconds] [window]
+// Run: npx tsx relay/src/engine/stack/stack.bench.ts [register|invite] [seconds] [window] [rate]
+// window: outstanding transactions in closed-loop mode; rate > 0: open loop at that many requests/s instead
+// (the latency figures then show what a steady load sees, not queueing behind the window).
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import { createResponse } from "../sip/message.ts";
 import { SipStack } from "./index.ts";
@@ -9,12 +12,13 @@ import { SipStack } from "./index.ts";
 const mode = process.argv[2] === "invite" ? "invite" : "register";
 const seconds = Number(process.argv[3] ?? 5);
 const windowSize = Number(process.argv[4] ?? 200);
+const rate = Number(process.argv[5] ?? 0);
 
 // Load generator: plain JS so the worker needs no TypeScript loader.
 const generator = `
 const { parentPort, workerData } = require("node:worker_threads");
 const dgram = require("node:dgram");
-const { port, mode, seconds, windowSize } = workerData;
+const { port, mode, seconds, windowSize, rate } = workerData;
 const sock = dgram.createSocket("udp4");
 const sentAt = new Map();
 const latencies = [];
@@ -58,11 +62,18 @@ sock.on("message", (msg) => {
       "\\r\\nCSeq: 1 ACK\\r\\nContent-Length: 0\\r\\n\\r\\n";
     sock.send(ack, port, "127.0.0.1");
   }
-  if (!stopped) send();
+  if (!stopped && rate === 0) send();
 });
 sock.bind(0, "127.0.0.1", () => {
   const start = performance.now();
-  for (let i = 0; i < windowSize; i++) send();
+  if (rate > 0) {
+    let sent = 0;
+    const pace = setInterval(() => {
+      if (stopped) return clearInterval(pace);
+      const due = Math.floor(((performance.now() - start) / 1000) * rate);
+      while (sent < due) { send(); sent++; }
+    }, 1);
+  } else for (let i = 0; i < windowSize; i++) send();
   setTimeout(() => {
     stopped = true;
     const elapsed = (performance.now() - start) / 1000;
@@ -82,6 +93,8 @@ stack.on("request", (st, msg) => {
 });
 const port = stack.hostports[0]?.port ?? 0;
 const cpuBefore = process.cpuUsage();
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
 const result = await new Promise<{
   done: number;
   errors: number;
@@ -90,7 +103,7 @@ const result = await new Promise<{
   p50: number;
   p99: number;
 }>((resolve, reject) => {
-  const worker = new Worker(generator, { eval: true, workerData: { port, mode, seconds, windowSize } });
+  const worker = new Worker(generator, { eval: true, workerData: { port, mode, seconds, windowSize, rate } });
   worker.once("message", resolve);
   worker.once("error", reject);
 });
@@ -103,7 +116,8 @@ console.log(
   JSON.stringify(
     {
       mode,
-      window: windowSize,
+      window: rate > 0 ? undefined : windowSize,
+      rate: rate > 0 ? rate : undefined,
       transactionsPerSecond: Math.round(result.done / result.elapsed),
       completed: result.done,
       errors: result.errors,
@@ -112,6 +126,9 @@ console.log(
       p99ms: Number(result.p99.toFixed(2)),
       // CPU of the whole process (stack + generator thread) per second of wall time
       cpuCoresUsed: Number(((cpu.user + cpu.system) / 1e6 / result.elapsed).toFixed(2)),
+      // how long the stack's own event loop stalled (GC, CPU starvation on a shared box)
+      stackLoopDelayP99ms: Number((loopDelay.percentile(99) / 1e6).toFixed(1)),
+      stackLoopDelayMaxMs: Number((loopDelay.max / 1e6).toFixed(1)),
       liveServerTransactions: stats.serverTransactions,
       heapUsedMb: Math.round(heapMb),
     },

@@ -40,6 +40,7 @@ export interface TransportOptions {
 /** Largest amount of unsent data we queue for a slow TCP peer before dropping the connection. */
 const MAX_TCP_BACKLOG = 4 * 1024 * 1024;
 const CRLF = Buffer.from("\r\n");
+const UDP_BUFFER = 4 * 1024 * 1024;
 
 export function peerKey(transport: TransportName, address: string, port: number): string {
   return `${transport}:${address}:${port}`;
@@ -122,6 +123,14 @@ export class Transports {
       sock.once("error", reject);
       sock.bind(port, host, () => {
         sock.off("error", reject);
+        // Bursts (a registration storm, a load test) must not overflow the default ~200 KB kernel buffer;
+        // the kernel caps this at net.core.rmem_max/wmem_max.
+        try {
+          sock.setRecvBufferSize(UDP_BUFFER);
+          sock.setSendBufferSize(UDP_BUFFER);
+        } catch {
+          // keep the default size
+        }
         sock.on("error", (err) => {
           this.transportErrors++;
           this.sink.onInternalError(err);
