@@ -8,6 +8,7 @@ import { authRouter } from "./auth/routes.ts";
 import { setupRouter } from "./auth/setup.ts";
 import { blocklistRouter } from "./blocklist/routes.ts";
 import { devicesRouter } from "./devices/routes.ts";
+import { didsRouter } from "./dids/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError } from "./http/errors.ts";
 import type { EdgeDeps } from "./platform/types.ts";
@@ -39,6 +40,7 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   app.route("/api/devices", devicesRouter);
   app.route("/api/relay", relayRouter);
   app.route("/api/blocklist", blocklistRouter);
+  app.route("/api/dids", didsRouter);
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
   return app;
