@@ -1,0 +1,319 @@
+// SIP engine benchmark: prints figures, asserts nothing. Run: `npm run bench:sip -w @gosip/tests`
+// (or `npx tsx tests/bench/sip-engine.ts`). Loopback only, every run bounded in calls and time.
+//
+// Measured in one run, each at a fixed target rate for BENCH_SECONDS (default 5 s), then again at half rate:
+//   1. baseline: sipp UAC -> sipp UAS (REGISTER challenged with 401 then 200, digest verified by sipp;
+//      INVITE/200/ACK/BYE calls), plus a short capacity run at a high rate;
+//   2. sipp -> engine (child process, relay/src/engine/main.ts) + drachtio-srf app (this process) doing
+//      the digest REGISTER;
+//   3. sipp -> engine B2BUA (srf.createB2BUA in the app) -> sipp UAS, signalling only.
+// Figures: achieved rate (completed dialogs or calls / time between first and last completion), failed
+// count, p50/p99 response time (REGISTER: first REGISTER to the final 200; calls: INVITE to 200), from
+// sipp's -trace_rtt (1 ms resolution). Targets (issue, 2 cores): >= 2,500 REGISTER dialogs/s and >= 800
+// B2BUA calls/s with zero failed, p99 < 10 ms at half those rates. The engine, the app and the sipp
+// processes share the machine's cores at normal priority; the load average is printed with the results.
+import { cpus, loadavg } from "node:os";
+import { installTestApp } from "../../relay/test/apps/test-app.ts";
+import {
+  type EngineProcess,
+  freePort,
+  killAll,
+  quantile,
+  runSipp,
+  type SippOptions,
+  type SippResult,
+  startEngineProcess,
+  startSipp,
+  waitForListening,
+} from "../../relay/test/harness.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const GOAL_REGISTER = 2500;
+const GOAL_B2BUA = 800;
+const P99_GOAL_MS = 10;
+/** Target rates sit above the goals so reaching the goal is possible at all. */
+const TARGET_REGISTER = Number(process.env.BENCH_REGISTER_RATE ?? 3000);
+const TARGET_B2BUA = Number(process.env.BENCH_B2BUA_RATE ?? 1000);
+const CREDENTIALS = { username: "alice", password: "secret" };
+const BIG_BUFFERS = ["-buff_size", "4194304"];
+
+interface Figures {
+  name: string;
+  targetRate: number;
+  attempted: number;
+  successful: number;
+  failed: number;
+  achievedRate: number;
+  p50: number;
+  p99: number;
+  note: string;
+}
+
+function figures(name: string, targetRate: number, attempted: number, r: SippResult, note = ""): Figures {
+  const completions = r.rttTimes;
+  const first = completions[0] ?? 0;
+  const last = completions[completions.length - 1] ?? 0;
+  const spanSeconds = Math.max(0.001, (last - first) / 1000);
+  return {
+    name,
+    targetRate,
+    attempted,
+    successful: r.stats.successful,
+    failed: r.stats.failed + (attempted - r.stats.successful - r.stats.failed),
+    achievedRate: completions.length > 1 ? (completions.length - 1) / spanSeconds : 0,
+    p50: quantile(r.rtt, 0.5),
+    p99: quantile(r.rtt, 0.99),
+    note: note || (r.exitCode === 0 ? "" : `sipp exit ${r.exitCode}`),
+  };
+}
+
+/** One sipp UAC run against `remote` at `rate` for SECONDS (bounded by count and a timeout). */
+async function load(
+  remote: string,
+  scenario: string,
+  rate: number,
+  extra: Partial<SippOptions>,
+  seconds = SECONDS,
+): Promise<{ r: SippResult; attempted: number }> {
+  const attempted = Math.round(rate * seconds);
+  const r = await runSipp({
+    scenario,
+    remote,
+    calls: attempted,
+    rate,
+    limit: Math.max(200, rate), // at most ~1 s worth of calls in flight
+    timeoutSeconds: seconds + 15,
+    traceRtt: true,
+    extraArgs: BIG_BUFFERS,
+    ...extra,
+  });
+  return { r, attempted };
+}
+
+/** sipp UAC -> sipp UAS (the baseline), both ends bounded by the same count. */
+async function sippToSipp(
+  name: string,
+  uac: string,
+  uas: string,
+  rate: number,
+  extra: Partial<SippOptions>,
+  seconds = SECONDS,
+) {
+  const port = await freePort();
+  const calls = Math.round(rate * seconds);
+  const server = await startSipp({
+    scenario: uas,
+    port,
+    calls,
+    timeoutSeconds: seconds + 15,
+    keys: { user: CREDENTIALS.username, password: CREDENTIALS.password },
+    extraArgs: BIG_BUFFERS,
+  });
+  try {
+    await waitForListening(port, "udp");
+    const { r, attempted } = await load(`127.0.0.1:${port}`, uac, rate, extra, seconds);
+    return figures(name, rate, attempted, r);
+  } finally {
+    server.kill();
+  }
+}
+
+async function engineRegister(engine: EngineProcess, name: string, rate: number): Promise<Figures> {
+  const { r, attempted } = await load(engine.sipTarget, "uac-register-auth.xml", rate, {
+    service: CREDENTIALS.username,
+    auth: CREDENTIALS,
+  });
+  return figures(name, rate, attempted, r);
+}
+
+async function engineB2bua(
+  engine: EngineProcess,
+  setTarget: (uri: string) => void,
+  name: string,
+  rate: number,
+) {
+  const port = await freePort();
+  const calls = Math.round(rate * SECONDS);
+  const bLeg = await startSipp({
+    scenario: "uas-answer.xml",
+    port,
+    calls,
+    timeoutSeconds: SECONDS + 15,
+    extraArgs: BIG_BUFFERS,
+  });
+  try {
+    await waitForListening(port, "udp");
+    setTarget(`sip:callee@127.0.0.1:${port}`);
+    const { r, attempted } = await load(engine.sipTarget, "uac-invite.xml", rate, { service: "b2bua" });
+    // The b-leg's BYE follows the a-leg's; give the last ones a moment before counting.
+    const grace = setTimeout(() => bLeg.kill(), 5000);
+    const b = await bLeg.done;
+    clearTimeout(grace);
+    const f = figures(name, rate, attempted, r, `b-leg ok ${b.stats.successful}/${attempted}`);
+    // A call whose b-leg did not complete (INVITE, ACK, BYE) is a failed call too.
+    f.failed = Math.max(f.failed, attempted - b.stats.successful);
+    return f;
+  } finally {
+    bLeg.kill();
+  }
+}
+
+function fmt(n: number, digits = 0): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : "-";
+}
+
+function printTable(rows: Figures[]): void {
+  const head = ["run", "target/s", "attempted", "ok", "failed", "achieved/s", "p50 ms", "p99 ms", "note"];
+  const body = rows.map((f) => [
+    f.name,
+    fmt(f.targetRate),
+    String(f.attempted),
+    String(f.successful),
+    String(f.failed),
+    fmt(f.achievedRate),
+    fmt(f.p50),
+    fmt(f.p99),
+    f.note,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? "").length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ");
+  console.log(line(head));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const row of body) console.log(line(row));
+}
+
+function verdict(label: string, ok: boolean, detail: string): string {
+  return `${ok ? "PASS" : "FAIL"}  ${label}: ${detail}`;
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  console.log(
+    `GoSIP SIP engine benchmark, ${started.toISOString()}, ${cpus().length} cores, ${SECONDS} s per run`,
+  );
+  console.log(
+    `load average before: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
+  const rows: Figures[] = [];
+
+  // 1. Baseline: sipp to sipp, same machine, same run.
+  const regAuth = { auth: CREDENTIALS, service: CREDENTIALS.username };
+  const capReg = await sippToSipp(
+    "sipp->sipp REGISTER capacity",
+    "uac-register-auth.xml",
+    "uas-register-challenge.xml",
+    10_000,
+    regAuth,
+    3,
+  );
+  const capCall = await sippToSipp(
+    "sipp->sipp call capacity",
+    "uac-invite.xml",
+    "uas-answer.xml",
+    5_000,
+    {},
+    3,
+  );
+  const baseReg = await sippToSipp(
+    "sipp->sipp REGISTER",
+    "uac-register-auth.xml",
+    "uas-register-challenge.xml",
+    TARGET_REGISTER,
+    regAuth,
+  );
+  const baseRegHalf = await sippToSipp(
+    "sipp->sipp REGISTER half",
+    "uac-register-auth.xml",
+    "uas-register-challenge.xml",
+    GOAL_REGISTER / 2,
+    regAuth,
+  );
+  const baseCall = await sippToSipp("sipp->sipp call", "uac-invite.xml", "uas-answer.xml", TARGET_B2BUA, {});
+  const baseCallHalf = await sippToSipp(
+    "sipp->sipp call half",
+    "uac-invite.xml",
+    "uas-answer.xml",
+    GOAL_B2BUA / 2,
+    {},
+  );
+  rows.push(capReg, capCall, baseReg, baseRegHalf, baseCall, baseCallHalf);
+
+  // 2 + 3. The engine in its own process, the drachtio-srf app in this one.
+  let b2buaTarget = "";
+  const engine = await startEngineProcess();
+  try {
+    await engine.connectApp((srf) => {
+      installTestApp(srf, { b2buaTarget: () => b2buaTarget });
+    });
+    const setTarget = (uri: string): void => {
+      b2buaTarget = uri;
+    };
+    // A short warm-up so JIT compilation is not measured as latency.
+    await engineRegister(engine, "warm-up", 200);
+    const reg = await engineRegister(engine, "engine REGISTER (app digest)", TARGET_REGISTER);
+    const regHalf = await engineRegister(engine, "engine REGISTER half", GOAL_REGISTER / 2);
+    const b2b = await engineB2bua(engine, setTarget, "engine B2BUA", TARGET_B2BUA);
+    const b2bHalf = await engineB2bua(engine, setTarget, "engine B2BUA half", GOAL_B2BUA / 2);
+    rows.push(reg, regHalf, b2b, b2bHalf);
+    console.log(`engine RSS after the runs: ${fmt((await engine.rssKb()) / 1024, 1)} MB`);
+
+    console.log("");
+    printTable(rows);
+    console.log("");
+    console.log("vs the sipp-to-sipp baseline (same rate, same run):");
+    console.log(
+      `  REGISTER achieved ${fmt(reg.achievedRate / baseReg.achievedRate, 2)}x, p99 ${fmt(reg.p99)} vs ${fmt(baseReg.p99)} ms; capacity baseline ${fmt(capReg.achievedRate)}/s -> engine at ${fmt((reg.achievedRate / capReg.achievedRate) * 100, 1)}% of it`,
+    );
+    console.log(
+      `  B2BUA    achieved ${fmt(b2b.achievedRate / baseCall.achievedRate, 2)}x, p99 ${fmt(b2b.p99)} vs ${fmt(baseCall.p99)} ms; capacity baseline ${fmt(capCall.achievedRate)}/s -> engine at ${fmt((b2b.achievedRate / capCall.achievedRate) * 100, 1)}% of it`,
+    );
+    console.log("vs the targets:");
+    console.log(
+      verdict(
+        "REGISTER >= 2,500 dialogs/s, 0 failed",
+        reg.achievedRate >= GOAL_REGISTER && reg.failed === 0,
+        `${fmt(reg.achievedRate)}/s (${fmt(reg.achievedRate / GOAL_REGISTER, 2)}x), failed ${reg.failed}`,
+      ),
+    );
+    console.log(
+      verdict(
+        "B2BUA >= 800 calls/s, 0 failed",
+        b2b.achievedRate >= GOAL_B2BUA && b2b.failed === 0,
+        `${fmt(b2b.achievedRate)}/s (${fmt(b2b.achievedRate / GOAL_B2BUA, 2)}x), failed ${b2b.failed}`,
+      ),
+    );
+    console.log(
+      verdict(
+        `REGISTER p99 < ${P99_GOAL_MS} ms at ${GOAL_REGISTER / 2}/s`,
+        regHalf.p99 < P99_GOAL_MS && regHalf.failed === 0,
+        `p99 ${fmt(regHalf.p99)} ms, failed ${regHalf.failed}`,
+      ),
+    );
+    console.log(
+      verdict(
+        `B2BUA p99 < ${P99_GOAL_MS} ms at ${GOAL_B2BUA / 2}/s`,
+        b2bHalf.p99 < P99_GOAL_MS && b2bHalf.failed === 0,
+        `p99 ${fmt(b2bHalf.p99)} ms, failed ${b2bHalf.failed}`,
+      ),
+    );
+  } finally {
+    await engine.close();
+    killAll();
+  }
+  console.log(
+    `load average after: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}; took ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`,
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    killAll();
+    process.exit(1);
+  },
+);
