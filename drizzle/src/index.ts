@@ -5,6 +5,7 @@ export * from "./json/common.ts";
 export * from "./json/device.ts";
 export * from "./json/did.ts";
 export * from "./json/operations.ts";
+export * from "./json/registry.ts";
 export * from "./json/routing-rule.ts";
 export * from "./json/settings.ts";
 export * from "./json/time-windows.ts";

@@ -1,0 +1,25 @@
+// Which document schema governs each JSON column ("table.column" in SQL names), so
+// a test can insist that every JSON column has one, and tools (backup restore,
+// admin checks) can validate stored rows generically.
+import { outboundPolicyJson } from "./device.ts";
+import { didTargetsJson, greetingJson } from "./did.ts";
+import { eventDataJson, jobPayloadJson, relayOutboxEventSchema } from "./operations.ts";
+import { routingRuleJson } from "./routing-rule.ts";
+import { settingDocumentSchema } from "./settings.ts";
+
+/** Validates one stored value of the column; throws on an invalid document. */
+export type JsonColumnParser = (value: unknown) => unknown;
+
+export const jsonColumnParsers: Readonly<Record<string, JsonColumnParser>> = {
+  "devices.outbound_policy": outboundPolicyJson.parse,
+  "dids.default_targets": didTargetsJson.parse,
+  "dids.greeting": greetingJson.parse,
+  "routing_rules.rule": routingRuleJson.parse,
+  // Per-key schema via parseSetting(key, value); generically only "a versioned object".
+  "settings.value": (v) => settingDocumentSchema.parse(v),
+  "jobs.payload": jobPayloadJson.parse,
+  "device_events.data": eventDataJson.parse,
+  "system_events.data": eventDataJson.parse,
+  // The sync protocol's own schema validates the event; here: versioned and typed.
+  "relay_outbox.event": (v) => relayOutboxEventSchema.parse(v),
+};
