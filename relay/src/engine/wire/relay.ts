@@ -66,7 +66,7 @@ export interface RelayLogger {
   debug(obj: object, msg: string): void;
 }
 
-const STALE_NON_INVITE_MS = 64_000;
+const STALE_NON_INVITE_MS = 32_000;
 const STALE_INVITE_MS = 300_000;
 
 export class Relay implements AppHandler {
@@ -130,7 +130,7 @@ export class Relay implements AppHandler {
       dialogId: dialogIdFor(req.headers.get("call-id") ?? "", fromTag),
     };
     this.track(txn);
-    app.send(sipLeader(networkMeta(msg), txn.id, "", `${msg.local.address}|${msg.local.port}`), msg.raw);
+    app.send(sipLeader(networkMeta(msg), txn.id, "", `${msg.local.address}|${msg.local.port}`), rawOf(msg));
   }
 
   private onInDialogRequest(st: ServerTransaction, msg: IncomingRequest, toTag: string): void {
@@ -164,7 +164,7 @@ export class Relay implements AppHandler {
       dialogId: d.id,
     };
     this.track(txn);
-    d.app.send(sipLeader(networkMeta(msg), txn.id, d.id), msg.raw);
+    d.app.send(sipLeader(networkMeta(msg), txn.id, d.id), rawOf(msg));
     // drachtio ends the dialog when the BYE (or final NOTIFY of a subscription) arrives
     if (req.method === "BYE" || (req.method === "NOTIFY" && d.kind === "SUBSCRIBE" && isTerminated(req))) {
       this.dialogs.remove(d);
@@ -194,14 +194,14 @@ export class Relay implements AppHandler {
     if (seq !== undefined && seq === d.lastAckSeq) return; // retransmission, the app has it already
     d.acked = true;
     if (seq !== undefined) d.lastAckSeq = seq;
-    d.app.send(sipLeader(networkMeta(ack), newId(), d.id), ack.raw);
+    d.app.send(sipLeader(networkMeta(ack), newId(), d.id), rawOf(ack));
   }
 
   private onCancel(st: ServerTransaction, cancel: IncomingRequest): void {
     const txn = this.netByStId.get(st.id);
     if (txn === undefined || txn.app.closed) return;
     // srf finds the INVITE by Call-ID; drachtio sends the INVITE's transaction id and the dialog id
-    txn.app.send(sipLeader(networkMeta(cancel), txn.id, txn.dialogId), cancel.raw);
+    txn.app.send(sipLeader(networkMeta(cancel), txn.id, txn.dialogId), rawOf(cancel));
     this.forgetNet(txn);
   }
 
@@ -496,7 +496,7 @@ export class Relay implements AppHandler {
       port: source.port,
       time: Date.now(),
     };
-    txn.app.send(sipLeader(meta, txn.id, dialogId), raw);
+    txn.app.send(sipLeader(meta, txn.id, dialogId), trimCrlf(raw));
   }
 
   private createUacDialog(txn: AppTxn, res: SipResponse, source: Peer): Dialog {
@@ -614,6 +614,20 @@ export class Relay implements AppHandler {
 
 function isTerminated(req: SipRequest): boolean {
   return (req.headers.get("subscription-state") ?? "").toLowerCase().startsWith("terminated");
+}
+
+/**
+ * The received bytes as the app gets them: without the CRLFs RFC 3261 §7.5 lets a sender put before the start
+ * line (srf's parser rejects them).
+ */
+function rawOf(msg: IncomingRequest): Buffer {
+  return trimCrlf(msg.raw);
+}
+
+function trimCrlf(raw: Buffer): Buffer {
+  let i = 0;
+  while (i < raw.length && (raw[i] === 0x0d || raw[i] === 0x0a)) i++;
+  return i === 0 ? raw : raw.subarray(i);
 }
 
 function networkMeta(msg: IncomingRequest): WireMeta {
