@@ -58,6 +58,15 @@ function dialogId(d: Srf.Dialog): string {
   return (d as unknown as { id: string }).id;
 }
 
+/** Resolves once cond() holds (checked every 10 ms), fails after 2 s. */
+async function until(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met within 2 s");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 let seq = 0;
 function ids(): { callId: string; tag: string } {
   seq++;
@@ -173,6 +182,7 @@ describe("engine with drachtio-srf", () => {
     expect(toTag).toBeDefined();
     expect(ok.headers.get("contact")).toContain(`127.0.0.1:${ctx.engine.sipPort}`);
     expect(ok.body.toString()).toContain("m=audio 40000");
+    await until(() => events.length > 0);
     expect(events[0]).toBe(`dialog:${callId};from-tag=${tag}`);
 
     ctx.peer.send(
@@ -311,7 +321,7 @@ describe("engine with drachtio-srf", () => {
         request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
         ctx.engine.sipPort,
       );
-      expect(connected).toBe(true);
+      await until(() => connected);
       ctx.peer.send(
         request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag }),
         ctx.engine.sipPort,

@@ -43,6 +43,18 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     timers: opts.timers,
   });
   const relay = new Relay(stack, log);
+  // exceptions the stack caught at its socket/timer boundaries: log them, at most 10 a minute
+  let errWindow = 0;
+  let errCount = 0;
+  stack.on("internal-error", (err: unknown) => {
+    const now = Date.now();
+    if (now - errWindow > 60_000) {
+      errWindow = now;
+      errCount = 0;
+    }
+    if (++errCount <= 10)
+      log.error({ err: err instanceof Error ? err.stack : String(err) }, "SIP stack internal error");
+  });
   const hostports = stack.hostports
     .map((h) => `${h.transport}/${opts.externalAddress ?? h.address}:${h.port}`)
     .join(",");

@@ -86,6 +86,7 @@ export class Relay implements AppHandler {
     stack.on("request", (st, msg) => this.onRequest(st, msg));
     stack.on("ack", (ack) => this.onAck(ack));
     stack.on("cancel", (st, cancel) => this.onCancel(st, cancel));
+    stack.on("stray-response", (res) => this.onStrayResponse(res));
     this.sweeper = setInterval(() => this.sweep(), 5_000);
     this.sweeper.unref();
   }
@@ -195,6 +196,18 @@ export class Relay implements AppHandler {
     d.acked = true;
     if (seq !== undefined) d.lastAckSeq = seq;
     d.app.send(sipLeader(networkMeta(ack), newId(), d.id), rawOf(ack));
+  }
+
+  /** A 2xx to our INVITE retransmitted after its transaction ended: the peer lost our ACK, send it again. */
+  private onStrayResponse(res: SipResponse): void {
+    if (res.status < 200 || res.status >= 300) return;
+    const cseq = parseCSeq(res.headers.get("cseq") ?? "");
+    if (cseq === undefined || cseq.method !== "INVITE") return;
+    const fromTag = tagOf(res.headers.get("from"));
+    if (fromTag === undefined) return;
+    const ack = this.dialogs.match(res.headers.get("call-id") ?? "", fromTag)?.lastAck;
+    if (ack !== undefined && ack.seq === cseq.seq)
+      this.guard(() => this.stack.sendAck(ack.request, ack.dest), "re-ACK");
   }
 
   private onCancel(st: ServerTransaction, cancel: IncomingRequest): void {
