@@ -23,6 +23,7 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      "tests/workers/vitest.config.ts",
     ],
   },
 });
