@@ -215,6 +215,25 @@ describe("parseMessage", () => {
     expect(failure(Buffer.from([0xff, 0xfe, 0x00, 0x41, 0x0d, 0x0a, 0x0d, 0x0a])).ok).toBe(false);
   });
 
+  it("rejects invalid UTF-8 in headers and a Call-ID outside the word alphabet, accepts UTF-8 text", () => {
+    const bytes = Buffer.from(REGISTER.replace("Expires: 7200", "Subject: caf\u00e9 XX"));
+    const at = bytes.indexOf("XX");
+    bytes[at] = 0xff;
+    expect(failure(bytes).reason).toMatch(/UTF-8/);
+    expect(req(REGISTER.replace("Expires: 7200", "Subject: caf\u00e9 \ufffd")).headers.get("subject")).toBe(
+      "caf\u00e9 \ufffd",
+    );
+    expect(failure(REGISTER.replace("843817637684230@998sdasdh09", "caf\u00e9@host")).reason).toMatch(
+      /Call-ID/,
+    );
+    expect(failure(REGISTER.replace("843817637684230@998sdasdh09", "a@b@c")).reason).toMatch(/Call-ID/);
+  });
+
+  it("ends the headers at the first empty line, whatever the line ending", () => {
+    const lf = REGISTER.replace(/\r\n/g, "\n").replace("Content-Length: 0", "Content-Length: 4");
+    expect(req(`${lf}a\r\n\r\nb`).body.toString()).toBe("a\r\n\r");
+  });
+
   it("gives a respondable request (never for ACK, never for responses) when the essentials are present", () => {
     const bad = failure(REGISTER.replace("CSeq: 1826 REGISTER", "CSeq: 1826 INVITE"));
     expect(bad.respondable?.headers.get("call-id")).toBe("843817637684230@998sdasdh09");

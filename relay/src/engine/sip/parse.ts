@@ -2,7 +2,7 @@
 // Content-Length framing for datagrams, size limits. Never throws: every problem is a { ok: false } result, and a
 // request whose Via/From/To/Call-ID/CSeq are usable comes back as `respondable` so the stack can answer 400.
 
-import { isDigits, TOKEN } from "./chars.ts";
+import { isDigits, TOKEN, WORD } from "./chars.ts";
 import { headerKey, SipHeaders } from "./headers.ts";
 import type { ParseLimits, ParseResult, SipRequest, SipResponse } from "./message.ts";
 import { isValidNameAddr } from "./name-addr.ts";
@@ -46,12 +46,17 @@ export function sliceTrim(s: string, from: number, to: number): string {
   return s.slice(from, to);
 }
 
-function hasWhitespace(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
+/** callid = word [ "@" word ] (RFC 3261 §25.1): printable ASCII from the `word` set, at most one '@'. */
+function isCallId(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  const at = s.indexOf("@");
+  if (at === 0 || at === n - 1 || (at !== -1 && s.indexOf("@", at + 1) !== -1)) return false;
+  for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c === 32 || c === 9 || c === 13 || c === 10) return true;
+    if (i !== at && (c > 127 || WORD[c] !== 1)) return false;
   }
-  return false;
+  return true;
 }
 
 /** "SIP/2.0" style: name "/" 1*DIGIT "." 1*DIGIT. */
@@ -105,22 +110,28 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   if (start >= len) return { ok: false, reason: "empty message" };
   if (len > maxSize) fail("message too large", 513);
 
+  // The first empty line ends the headers: CRLF CRLF normally, LF LF from senders using bare LF line ends.
   let headEnd = buf.indexOf(CRLFCRLF, start);
-  let bodyStart: number;
-  if (headEnd !== -1) bodyStart = headEnd + 4;
-  else {
-    headEnd = buf.indexOf(LFLF, start);
-    if (headEnd !== -1) bodyStart = headEnd + 2;
-    else {
-      fail("no empty line after the headers");
-      headEnd = len;
-      bodyStart = len;
-    }
+  let bodyStart = headEnd + 4;
+  const lfEnd = buf.indexOf(LFLF, start);
+  if (lfEnd !== -1 && (headEnd === -1 || lfEnd < headEnd)) {
+    headEnd = lfEnd;
+    bodyStart = lfEnd + 2;
+  }
+  if (headEnd === -1) {
+    fail("no empty line after the headers");
+    headEnd = len;
+    bodyStart = len;
   }
   if (headEnd - start > maxSize) return { ok: false, reason: "header section too large", status: 513 };
 
   const head = buf.toString("utf8", start, headEnd);
   const hlen = head.length;
+  // Header fields are UTF-8 text (RFC 3261 §25.1): undecodable bytes turned into U+FFFD, which would not
+  // round-trip and which apps downstream cannot parse either.
+  if (head.indexOf("\uFFFD") !== -1 && Buffer.byteLength(head, "utf8") !== headEnd - start) {
+    fail("invalid UTF-8 in the header section");
+  }
 
   // ---- start line
   let nl = head.indexOf("\n");
@@ -196,10 +207,6 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
     const le = e > pos && head.charCodeAt(e - 1) === 13 ? e - 1 : e;
     const lineStart = pos;
     pos = e + 1;
-    if (le - lineStart > maxLine) {
-      fail("header line too long");
-      continue;
-    }
     if (le === lineStart) {
       fail("empty header line");
       continue;
@@ -231,13 +238,17 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
       fail("bad header name");
       continue;
     }
-    if (++count > maxHeaders) {
-      fail("too many headers");
-      break;
-    }
     curName = head.slice(lineStart, ne);
     curKey = headerKey(curName);
+    // Content-Length is not counted: the serializer may add one, and parse(serialize(m)) must still succeed.
+    if (curKey !== "content-length" && ++count > maxHeaders) {
+      fail("too many headers");
+      curName = undefined;
+      break;
+    }
     curValue = sliceTrim(head, colon + 1, le);
+    // The limit applies to names and (unfolded) values, so reformatting a line never pushes it over.
+    if (curValue.length > maxLine || ne - lineStart > maxLine) fail("header line too long");
     switch (curKey) {
       case "via":
         nVia++;
@@ -286,7 +297,7 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   if (nTo > 0 && !isValidNameAddr(headers.get("to") ?? "")) fail("bad To");
   if (nCallId > 0) {
     const cid = headers.get("call-id") ?? "";
-    if (cid.length === 0 || hasWhitespace(cid)) fail("bad Call-ID");
+    if (!isCallId(cid)) fail("bad Call-ID");
   }
   if (nCSeq > 0) {
     const cseq = parseCSeq(headers.get("cseq") ?? "");
