@@ -108,31 +108,43 @@ export interface EngineProcess extends TestEngine {
   output(): string;
   /** Resident set size of the engine process in kB, from /proc/<pid>/status. */
   rssKb(): Promise<number>;
+  /** After a full GC in the engine process: its memoryUsage() (test entry only, undefined for the CLI). */
+  memory(): Promise<NodeJS.MemoryUsage | undefined>;
   alive(): boolean;
 }
 
-/** Starts the engine as a separate process (npm run engine's entry point) on free loopback ports. */
-export async function startEngineProcess(env: Record<string, string> = {}): Promise<EngineProcess> {
+export interface EngineProcessOptions {
+  /** "cli": relay/src/engine/main.ts exactly as `npm run engine`; "test": relay/test/engine-child.ts (timers, GC). */
+  entry?: "cli" | "test";
+  /** SIP timers in ms (test entry only). */
+  timers?: { T1?: number; T2?: number; T4?: number };
+  env?: Record<string, string>;
+}
+
+/** Starts the engine as a separate process on free loopback ports. */
+export async function startEngineProcess(options: EngineProcessOptions = {}): Promise<EngineProcess> {
+  const entry = options.entry ?? "cli";
   const secret = randomBytes(12).toString("hex");
   const adminPort = await freePort();
   const sipPort = await freePort();
-  const child = spawn(
-    process.execPath,
-    ["--expose-gc", "--import", "tsx", join(RELAY_DIR, "src/engine/main.ts")],
-    {
-      cwd: RELAY_DIR,
-      env: {
-        ...process.env,
-        ENGINE_PORT: String(adminPort),
-        ENGINE_SECRET: secret,
-        SIP_PORT: String(sipPort),
-        SIP_HOST: "127.0.0.1",
-        LOG_LEVEL: "warn",
-        ...env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+  const script =
+    entry === "cli" ? join(RELAY_DIR, "src/engine/main.ts") : join(RELAY_DIR, "test/engine-child.ts");
+  const timerEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(options.timers ?? {})) timerEnv[`TEST_${k}`] = String(v);
+  const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", script], {
+    cwd: RELAY_DIR,
+    env: {
+      ...process.env,
+      ENGINE_PORT: String(adminPort),
+      ENGINE_SECRET: secret,
+      SIP_PORT: String(sipPort),
+      SIP_HOST: "127.0.0.1",
+      LOG_LEVEL: "warn",
+      ...timerEnv,
+      ...options.env,
     },
-  );
+    stdio: entry === "test" ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "pipe", "pipe"],
+  });
   track(child);
   let out = "";
   const collect = (d: Buffer): void => {
@@ -165,6 +177,17 @@ export async function startEngineProcess(env: Record<string, string> = {}): Prom
       const status = await readFile(`/proc/${child.pid}/status`, "utf8");
       const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
       return match?.[1] ? Number(match[1]) : Number.NaN;
+    },
+    async memory() {
+      if (entry !== "test" || !child.connected) return undefined;
+      return new Promise<NodeJS.MemoryUsage | undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), 5000);
+        child.once("message", (msg: unknown) => {
+          clearTimeout(timer);
+          resolve((msg as { memory?: NodeJS.MemoryUsage }).memory);
+        });
+        child.send("memory");
+      });
     },
     async connectApp(setup) {
       const srf = await connectSrf("127.0.0.1", adminPort, secret, setup);

@@ -1,4 +1,5 @@
-// Network robustness of the engine: the engine runs as its own process with a drachtio-srf app routing
+// Network robustness of the engine: the engine runs as its own process (relay/test/engine-child.ts: startEngine
+// with short SIP timers, T1 = 50 ms, so transactions expire within the run and memory can be compared) with a drachtio-srf app routing
 // OPTIONS/REGISTER/INVITE; the RFC 4475 torture messages and 12,000 seeded mutations of valid messages are
 // sent over UDP and TCP (new connections, several messages per connection, split writes). Afterwards the
 // process must be alive, still answer a valid OPTIONS with 200 within 1 s on both transports, and its RSS
@@ -14,12 +15,15 @@ import { tortureMessage, tortureNames } from "./sip/fixtures/torture.ts";
 const PER_TRANSPORT_PER_HALF = 3000; // x 2 transports x 2 halves = 12,000 mutations
 const MESSAGES_PER_CONNECTION = 20;
 const RSS_GROWTH_LIMIT_MB = 20;
+const T1 = 50;
+/** Timer H/J = 64*T1: after this every transaction from a phase has ended, so memory is comparable. */
+const SETTLE_MS = 64 * T1 + 1000;
 
 let engine: EngineProcess;
 let appSeen = { options: 0, register: 0, invite: 0 };
 
 beforeAll(async () => {
-  engine = await startEngineProcess();
+  engine = await startEngineProcess({ entry: "test", timers: { T1, T2: 8 * T1, T4: 10 * T1 } });
   await engine.connectApp((srf: Srf) => {
     srf.use("options", (_req: Srf.SrfRequest, res: Srf.SrfResponse) => {
       appSeen.options++;
@@ -156,9 +160,11 @@ async function probeOptions(transport: "udp" | "tcp", timeoutMs = 1000, prefix =
   });
 }
 
-async function settledRssMb(): Promise<number> {
-  await sleep(1500);
-  return (await engine.rssKb()) / 1024;
+/** RSS and GC'd heap of the engine (MB) once the phase's transactions have timed out. */
+async function settledMemory(): Promise<{ rss: number; heap: number }> {
+  await sleep(SETTLE_MS);
+  const mem = await engine.memory();
+  return { rss: (await engine.rssKb()) / 1024, heap: (mem?.heapUsed ?? Number.NaN) / 1024 / 1024 };
 }
 
 describe("engine robustness against malformed and mutated SIP over the network", () => {
@@ -185,26 +191,27 @@ describe("engine robustness against malformed and mutated SIP over the network",
   it("survives 12,000 mutations over UDP and TCP with flat memory and still answers OPTIONS within 1 s", async () => {
     const target = engine.sipTarget;
     appSeen = { options: 0, register: 0, invite: 0 };
-    const startRss = await settledRssMb();
+    const start = await settledMemory();
 
     // First half.
     const udp1 = await sendUdp(mutations(1, PER_TRANSPORT_PER_HALF, target));
     const tcp1 = await sendTcp(mutations(2, PER_TRANSPORT_PER_HALF, target), 2);
     expect(engine.alive(), engine.output()).toBe(true);
-    const firstHalfRss = await settledRssMb();
+    const firstHalf = await settledMemory();
 
     // Second half, different seeds.
     const udp2 = await sendUdp(mutations(3, PER_TRANSPORT_PER_HALF, target));
     const tcp2 = await sendTcp(mutations(4, PER_TRANSPORT_PER_HALF, target), 4);
     expect(engine.alive(), engine.output()).toBe(true);
-    const secondHalfRss = await settledRssMb();
+    const secondHalf = await settledMemory();
 
     const total = udp1.sent + udp2.sent + tcp1.sent + tcp2.sent;
     console.log(
       `robustness: ${total} mutations (UDP ${udp1.sent + udp2.sent}, ${udp1.received + udp2.received} datagrams answered; ` +
         `TCP ${tcp1.sent + tcp2.sent} over ${tcp1.connections + tcp2.connections} connections); ` +
         `app saw OPTIONS ${appSeen.options}, REGISTER ${appSeen.register}, INVITE ${appSeen.invite}; ` +
-        `RSS start ${startRss.toFixed(1)} MB, after 1st half ${firstHalfRss.toFixed(1)} MB, after 2nd half ${secondHalfRss.toFixed(1)} MB`,
+        `RSS start ${start.rss.toFixed(1)} MB, after 1st half ${firstHalf.rss.toFixed(1)} MB, after 2nd half ${secondHalf.rss.toFixed(1)} MB; ` +
+        `heap after GC ${start.heap.toFixed(1)} / ${firstHalf.heap.toFixed(1)} / ${secondHalf.heap.toFixed(1)} MB`,
     );
     expect(total).toBeGreaterThanOrEqual(10_000);
     // Mutations that stayed valid reach the app, so the engine kept relaying during the run.
@@ -214,6 +221,8 @@ describe("engine robustness against malformed and mutated SIP over the network",
     expect(engine.alive(), engine.output()).toBe(true);
     expect(await probeOptions("udp")).toBe("SIP/2.0 200 OK");
     expect(await probeOptions("tcp")).toBe("SIP/2.0 200 OK");
-    expect(secondHalfRss - firstHalfRss).toBeLessThan(RSS_GROWTH_LIMIT_MB);
+    expect(secondHalf.rss - firstHalf.rss).toBeLessThan(RSS_GROWTH_LIMIT_MB);
+    // The GC'd heap is the sharper leak detector: 6,000 more messages must not leave megabytes behind.
+    expect(secondHalf.heap - firstHalf.heap).toBeLessThan(5);
   });
 });
