@@ -70,6 +70,21 @@ describe("migrate", () => {
     expect(rs.rows[0]?.value).toBe('{"v":1,"enabled":true}');
   });
 
+  it("upgrades a database created by an older release, keeping its data", async () => {
+    temp = await createTempDb({ migrated: false });
+    const [first, ...later] = bundledMigrations;
+    if (!first) throw new Error("no bundled migrations");
+    await migrate(temp.client, [first]);
+    await temp.client.execute(
+      "INSERT INTO users (id, email, name, role, password_hash, password_changed_at) VALUES ('u1', 'ann@example.com', 'Ann', 'admin', 'h', 0)",
+    );
+    const result = await migrate(temp.client);
+    expect(result.applied).toEqual(later.map((m) => m.tag));
+    const rs = await temp.client.execute("SELECT email FROM users WHERE id = 'u1'");
+    expect(rs.rows[0]?.email).toBe("ann@example.com");
+    expect(await tableNames(temp)).toContain("relay_devices");
+  });
+
   it("survives two processes migrating the same empty database at once", async () => {
     temp = await createTempDb({ migrated: false });
     const a = temp.client;

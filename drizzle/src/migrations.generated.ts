@@ -88,4 +88,19 @@ export const bundledMigrations: readonly BundledMigration[] = [
       "CREATE TABLE `settings` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`value` text NOT NULL,\n\t`updated_at` integer DEFAULT (cast(unixepoch('subsec') * 1000 as integer)) NOT NULL\n);",
     ],
   },
+  {
+    idx: 1,
+    tag: "0001_relay_local_state",
+    when: 1795512764370,
+    hash: "be6400870d92ab293113ef9af60aabd16d1ce966a05c6c6b57e2e5edde3da21f",
+    statements: [
+      "CREATE TABLE `relay_devices` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text,\n\t`name` text NOT NULL,\n\t`extension` text NOT NULL,\n\t`sip_username` text NOT NULL,\n\t`ha1_md5` text NOT NULL,\n\t`ha1_sha256` text NOT NULL,\n\t`enabled` integer DEFAULT true NOT NULL,\n\t`dnd` integer DEFAULT false NOT NULL,\n\t`record_always` integer DEFAULT false NOT NULL,\n\t`outbound_policy` text NOT NULL,\n\t`updated_at` integer DEFAULT (cast(unixepoch('subsec') * 1000 as integer)) NOT NULL\n);",
+      "CREATE UNIQUE INDEX `relay_devices_extension_unique` ON `relay_devices` (`extension`);",
+      "CREATE UNIQUE INDEX `relay_devices_sip_username_unique` ON `relay_devices` (`sip_username`);",
+      "CREATE TABLE `relay_registrations` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`device_id` text NOT NULL,\n\t`contact_uri` text NOT NULL,\n\t`source_address` text NOT NULL,\n\t`source_port` integer NOT NULL,\n\t`transport` text NOT NULL,\n\t`user_agent` text,\n\t`instance_id` text,\n\t`call_id` text,\n\t`cseq` integer,\n\t`expires_at` integer NOT NULL,\n\t`last_seen_at` integer NOT NULL,\n\t`created_at` integer DEFAULT (cast(unixepoch('subsec') * 1000 as integer)) NOT NULL,\n\tFOREIGN KEY (`device_id`) REFERENCES `relay_devices`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `relay_registrations_device_contact_uq` ON `relay_registrations` (`device_id`,`contact_uri`);",
+      "CREATE INDEX `relay_registrations_expires_idx` ON `relay_registrations` (`expires_at`);",
+      "CREATE TABLE `relay_state` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`value` text NOT NULL,\n\t`updated_at` integer DEFAULT (cast(unixepoch('subsec') * 1000 as integer)) NOT NULL\n);",
+    ],
+  },
 ];

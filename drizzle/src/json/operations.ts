@@ -27,3 +27,7 @@ export const relayOutboxEventSchema = z
   .object({ v: z.int().min(1), type: z.string().min(1) })
   .catchall(z.json());
 export type RelayOutboxEvent = z.infer<typeof relayOutboxEventSchema>;
+
+/** A document in the relay's `relay_state` table; its key's owner (the sync protocol) defines the fields. */
+export const relayStateDocumentSchema = z.object({ v: z.int().min(1) }).catchall(z.json());
+export type RelayStateDocument = z.infer<typeof relayStateDocumentSchema>;

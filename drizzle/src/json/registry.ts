@@ -3,7 +3,12 @@
 // admin checks) can validate stored rows generically.
 import { outboundPolicyJson } from "./device.ts";
 import { didTargetsJson, greetingJson } from "./did.ts";
-import { eventDataJson, jobPayloadJson, relayOutboxEventSchema } from "./operations.ts";
+import {
+  eventDataJson,
+  jobPayloadJson,
+  relayOutboxEventSchema,
+  relayStateDocumentSchema,
+} from "./operations.ts";
 import { routingRuleJson } from "./routing-rule.ts";
 import { settingDocumentSchema } from "./settings.ts";
 
@@ -22,4 +27,6 @@ export const jsonColumnParsers: Readonly<Record<string, JsonColumnParser>> = {
   "system_events.data": eventDataJson.parse,
   // The sync protocol's own schema validates the event; here: versioned and typed.
   "relay_outbox.event": (v) => relayOutboxEventSchema.parse(v),
+  "relay_devices.outbound_policy": outboundPolicyJson.parse,
+  "relay_state.value": (v) => relayStateDocumentSchema.parse(v),
 };

@@ -13,6 +13,8 @@ import {
   messages,
   processedWebhooks,
   registrations,
+  relayDevices,
+  relayRegistrations,
   routingRules,
   sessions,
   settings,
@@ -288,6 +290,39 @@ describe("idempotency keys", () => {
       .from(autoReplyLedger)
       .where(and(eq(autoReplyLedger.didId, did.id), eq(autoReplyLedger.sender, "+15550001111")));
     expect(row?.lastSentAt.getTime()).toBe(t0.getTime() + 31 * 60_000);
+  });
+});
+
+describe("relay local state", () => {
+  it("a device removed from the relay cache takes its registrations with it", async () => {
+    const [device] = await t.db
+      .insert(relayDevices)
+      .values({
+        id: "dev-1",
+        name: "Desk",
+        extension: "101",
+        sipUsername: "u101",
+        ...computeDeviceHa1("u101", "gosip", "pw123456"),
+        outboundPolicy: {
+          v: 1,
+          allowOutbound: false,
+          allowedPrefixes: [],
+          blockedPrefixes: [],
+          blockPremiumRate: true,
+        },
+      })
+      .returning();
+    if (!device) throw new Error("no device");
+    await t.db.insert(relayRegistrations).values({
+      deviceId: device.id,
+      contactUri: "sip:u101@10.0.0.5:5060",
+      sourceAddress: "10.0.0.5",
+      sourcePort: 5060,
+      transport: "udp",
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    await t.db.delete(relayDevices).where(eq(relayDevices.id, device.id));
+    expect(await t.db.select().from(relayRegistrations)).toEqual([]);
   });
 });
 

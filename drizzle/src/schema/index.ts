@@ -9,4 +9,5 @@ export * from "./numbers.ts";
 export * from "./operations.ts";
 export * from "./provisioning.ts";
 export * from "./registrations.ts";
+export * from "./relay-local.ts";
 export * from "./settings.ts";
