@@ -266,6 +266,90 @@ describe("engine with drachtio-srf", () => {
     await destroyed;
   });
 
+  it("in-dialog requests from the app: re-INVITE (CSeq up, ACK with its CSeq) and INFO go to the peer's Contact", async () => {
+    const ctx = await setup();
+    let dialog: Srf.Dialog | undefined;
+    await connectApp(ctx, (srf) =>
+      srf.invite(async (req, res) => {
+        dialog = await srf.createUAS(req, res, { localSdp: sdp(40000) });
+      }),
+    );
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "INVITE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 7,
+        fromTag: tag,
+        body: sdp(30000),
+      }),
+      ctx.engine.sipPort,
+    );
+    const ok = await ctx.peer.response(200, "INVITE");
+    const toTag = tagOf(ok.headers.get("to") ?? "");
+    ctx.peer.send(
+      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 7, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    await until(() => dialog !== undefined);
+    const d = dialog as Srf.Dialog;
+
+    const modified = d.modify(sdp(41000));
+    const reinvite = await ctx.peer.request("INVITE");
+    expect(reinvite.uri).toBe(`sip:alice@127.0.0.1:${ctx.peer.port}`);
+    expect(tagOf(reinvite.headers.get("from") ?? "")).toBe(toTag);
+    expect(tagOf(reinvite.headers.get("to") ?? "")).toBe(tag);
+    expect(reinvite.headers.get("call-id")).toBe(callId);
+    expect(reinvite.body.toString()).toContain("m=audio 41000");
+    const reSeq = reinvite.headers.get("cseq") ?? "";
+    ctx.peer.send(
+      respond(reinvite, 200, "OK", { contact: `<sip:alice@127.0.0.1:${ctx.peer.port}>`, body: sdp(30002) }),
+      ctx.engine.sipPort,
+    );
+    const ack = await ctx.peer.request("ACK");
+    expect(ack.headers.get("cseq")).toBe(`${reSeq.split(" ")[0]} ACK`);
+    expect(await modified).toContain("m=audio 30002");
+
+    const info = d.request({
+      method: "INFO",
+      headers: { "Content-Type": "application/dtmf-relay" },
+      body: "Signal=5\r\n",
+    } as never);
+    const got = await ctx.peer.request("INFO");
+    expect(Number(got.headers.get("cseq")?.split(" ")[0])).toBe(Number(reSeq.split(" ")[0]) + 1);
+    expect(got.body.toString()).toBe("Signal=5\r\n");
+    ctx.peer.send(respond(got, 200, "OK"), ctx.engine.sipPort);
+    await info;
+  });
+
+  it("the app cancels its INVITE: the peer gets CANCEL, answers 487, the app sees the failure", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    let sent: Srf.SrfRequest | undefined;
+    const uacP = srf.createUAC(
+      `sip:bob@127.0.0.1:${ctx.peer.port}`,
+      { localSdp: sdp(50000) },
+      {
+        // srf calls cbRequest(err, req) although its type declarations say (req)
+        cbRequest: ((_err: unknown, req: Srf.SrfRequest) => {
+          sent = req;
+        }) as never,
+      },
+    );
+    const inv = await ctx.peer.request("INVITE");
+    ctx.peer.send(respond(inv, 180, "Ringing", { toTag: "r1" }), ctx.engine.sipPort);
+    await until(() => sent !== undefined);
+    (sent as unknown as { cancel: () => void }).cancel();
+    const cancel = await ctx.peer.request("CANCEL");
+    expect(cancel.headers.get("cseq")).toBe(`${inv.headers.get("cseq")?.split(" ")[0]} CANCEL`);
+    ctx.peer.send(respond(cancel, 200, "OK"), ctx.engine.sipPort);
+    ctx.peer.send(respond(inv, 487, "Request Terminated", { toTag: "r1" }), ctx.engine.sipPort);
+    await expect(uacP).rejects.toMatchObject({ status: 487 });
+  });
+
   it("the app as UAC gets the failure when the peer rejects", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);
