@@ -6,6 +6,7 @@ import type { ParseLimits } from "./message.ts";
 import { DEFAULT_LIMITS } from "./parse.ts";
 
 const CRLFCRLF = Buffer.from("\r\n\r\n");
+const LFLF = Buffer.from("\n\n");
 const EMPTY = Buffer.alloc(0);
 
 /** Find the Content-Length value in a header block (latin1 text). undefined = absent, -1 = malformed/conflicting. */
@@ -128,7 +129,15 @@ export class StreamFramer {
       this.pos = pos + 1;
       return true;
     }
-    const headEnd = buf.indexOf(CRLFCRLF, Math.max(pos, this.scanFrom - 3));
+    // The first empty line ends the headers (CRLF CRLF, or LF LF from bare-LF senders, as in parseMessage).
+    const from = Math.max(pos, this.scanFrom - 3);
+    let headEnd = buf.indexOf(CRLFCRLF, from);
+    let sepLen = 4;
+    const lfEnd = buf.indexOf(LFLF, from);
+    if (lfEnd !== -1 && (headEnd === -1 || lfEnd < headEnd)) {
+      headEnd = lfEnd;
+      sepLen = 2;
+    }
     if (headEnd === -1) {
       if (buf.length - pos > this.maxSize) this.fail("message too large");
       else this.scanFrom = buf.length;
@@ -143,7 +152,7 @@ export class StreamFramer {
       this.fail("bad Content-Length");
       return false;
     }
-    const end = headEnd + 4 + cl;
+    const end = headEnd + sepLen + cl;
     if (end - pos > this.maxSize) {
       this.fail("message too large");
       return false;
