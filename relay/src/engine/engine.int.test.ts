@@ -108,6 +108,41 @@ describe("engine with drachtio-srf", () => {
     await ctx.peer.response(503, "MESSAGE");
   });
 
+  it("requests with CRLFs before the start line or bare-LF line ends still reach the app (srf needs CRLF)", async () => {
+    const ctx = await setup();
+    let seen = 0;
+    await connectApp(ctx, (srf) =>
+      srf.use("options", (_req, res) => {
+        seen++;
+        res.send(200);
+      }),
+    );
+    const uri = `sip:probe@127.0.0.1:${ctx.engine.sipPort}`;
+    const a = ids();
+    const text = request({
+      method: "OPTIONS",
+      uri,
+      peerPort: ctx.peer.port,
+      callId: a.callId,
+      cseq: 1,
+      fromTag: a.tag,
+    });
+    ctx.peer.send(`\r\n\r\n${text}`, ctx.engine.sipPort);
+    await ctx.peer.response(200, "OPTIONS");
+    const b = ids();
+    const lf = request({
+      method: "OPTIONS",
+      uri,
+      peerPort: ctx.peer.port,
+      callId: b.callId,
+      cseq: 1,
+      fromTag: b.tag,
+    });
+    ctx.peer.send(lf.replaceAll("\r\n", "\n"), ctx.engine.sipPort);
+    await ctx.peer.response(200, "OPTIONS");
+    expect(seen).toBe(2);
+  });
+
   it("REGISTER: the app challenges with 401 then accepts with 200", async () => {
     const ctx = await setup();
     await connectApp(ctx, (srf) =>

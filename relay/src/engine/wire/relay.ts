@@ -66,6 +66,7 @@ export interface RelayLogger {
   debug(obj: object, msg: string): void;
 }
 
+const CRLFCRLF = Buffer.from("\r\n\r\n");
 const STALE_NON_INVITE_MS = 32_000;
 const STALE_INVITE_MS = 300_000;
 
@@ -509,7 +510,7 @@ export class Relay implements AppHandler {
       port: source.port,
       time: Date.now(),
     };
-    txn.app.send(sipLeader(meta, txn.id, dialogId), trimCrlf(raw));
+    txn.app.send(sipLeader(meta, txn.id, dialogId), wellFormed(raw) ? raw : serializeMessage(res));
   }
 
   private createUacDialog(txn: AppTxn, res: SipResponse, source: Peer): Dialog {
@@ -630,17 +631,24 @@ function isTerminated(req: SipRequest): boolean {
 }
 
 /**
- * The received bytes as the app gets them: without the CRLFs RFC 3261 §7.5 lets a sender put before the start
- * line (srf's parser rejects them).
+ * The received bytes as the app gets them. drachtio-srf's parser needs CRLF line ends and no CRLFs before the
+ * start line (RFC 3261 §7.5 lets senders put them there, and our parser accepts bare LF), so such messages are
+ * re-serialized from the parsed form; everything else goes out exactly as received.
  */
 function rawOf(msg: IncomingRequest): Buffer {
-  return trimCrlf(msg.raw);
+  return wellFormed(msg.raw) ? msg.raw : serializeMessage(msg.request);
 }
 
-function trimCrlf(raw: Buffer): Buffer {
-  let i = 0;
-  while (i < raw.length && (raw[i] === 0x0d || raw[i] === 0x0a)) i++;
-  return i === 0 ? raw : raw.subarray(i);
+function wellFormed(raw: Buffer): boolean {
+  if (raw.length === 0 || raw[0] === 0x0d || raw[0] === 0x0a) return false;
+  let end = raw.indexOf(CRLFCRLF);
+  if (end === -1) end = raw.length;
+  let i = raw.indexOf(0x0a);
+  while (i !== -1 && i < end) {
+    if (i === 0 || raw[i - 1] !== 0x0d) return false;
+    i = raw.indexOf(0x0a, i + 1);
+  }
+  return true;
 }
 
 function networkMeta(msg: IncomingRequest): WireMeta {
