@@ -7,7 +7,7 @@
 import { type Db, sessions, users } from "@gosip/drizzle";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
-import { and, eq, lte, ne } from "drizzle-orm";
+import { and, eq, lte, ne, sql } from "drizzle-orm";
 import type { Context } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import type { AppEnv, AuthUser } from "../env.ts";
@@ -59,6 +59,35 @@ export async function createSession(
   return { token, id, expiresAt };
 }
 
+// Every signed-in request runs this lookup: prepare it once per database handle
+// rather than rebuilding the query each time.
+function prepareSessionLookup(db: Db) {
+  return db
+    .select({
+      id: sessions.id,
+      lastSeenAt: sessions.lastSeenAt,
+      expiresAt: sessions.expiresAt,
+      userId: users.id,
+      email: users.email,
+      name: users.name,
+      role: users.role,
+    })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(eq(sessions.id, sql.placeholder("id")))
+    .limit(1)
+    .prepare();
+}
+const sessionLookups = new WeakMap<Db, ReturnType<typeof prepareSessionLookup>>();
+function sessionLookup(db: Db): ReturnType<typeof prepareSessionLookup> {
+  let lookup = sessionLookups.get(db);
+  if (!lookup) {
+    lookup = prepareSessionLookup(db);
+    sessionLookups.set(db, lookup);
+  }
+  return lookup;
+}
+
 export interface LoadedSession {
   id: string;
   user: AuthUser;
@@ -71,20 +100,7 @@ export interface LoadedSession {
  * is deleted on sight.
  */
 export async function loadSession(deps: EdgeDeps, id: string): Promise<LoadedSession | undefined> {
-  const rows = await deps.db
-    .select({
-      id: sessions.id,
-      lastSeenAt: sessions.lastSeenAt,
-      expiresAt: sessions.expiresAt,
-      userId: users.id,
-      email: users.email,
-      name: users.name,
-      role: users.role,
-    })
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(eq(sessions.id, id))
-    .limit(1);
+  const rows = await sessionLookup(deps.db).all({ id });
   const row = rows[0];
   if (!row) return undefined;
   if (row.expiresAt.getTime() <= deps.clock.now()) {

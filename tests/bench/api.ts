@@ -1,0 +1,209 @@
+/**
+ * API latency benchmark (`npm run bench:api -w @gosip/tests`): the real Node edge
+ * (startNodeEdge: libSQL file database, migrations, session middleware, an admin
+ * signed in) and, as the baseline measured in the same run, a bare hono handler
+ * on @hono/node-server. Each target is driven by autocannon with 50 concurrent
+ * keep-alive connections for a bounded time; every response time is recorded to
+ * print exact p50/p95, req/s, and the ratios against the baseline.
+ *
+ * Targets run in interleaved rounds (baseline, me, list, create, baseline, ...) and
+ * each figure is the median over the rounds, so a burst of load from elsewhere on
+ * the machine skews one round, not the comparison.
+ *
+ * Options (env): BENCH_SECONDS (default 3) per target per round, BENCH_ROUNDS
+ * (default 3), BENCH_CONNECTIONS (default 50). Everything runs in this one process
+ * on loopback, so the load generator shares the CPU with the servers: compare
+ * ratios, not absolute numbers, across machines.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createAdaptorServer } from "@hono/node-server";
+import autocannon from "autocannon";
+import { Hono } from "hono";
+import { startNodeEdge } from "../../edge/src/platform/node/server.ts";
+import type { Logger } from "../../edge/src/platform/types.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const WARMUP_SECONDS = 1;
+
+interface Target {
+  name: string;
+  url: string;
+  method: "GET" | "POST";
+  headers?: Record<string, string>;
+  /** Body per request (so creates do not collide). */
+  body?: () => string;
+}
+
+interface Result {
+  name: string;
+  requests: number;
+  reqPerSec: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? Number.NaN;
+}
+
+async function drive(target: Target, seconds: number): Promise<Result> {
+  const times: number[] = [];
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: target.url,
+        method: target.method,
+        connections: CONNECTIONS,
+        duration: seconds,
+        headers: target.headers,
+        requests: target.body
+          ? [{ setupRequest: (req) => ({ ...req, body: target.body?.() ?? "" }) }]
+          : undefined,
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
+    instance.on("response", (_client, _status, _bytes, responseTime) => {
+      times.push(responseTime);
+    });
+  });
+  times.sort((a, b) => a - b);
+  return {
+    name: target.name,
+    requests: result.requests.total,
+    reqPerSec: result.requests.total / seconds,
+    p50: percentile(times, 50),
+    p95: percentile(times, 95),
+    p99: percentile(times, 99),
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+const median = (values: number[]): number =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
+
+/** Per-figure median over rounds; failures are summed. */
+function medianResult(rounds: Result[]): Result {
+  const first = rounds[0];
+  if (!first) throw new Error("no rounds");
+  return {
+    name: first.name,
+    requests: rounds.reduce((n, r) => n + r.requests, 0),
+    reqPerSec: median(rounds.map((r) => r.reqPerSec)),
+    p50: median(rounds.map((r) => r.p50)),
+    p95: median(rounds.map((r) => r.p95)),
+    p99: median(rounds.map((r) => r.p99)),
+    non2xx: rounds.reduce((n, r) => n + r.non2xx, 0),
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
+  };
+}
+
+async function listen(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+async function main(): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), "gosip-bench-api-"));
+  const edge = await startNodeEdge(
+    { GOSIP_DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "error" },
+    { logger: quietLogger },
+  );
+
+  const bare = new Hono();
+  bare.get("/", (c) => c.json({ ok: true }));
+  const bareServer = createAdaptorServer({ fetch: bare.fetch }) as Server;
+  const barePort = await listen(bareServer);
+
+  try {
+    // An admin, signed in, with a few devices, all through the API.
+    const setup = await fetch(`${edge.url}/api/setup`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-gosip-csrf": "1" },
+      body: JSON.stringify({ email: "bench@example.com", password: "bench-password" }),
+    });
+    if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${await setup.text()}`);
+    const cookie = (setup.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
+    const auth = { cookie, "x-gosip-csrf": "1", "content-type": "application/json" };
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${edge.url}/api/devices`, {
+        method: "POST",
+        headers: auth,
+        body: JSON.stringify({ name: `Desk phone ${i + 1}` }),
+      });
+      if (res.status !== 201) throw new Error(`device create failed: ${res.status} ${await res.text()}`);
+    }
+
+    let serial = 0;
+    const targets: Target[] = [
+      { name: "bare hono GET /", url: `http://127.0.0.1:${barePort}/`, method: "GET" },
+      { name: "GET /api/auth/me", url: `${edge.url}/api/auth/me`, method: "GET", headers: { cookie } },
+      { name: "GET /api/devices", url: `${edge.url}/api/devices`, method: "GET", headers: { cookie } },
+      {
+        name: "POST /api/devices",
+        url: `${edge.url}/api/devices`,
+        method: "POST",
+        headers: auth,
+        body: () => {
+          serial += 1;
+          return JSON.stringify({ name: `Bench phone ${serial}`, extension: String(20_000 + serial) });
+        },
+      },
+    ];
+
+    console.log(
+      `API benchmark: ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per target ` +
+        `(after ${WARMUP_SECONDS} s warm-up each), medians over rounds; Node ${process.version}, libSQL file database`,
+    );
+    for (const target of targets) await drive(target, WARMUP_SECONDS);
+    const rounds: Result[][] = targets.map(() => []);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, target] of targets.entries()) rounds[i]?.push(await drive(target, SECONDS));
+    }
+    const results = rounds.map(medianResult);
+
+    const base = results[0];
+    if (!base) throw new Error("no baseline result");
+    const rows = results.map((r) => ({
+      target: r.name,
+      "req/s": Math.round(r.reqPerSec),
+      "p50 ms": r.p50.toFixed(2),
+      "p95 ms": r.p95.toFixed(2),
+      "p99 ms": r.p99.toFixed(2),
+      "p50 ×base": (r.p50 / base.p50).toFixed(1),
+      "p95 ×base": (r.p95 / base.p95).toFixed(1),
+      "req/s ÷base": (r.reqPerSec / base.reqPerSec).toFixed(2),
+      "non-2xx": r.non2xx,
+      errors: r.errors,
+    }));
+    console.table(rows);
+    const failed = results.filter((r) => r.non2xx > 0 || r.errors > 0);
+    if (failed.length > 0) {
+      console.error(`Some requests failed: ${failed.map((r) => r.name).join(", ")}`);
+      process.exitCode = 1;
+    }
+  } finally {
+    await new Promise<void>((resolve) => bareServer.close(() => resolve()));
+    bareServer.closeAllConnections();
+    await edge.close(1000);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
