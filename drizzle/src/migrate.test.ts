@@ -96,6 +96,45 @@ describe("migrate", () => {
     expect(recorded.rows[0]?.n).toBe(bundledMigrations.length);
   });
 
+  it("a table rebuild (drizzle-kit's recreate pattern) keeps rows that reference the rebuilt table", async () => {
+    temp = await createTempDb();
+    const c = temp.client;
+    await c.execute(
+      "INSERT INTO users (id, email, name, role, password_hash, password_changed_at) VALUES ('u1', 'ann@example.com', 'Ann', 'admin', 'h', 0)",
+    );
+    await c.execute(
+      "INSERT INTO sessions (id, user_id, last_seen_at, expires_at) VALUES ('s1', 'u1', 0, 0), ('s2', 'u1', 0, 0)",
+    );
+    const created = String(
+      (await c.execute("SELECT sql FROM sqlite_master WHERE name = 'users'")).rows[0]?.sql,
+    );
+    const last = bundledMigrations.at(-1);
+    if (!last) throw new Error("no bundled migrations");
+    const rebuild: BundledMigration = {
+      idx: last.idx + 1,
+      tag: "9997_rebuild_users",
+      when: last.when + 1,
+      hash: "test-rebuild",
+      // What drizzle-kit emits when a SQLite column changes: copy into a new table, drop, rename.
+      statements: [
+        "PRAGMA foreign_keys=OFF;",
+        created
+          .replace(/^CREATE TABLE [`"]?users[`"]?/, "CREATE TABLE `__new_users`")
+          .replaceAll('"users".', '"__new_users".'),
+        "INSERT INTO `__new_users` SELECT * FROM `users`;",
+        "DROP TABLE `users`;",
+        "ALTER TABLE `__new_users` RENAME TO `users`;",
+        "PRAGMA foreign_keys=ON;",
+        "CREATE UNIQUE INDEX `users_email_unique` ON `users` (`email`);",
+      ],
+    };
+    expect((await migrate(c, [...bundledMigrations, rebuild])).applied).toEqual(["9997_rebuild_users"]);
+    // Dropping `users` with foreign keys on would have cascaded into sessions.
+    expect((await c.execute("SELECT count(*) AS n FROM sessions")).rows[0]?.n).toBe(2);
+    await c.execute("DELETE FROM users WHERE id = 'u1'");
+    expect((await c.execute("SELECT count(*) AS n FROM sessions")).rows[0]?.n).toBe(0);
+  });
+
   it("applies a later migration on top and rolls back a failing one completely", async () => {
     temp = await createTempDb();
     const last = bundledMigrations.at(-1);
