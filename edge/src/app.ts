@@ -14,6 +14,7 @@ import { errorBody, handleError } from "./http/errors.ts";
 import type { EdgeDeps } from "./platform/types.ts";
 import { relayRouter } from "./relay/routes.ts";
 import { rulesRouter } from "./rules/routes.ts";
+import { settingsRouter } from "./settings/routes.ts";
 import { mountApiDocs } from "./system/docs.ts";
 import { systemRouter } from "./system/health.ts";
 import { usersRouter } from "./users/routes.ts";
@@ -43,6 +44,7 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   app.route("/api/blocklist", blocklistRouter);
   app.route("/api/dids", didsRouter);
   app.route("/api/routes", rulesRouter);
+  app.route("/api/settings", settingsRouter);
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
   return app;

@@ -2,7 +2,7 @@
  * SIP credentials of a device: the generated password (shown once, never
  * stored), its HA1 digests, the installation's fixed realm, and extension numbers.
  */
-import { type Db, devices, settings } from "@gosip/drizzle";
+import { type Db, devices, parseSetting, settingDefault, settings } from "@gosip/drizzle";
 import { eq } from "drizzle-orm";
 import { z } from "zod";
 
@@ -34,24 +34,19 @@ export function generateSipPassword(length = SIP_PASSWORD_LENGTH): string {
 // --- realm ----------------------------------------------------------------------
 
 export const SIP_SETTINGS_KEY = "sip";
-export const DEFAULT_SIP_REALM = "gosip";
-export const sipRealmSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, "realm must be letters, digits, dots and dashes (1–63)");
-const sipSettingsSchema = z.object({ v: z.literal(1), realm: sipRealmSchema });
 
 /**
- * The installation's digest realm. Written on first use and never changed after:
- * every stored HA1 depends on it, so a new realm would lock every phone out.
+ * The installation's digest realm (settings key `sip`, default "gosip"). Written
+ * on first use and never changed after devices exist: every stored HA1 depends on it.
  */
 export async function getSipRealm(db: Db): Promise<string> {
-  const value = { v: 1, realm: DEFAULT_SIP_REALM };
   // Insert-or-ignore, then read: two first devices created at once agree on one realm.
-  await db.insert(settings).values({ key: SIP_SETTINGS_KEY, value }).onConflictDoNothing();
+  await db
+    .insert(settings)
+    .values({ key: SIP_SETTINGS_KEY, value: settingDefault("sip") })
+    .onConflictDoNothing();
   const [row] = await db.select().from(settings).where(eq(settings.key, SIP_SETTINGS_KEY));
-  const parsed = sipSettingsSchema.safeParse(row?.value);
-  if (!parsed.success) throw new Error("settings row `sip` is not a valid { v: 1, realm } document");
-  return parsed.data.realm;
+  return parseSetting("sip", row?.value).realm;
 }
 
 // --- extensions -------------------------------------------------------------------
