@@ -1,7 +1,7 @@
 // The SIP engine: a TypeScript drachtio-server. startEngine() binds the SIP stack (UDP + TCP) and the drachtio
 // admin port, and relays between them, so unmodified drachtio-srf applications can connect and work.
 import pino from "pino";
-import { SipStack } from "./stack/index.ts";
+import { SipStack, type StackStats } from "./stack/index.ts";
 import { Relay } from "./wire/relay.ts";
 import { AdminServer } from "./wire/server.ts";
 
@@ -29,7 +29,19 @@ export interface Engine {
   adminPort: number;
   /** Resolved SIP port (when 0 was given). */
   sipPort: number;
+  /** What the engine is tracking right now (leak checks, health): relay transactions/dialogs, apps, stack counts. */
+  stats(): EngineStats;
   close(): Promise<void>;
+}
+
+export interface EngineStats {
+  apps: number;
+  /** Requests delivered to apps still waiting for their final response. */
+  netTransactions: number;
+  /** Requests sent for apps still waiting for a final response. */
+  appTransactions: number;
+  dialogs: number;
+  stack: StackStats;
 }
 
 /** Start the engine; resolves once both the SIP and the admin listeners are bound. */
@@ -81,6 +93,16 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   return {
     adminPort: admin.port,
     sipPort,
+    stats(): EngineStats {
+      const r = relay.stats();
+      return {
+        apps: admin.apps.length,
+        netTransactions: r.netTxns,
+        appTransactions: r.appTxns,
+        dialogs: r.dialogs,
+        stack: stack.stats(),
+      };
+    },
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
