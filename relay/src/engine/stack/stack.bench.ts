@@ -4,6 +4,7 @@
 // Run: npx tsx relay/src/engine/stack/stack.bench.ts [register|invite] [seconds] [window] [rate]
 // window: outstanding transactions in closed-loop mode; rate > 0: open loop at that many requests/s instead
 // (the latency figures then show what a steady load sees, not queueing behind the window).
+import { readFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import { createResponse } from "../sip/message.ts";
@@ -87,12 +88,24 @@ sock.bind(0, "127.0.0.1", () => {
 });
 `;
 
+/** CPU seconds (user+system) of the main thread only, from /proc (Linux); the generator thread is excluded. */
+function mainThreadCpu(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const stack = await SipStack.listen({ host: "127.0.0.1", port: 0, transports: ["udp"] });
 stack.on("request", (st, msg) => {
   st.respond(createResponse(msg.request, 200));
 });
 const port = stack.hostports[0]?.port ?? 0;
 const cpuBefore = process.cpuUsage();
+const mainBefore = mainThreadCpu();
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 loopDelay.enable();
 const result = await new Promise<{
@@ -108,6 +121,7 @@ const result = await new Promise<{
   worker.once("error", reject);
 });
 const cpu = process.cpuUsage(cpuBefore);
+const mainCpu = mainThreadCpu() - mainBefore;
 const stats = stack.stats();
 // With --expose-gc, count only what is really retained.
 (globalThis as { gc?: () => void }).gc?.();
@@ -124,6 +138,8 @@ console.log(
       lost: result.lost,
       p50ms: Number(result.p50.toFixed(2)),
       p99ms: Number(result.p99.toFixed(2)),
+      // CPU the stack's thread spent per transaction (robust against a loaded machine, unlike the rate)
+      stackCpuUsPerTransaction: Number(((mainCpu / result.done) * 1e6).toFixed(1)),
       // CPU of the whole process (stack + generator thread) per second of wall time
       cpuCoresUsed: Number(((cpu.user + cpu.system) / 1e6 / result.elapsed).toFixed(2)),
       // how long the stack's own event loop stalled (GC, CPU starvation on a shared box)

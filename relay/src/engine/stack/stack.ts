@@ -148,18 +148,17 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     else this.onResponse(msg, data, source);
   }
 
-  /** Stateless 400 (or 505/513) to a request the parser could not fully read. */
+  /**
+   * Stateless 400 (or 505/513) to a request the parser could not fully read: routed by its top Via when that
+   * parses (§18.2.2 + rport), else straight back to the source address (or the connection it came on).
+   */
   private answerMalformed(req: SipRequest, status: number, source: Peer, conn: Connection | undefined): void {
     if (req.method === "ACK") return;
     const top = req.headers.top("via");
     const via = top === undefined ? undefined : parseVia(top);
-    if (!via) return;
+    const dest = via ? replyAddress(source, via.port, via.rport !== undefined) : source;
     const res = createResponse(req, status, undefined, { toTag: newTag() });
-    this.transports.send(
-      replyAddress(source, via.port, via.rport !== undefined),
-      serializeMessage(res),
-      conn,
-    );
+    this.transports.send(dest, serializeMessage(res), conn);
   }
 
   private onRequest(

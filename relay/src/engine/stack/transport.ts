@@ -3,6 +3,7 @@
 // keepalive answers, idle close and size/connection limits. Everything that comes off a socket is handed to the
 // sink inside try/catch, so a bad message or a bug in a handler never takes the process down.
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import {
   isIP,
   connect as netConnect,
@@ -119,7 +120,11 @@ export class Transports {
 
   private bindUdp(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      const sock = createSocket({ type: isIP(host) === 6 ? "udp6" : "udp4", reuseAddr: false });
+      const sock = createSocket({
+        type: isIP(host) === 6 ? "udp6" : "udp4",
+        reuseAddr: false,
+        lookup: numericLookup,
+      });
       sock.once("error", reject);
       sock.bind(port, host, () => {
         sock.off("error", reject);
@@ -376,6 +381,20 @@ export class Transports {
     for (const conn of [...this.connections.values()]) this.closeConnection(conn);
     await this.closeSockets();
   }
+}
+
+/**
+ * dgram resolves every destination through dns.lookup, which for an IP literal still defers the send to the next
+ * tick. The stack only ever sends to numeric addresses, so answer synchronously; names still go to the resolver.
+ */
+function numericLookup(
+  address: string,
+  family: number | LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const kind = isIP(address);
+  if (kind !== 0) callback(null, address, kind);
+  else dnsLookup(address, { family: typeof family === "number" ? family : (family.family ?? 0) }, callback);
 }
 
 function isBlank(msg: Buffer): boolean {
