@@ -136,6 +136,40 @@ describe("StreamFramer", () => {
     expect(callIds(out.messages)).toEqual(["w", "lf"]);
   });
 
+  it("stays linear when a peer trickles a large message byte by byte", () => {
+    const { framer, out } = collect();
+    const big = message("slow", "b".repeat(30_000))
+      .toString()
+      .replace("Call-ID: slow", `Call-ID: slow\r\nX-Pad: ${"p".repeat(15_000)}`);
+    const bytes = Buffer.from(big);
+    const started = performance.now();
+    for (let i = 0; i < bytes.length; i++) framer.push(bytes.subarray(i, i + 1));
+    const elapsed = performance.now() - started;
+    expect(callIds(out.messages)).toEqual(["slow"]);
+    expect(out.messages[0]?.equals(bytes)).toBe(true);
+    // Quadratic buffering would copy ~1.8 GB here and take seconds.
+    expect(elapsed).toBeLessThan(1500);
+  });
+
+  it("does not corrupt frames already delivered when later data arrives", () => {
+    const frames: Buffer[] = [];
+    const framer = new StreamFramer(
+      (raw) => frames.push(raw),
+      () => {},
+      () => {},
+    );
+    const a = message("first", "A".repeat(100));
+    const b = message("second", "B".repeat(100));
+    // Deliver "first" from a framer-owned buffer (split across pushes), then keep pushing.
+    framer.push(a.subarray(0, 50));
+    framer.push(Buffer.concat([a.subarray(50), b.subarray(0, 10)]));
+    for (let i = 10; i < b.length; i += 7) framer.push(b.subarray(i, i + 7));
+    framer.push(message("third"));
+    expect(frames[0]?.equals(a)).toBe(true);
+    expect(frames[1]?.equals(b)).toBe(true);
+    expect(callIds(frames)).toEqual(["first", "second", "third"]);
+  });
+
   it("accepts data pushed from inside onMessage without duplicating or losing messages", () => {
     const seen: string[] = [];
     let pushedMore = false;

@@ -44,11 +44,20 @@ function contentLength(head: string): number | undefined {
 }
 
 export class StreamFramer {
+  /**
+   * Received bytes; only [0, len) is valid. When the framer owns it (a buffer it allocated), new data is appended
+   * in place, growing geometrically, so a peer trickling a message byte by byte costs O(n), not O(n²). Bytes below
+   * `len` are never overwritten: frames handed out earlier are views on them.
+   */
   private buf: Buffer = EMPTY;
+  private len = 0;
+  private owned = false;
   /** Bytes of buf already consumed. */
   private pos = 0;
   /** Absolute index in buf where the search for the end of the current header section resumes. */
   private scanFrom = 0;
+  /** End (absolute, in buf) of the message whose header was already read and whose body is awaited; -1 if none. */
+  private frameEnd = -1;
   private dead = false;
   private draining = false;
   private readonly maxSize: number;
@@ -69,19 +78,32 @@ export class StreamFramer {
 
   /** Bytes buffered but not yet part of a complete message. */
   get pending(): number {
-    return this.buf.length - this.pos;
+    return this.len - this.pos;
   }
 
   push(chunk: Buffer): void {
     if (this.dead || chunk.length === 0) return;
-    if (this.pos >= this.buf.length) {
+    if (this.pos >= this.len) {
+      // Nothing pending: frame straight from the caller's chunk, no copy.
       this.buf = chunk;
+      this.len = chunk.length;
+      this.owned = false;
       this.pos = 0;
       this.scanFrom = 0;
+      this.frameEnd = -1;
+    } else if (this.owned && this.len + chunk.length <= this.buf.length) {
+      chunk.copy(this.buf, this.len);
+      this.len += chunk.length;
     } else {
-      const keep = this.buf.subarray(this.pos);
+      const keep = this.len - this.pos;
+      const next = Buffer.allocUnsafe(Math.max(4096, 2 * (keep + chunk.length)));
+      this.buf.copy(next, 0, this.pos, this.len);
+      chunk.copy(next, keep);
       this.scanFrom = Math.max(0, this.scanFrom - this.pos);
-      this.buf = Buffer.concat([keep, chunk]);
+      if (this.frameEnd !== -1) this.frameEnd -= this.pos;
+      this.buf = next;
+      this.len = keep + chunk.length;
+      this.owned = true;
       this.pos = 0;
     }
     // A push from inside onMessage only appends; the running loop picks the bytes up.
@@ -91,6 +113,7 @@ export class StreamFramer {
   private fail(reason: string): void {
     this.dead = true;
     this.buf = EMPTY;
+    this.len = 0;
     this.pos = 0;
     this.onError(reason);
   }
@@ -98,21 +121,30 @@ export class StreamFramer {
   private drain(): void {
     this.draining = true;
     try {
-      while (!this.dead && this.pos < this.buf.length) if (!this.step()) break;
+      while (!this.dead && this.pos < this.len) if (!this.step()) break;
     } finally {
       this.draining = false;
     }
-    if (!this.dead && this.pos >= this.buf.length) {
+    if (!this.dead && this.pos >= this.len) {
       this.buf = EMPTY;
+      this.len = 0;
+      this.owned = false;
       this.pos = 0;
       this.scanFrom = 0;
+      this.frameEnd = -1;
     }
   }
 
   /** Consume one keepalive or message; false when more bytes are needed. */
   private step(): boolean {
-    const buf = this.buf;
+    // Searches must not see the unused capacity beyond len.
+    const buf = this.len === this.buf.length ? this.buf : this.buf.subarray(0, this.len);
     const pos = this.pos;
+    if (this.frameEnd !== -1) {
+      // Header already read: only wait for the rest of the body.
+      if (this.frameEnd > buf.length) return false;
+      return this.emit(buf, pos, this.frameEnd);
+    }
     // Between messages: CRLF keepalives (RFC 5626 §4.4.1). "\r\n\r\n" is a ping; a lone "\r\n" is a pong.
     const c = buf[pos];
     if (c === 13 || c === 10) {
@@ -158,12 +190,17 @@ export class StreamFramer {
       return false;
     }
     if (end > buf.length) {
-      this.scanFrom = headEnd;
+      this.frameEnd = end;
       return false;
     }
+    return this.emit(buf, pos, end);
+  }
+
+  private emit(buf: Buffer, start: number, end: number): boolean {
     this.pos = end;
     this.scanFrom = end;
-    this.onMessage(buf.subarray(pos, end));
+    this.frameEnd = -1;
+    this.onMessage(buf.subarray(start, end));
     return true;
   }
 }
