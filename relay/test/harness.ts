@@ -13,6 +13,9 @@ import { freePort, killAll, stop, track, waitForListening } from "./sipp.ts";
 
 export * from "./sipp.ts";
 
+/** USER_HZ of Linux /proc accounting (100 on every mainstream architecture). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 const RELAY_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 export interface TestEngine {
@@ -108,6 +111,8 @@ export interface EngineProcess extends TestEngine {
   output(): string;
   /** Resident set size of the engine process in kB, from /proc/<pid>/status. */
   rssKb(): Promise<number>;
+  /** CPU time (user + system) the engine process used so far, ms, from /proc/<pid>/stat. */
+  cpuMs(): Promise<number>;
   /** After a full GC in the engine process: its memoryUsage() (test entry only, undefined for the CLI). */
   memory(): Promise<NodeJS.MemoryUsage | undefined>;
   alive(): boolean;
@@ -177,6 +182,13 @@ export async function startEngineProcess(options: EngineProcessOptions = {}): Pr
       const status = await readFile(`/proc/${child.pid}/status`, "utf8");
       const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
       return match?.[1] ? Number(match[1]) : Number.NaN;
+    },
+    async cpuMs() {
+      const stat = await readFile(`/proc/${child.pid}/stat`, "utf8");
+      // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15 (clock ticks).
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
     },
     async memory() {
       if (entry !== "test" || !child.connected) return undefined;

@@ -47,6 +47,9 @@ interface Figures {
   p50: number;
   p99: number;
   note: string;
+  /** CPU ms per completed dialog/call in the engine process and in the app process (engine runs only). */
+  engineCpuPerOp?: number;
+  appCpuPerOp?: number;
 }
 
 function figures(name: string, targetRate: number, attempted: number, r: SippResult, note = ""): Figures {
@@ -118,12 +121,27 @@ async function sippToSipp(
   }
 }
 
+/** Runs `run` and adds the engine's and this process's (the app's) CPU time per completed operation. */
+async function withCpu(engine: EngineProcess, run: () => Promise<Figures>): Promise<Figures> {
+  const engineBefore = await engine.cpuMs();
+  const appBefore = process.cpuUsage();
+  const f = await run();
+  const app = process.cpuUsage(appBefore);
+  const engineMs = (await engine.cpuMs()) - engineBefore;
+  const ops = Math.max(1, f.successful);
+  f.engineCpuPerOp = engineMs / ops;
+  f.appCpuPerOp = (app.user + app.system) / 1000 / ops;
+  return f;
+}
+
 async function engineRegister(engine: EngineProcess, name: string, rate: number): Promise<Figures> {
-  const { r, attempted } = await load(engine.sipTarget, "uac-register-auth.xml", rate, {
-    service: CREDENTIALS.username,
-    auth: CREDENTIALS,
+  return withCpu(engine, async () => {
+    const { r, attempted } = await load(engine.sipTarget, "uac-register-auth.xml", rate, {
+      service: CREDENTIALS.username,
+      auth: CREDENTIALS,
+    });
+    return figures(name, rate, attempted, r);
   });
-  return figures(name, rate, attempted, r);
 }
 
 async function engineB2bua(
@@ -131,7 +149,16 @@ async function engineB2bua(
   setTarget: (uri: string) => void,
   name: string,
   rate: number,
-) {
+): Promise<Figures> {
+  return withCpu(engine, () => b2buaRun(engine, setTarget, name, rate));
+}
+
+async function b2buaRun(
+  engine: EngineProcess,
+  setTarget: (uri: string) => void,
+  name: string,
+  rate: number,
+): Promise<Figures> {
   const port = await freePort();
   const calls = Math.round(rate * SECONDS);
   const bLeg = await startSipp({
@@ -163,7 +190,18 @@ function fmt(n: number, digits = 0): string {
 }
 
 function printTable(rows: Figures[]): void {
-  const head = ["run", "target/s", "attempted", "ok", "failed", "achieved/s", "p50 ms", "p99 ms", "note"];
+  const head = [
+    "run",
+    "target/s",
+    "attempted",
+    "ok",
+    "failed",
+    "achieved/s",
+    "p50 ms",
+    "p99 ms",
+    "cpu ms/op eng+app",
+    "note",
+  ];
   const body = rows.map((f) => [
     f.name,
     fmt(f.targetRate),
@@ -173,6 +211,9 @@ function printTable(rows: Figures[]): void {
     fmt(f.achievedRate),
     fmt(f.p50),
     fmt(f.p99),
+    f.engineCpuPerOp === undefined
+      ? ""
+      : `${fmt(f.engineCpuPerOp, 3)}+${fmt(f.appCpuPerOp ?? Number.NaN, 3)}`,
     f.note,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? "").length)));
@@ -268,6 +309,16 @@ async function main(): Promise<void> {
     );
     console.log(
       `  B2BUA    achieved ${fmt(b2b.achievedRate / baseCall.achievedRate, 2)}x, p99 ${fmt(b2b.p99)} vs ${fmt(baseCall.p99)} ms; capacity baseline ${fmt(capCall.achievedRate)}/s -> engine at ${fmt((b2b.achievedRate / capCall.achievedRate) * 100, 1)}% of it`,
+    );
+    // CPU per operation does not depend much on what else runs on the machine; a projection from it is a useful
+    // cross-check when the load average shows the wall-clock figures above are disturbed.
+    const cpuReg = (reg.engineCpuPerOp ?? 0) + (reg.appCpuPerOp ?? 0);
+    const cpuB2b = (b2b.engineCpuPerOp ?? 0) + (b2b.appCpuPerOp ?? 0);
+    console.log(
+      `CPU per op (engine + app): REGISTER dialog ${fmt(cpuReg, 3)} ms, B2BUA call ${fmt(cpuB2b, 3)} ms -> ` +
+        `CPU-bound ceiling with engine and app on their own core each: ` +
+        `${fmt(1000 / Math.max(reg.engineCpuPerOp ?? 0, reg.appCpuPerOp ?? 0))} REGISTER/s, ` +
+        `${fmt(1000 / Math.max(b2b.engineCpuPerOp ?? 0, b2b.appCpuPerOp ?? 0))} calls/s (sipp's own CPU not included)`,
     );
     console.log("vs the targets:");
     console.log(

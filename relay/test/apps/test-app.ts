@@ -63,6 +63,11 @@ export interface TestApp {
   readonly errors: string[];
 }
 
+/** srf's Dialog#connected (false once a BYE ended it); not in drachtio-srf's type declarations. */
+function isConnected(dialog: Dialog): boolean {
+  return (dialog as unknown as { connected?: boolean }).connected !== false;
+}
+
 function requestUser(uri: string): string {
   const match = /^sips?:([^@;?]+)@/i.exec(uri);
   return match?.[1] ?? "";
@@ -147,6 +152,15 @@ export function installTestApp(srf: Srf, options: TestAppOptions = {}): TestApp 
         bump("b2bua-b-hangup");
         hangUp(uas);
       });
+      // A BYE that arrived in the same socket read as the 200's confirmation was handled before the promise
+      // continuation above attached the listeners: srf already ended that dialog, so end the other one now.
+      if (!isConnected(uas)) {
+        bump("b2bua-a-hangup");
+        hangUp(uac);
+      } else if (!isConnected(uac)) {
+        bump("b2bua-b-hangup");
+        hangUp(uas);
+      }
     } catch (err) {
       bump("b2bua-failed");
       fail(err);
