@@ -269,6 +269,38 @@ describe("edge on Workers (workerd + Hrana)", () => {
     expect(sessions.rows.map((r) => r.ip)).toEqual(["192.0.2.32", "192.0.2.50"]);
   });
 
+  it("connects an authenticated relay through the Worker to the RelayLink object", async () => {
+    const created = await call("POST", "/api/relay/tokens", { cookie: admin, body: { name: "home relay" } });
+    expect(created.status, await created.clone().text()).toBe(201);
+    const token = await json<{ id: string; token: string }>(created);
+
+    const refused = await exports.default.fetch(`${BASE}/api/relay/connect`, {
+      headers: { Upgrade: "websocket", Authorization: "Bearer not-a-real-relay-token-aaaaaaaaaaaaaaaaaaa" },
+    });
+    expect(refused.status).toBe(401);
+    expect(refused.webSocket).toBeNull();
+
+    // A client cannot skip the token check by naming a relay itself.
+    const spoofed = await exports.default.fetch(`${BASE}/api/relay/connect`, {
+      headers: { Upgrade: "websocket", "X-GoSIP-Relay-Id": token.id },
+    });
+    expect(spoofed.status).toBe(401);
+
+    const res = await exports.default.fetch(`${BASE}/api/relay/connect`, {
+      headers: { Upgrade: "websocket", Authorization: `Bearer ${token.token}` },
+    });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket;
+    if (!ws) throw new Error("no WebSocket in the 101 response");
+    ws.accept();
+    const ack = new Promise<unknown>((resolve) => {
+      ws.addEventListener("message", (e) => resolve(JSON.parse(String(e.data))), { once: true });
+    });
+    ws.send(JSON.stringify({ type: "hello", v: 1 }));
+    expect(await ack).toMatchObject({ type: "hello-ack", relayId: token.id });
+    ws.close(1000, "done");
+  });
+
   it("answers unknown API paths with the JSON error envelope and serves the UI elsewhere", async () => {
     const res = await call("GET", "/api/no-such-thing");
     expect(res.status).toBe(404);

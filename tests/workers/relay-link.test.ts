@@ -40,16 +40,34 @@ describe("RelayLink durable object", () => {
     expect(res.webSocket).toBeNull();
   });
 
-  it("answers hello with hello-ack naming the relay, and refuses unknown messages", async () => {
+  it("answers hello with hello-ack naming the relay", async () => {
     const ws = await open("hello", "relay-1");
     const ack = nextMessage(ws);
     ws.send(JSON.stringify({ type: "hello", v: 1 }));
     expect(await ack).toMatchObject({ type: "hello-ack", v: 1, relayId: "relay-1" });
-
-    const err = nextMessage(ws);
-    ws.send("not json");
-    expect(await err).toMatchObject({ type: "error", code: "unsupported" });
     ws.close(1000, "done");
+  });
+
+  it("closes on messages the protocol does not know, as the Node link does", async () => {
+    const notJson = await open("bad-json", "relay-1");
+    const closedNotJson = closed(notJson);
+    notJson.send("not json");
+    expect(await closedNotJson).toEqual({ code: 1007, reason: "invalid JSON" });
+
+    const unknown = await open("bad-type", "relay-1");
+    const closedUnknown = closed(unknown);
+    unknown.send(JSON.stringify({ type: "register", aor: "sip:101@pbx" }));
+    expect(await closedUnknown).toEqual({ code: 1008, reason: "unsupported message type" });
+  });
+
+  it("disconnects only the sockets of a revoked relay token (RPC from the Worker)", async () => {
+    const name = "revoke";
+    const ws = await open(name, "relay-9");
+    const wsClosed = closed(ws);
+    const stub = env.RELAY_LINK.get(env.RELAY_LINK.idFromName(name));
+    expect(await stub.disconnect("some-other-token")).toBe(0);
+    expect(await stub.disconnect("relay-9")).toBe(1);
+    expect(await wsClosed).toEqual({ code: 4001, reason: "relay token revoked" });
   });
 
   it("replaces an older link when the relay reconnects", async () => {

@@ -33,4 +33,23 @@ describe("createJsonLogger", () => {
     expect(lines.map((l) => l.entry.msg)).toEqual(["locked out", "failed"]);
     expect(lines.map((l) => l.level)).toEqual(["warn", "error"]);
   });
+
+  it("redacts secrets wherever they appear in the logged data", () => {
+    const { logger, lines } = capture("info");
+    logger.info(
+      {
+        password: "hunter22",
+        user: { email: "a@example.test", token: "t0k3n" },
+        headers: [{ cookie: "s=1" }],
+      },
+      "careless caller",
+    );
+    const text = JSON.stringify(lines[0]?.entry);
+    expect(text).not.toMatch(/hunter22|t0k3n|s=1/);
+    expect(lines[0]?.entry).toMatchObject({
+      password: "[redacted]",
+      user: { email: "a@example.test", token: "[redacted]" },
+      headers: [{ cookie: "[redacted]" }],
+    });
+  });
 });

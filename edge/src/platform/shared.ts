@@ -8,12 +8,41 @@ import type { EdgeConfig } from "../config.ts";
 import type { Logger } from "./types.ts";
 
 type Level = EdgeConfig["logLevel"];
+
+/**
+ * Keys whose values never reach the logs, wherever they appear in logged data
+ * (defence in depth: callers already avoid logging them). Same list as the Node
+ * logger's pino redaction.
+ */
+export const SECRET_LOG_KEYS: readonly string[] = [
+  "password",
+  "currentPassword",
+  "newPassword",
+  "passwordHash",
+  "token",
+  "authToken",
+  "authorization",
+  "cookie",
+  "ha1",
+  "secret",
+  "databaseAuthToken",
+];
+const secretKeys = new Set(SECRET_LOG_KEYS);
+
+function redact(value: unknown, depth: number): unknown {
+  if (typeof value !== "object" || value === null || depth > 4) return value;
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value))
+    out[k] = secretKeys.has(k) ? "[redacted]" : redact(v, depth + 1);
+  return out;
+}
 const levelRank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /**
  * One JSON object per line on the console (stdout for debug/info, stderr for
  * warn/error): what `wrangler tail`, Workers Logs and `docker logs` all ingest.
- * `write` is injectable for tests.
+ * Values under SECRET_LOG_KEYS are replaced by "[redacted]". `write` is injectable for tests.
  */
 export function createJsonLogger(
   minLevel: Level,
@@ -24,7 +53,8 @@ export function createJsonLogger(
     (level: Level) =>
     (data: Record<string, unknown>, msg: string): void => {
       if (levelRank[level] < levelRank[minLevel]) return;
-      write(level, JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...data }));
+      const entry = { time: new Date().toISOString(), level, msg, ...base, ...data };
+      write(level, JSON.stringify(redact(entry, 0)));
     };
   return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 }

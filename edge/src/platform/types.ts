@@ -26,6 +26,8 @@ export interface Logger {
  */
 export interface RelayLinkPort {
   accept(request: Request, relay: { id: string; name: string }): Promise<Response>;
+  /** Close the live sockets of this relay token (it was revoked). */
+  disconnect(relayId: string): Promise<void>;
 }
 
 /** What every request handler can reach. Built once per process (Node) or per isolate (Workers). */

@@ -35,14 +35,17 @@ export function workersClientIp(req: Request): string {
   return req.headers.get("CF-Connecting-IP") ?? "unknown";
 }
 
-/** Hands an authenticated relay's WebSocket upgrade to the one RelayLink object of this installation. */
+/** The relay link on Workers: the one RelayLink Durable Object of this installation. */
 function durableRelayLink(env: WorkerEnv): RelayLinkPort {
+  const stub = () => env.RELAY_LINK.get(env.RELAY_LINK.idFromName("installation"));
   return {
     accept: async (request, relay) => {
-      const stub = env.RELAY_LINK.get(env.RELAY_LINK.idFromName("installation"));
       const headers = new Headers(request.headers);
       headers.set(RELAY_ID_HEADER, relay.id);
-      return stub.fetch(new Request(request, { headers }));
+      return stub().fetch(new Request(request, { headers }));
+    },
+    disconnect: async (relayId) => {
+      await stub().disconnect(relayId);
     },
   };
 }

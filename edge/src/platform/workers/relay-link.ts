@@ -5,10 +5,13 @@
  * may be evicted between messages while the socket stays open, so no state lives
  * in memory; each socket carries its relay id as an attachment.
  *
- * Reserved for the relay sync protocol: for now it answers `hello` with
- * `hello-ack` and refuses everything else, so the wiring is testable end to end.
+ * Messages are answered by the runtime-neutral relay protocol (relay/protocol.ts),
+ * exactly as on Node; for now that is `hello` → `hello-ack`, the sync protocol
+ * comes later.
  */
 import { DurableObject } from "cloudflare:workers";
+import { CLOSE_TOKEN_REVOKED } from "../../relay/node-link.ts";
+import { answerRelayMessage } from "../../relay/protocol.ts";
 
 /** Header the Worker sets on the forwarded upgrade once the relay token is valid. */
 export const RELAY_ID_HEADER = "X-GoSIP-Relay-Id";
@@ -56,15 +59,17 @@ export class RelayLink extends DurableObject {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const msg = parseMessage(message);
-    if (msg?.type === "hello") {
-      const { relayId } = ws.deserializeAttachment() as SocketAttachment;
-      ws.send(JSON.stringify({ type: "hello-ack", v: 1, relayId, serverTime: Date.now() }));
-      return;
-    }
-    ws.send(
-      JSON.stringify({ type: "error", code: "unsupported", message: "Message type not supported yet" }),
-    );
+    const { relayId } = ws.deserializeAttachment() as SocketAttachment;
+    const reply = answerRelayMessage(message, { id: relayId }, Date.now());
+    if (reply.kind === "send") ws.send(reply.data);
+    else ws.close(reply.code, reply.reason);
+  }
+
+  /** RPC from the Worker: close the sockets of a relay whose token was revoked; returns how many. */
+  async disconnect(relayId: string): Promise<number> {
+    const sockets = this.ctx.getWebSockets(relayId);
+    for (const ws of sockets) ws.close(CLOSE_TOKEN_REVOKED, "relay token revoked");
+    return sockets.length;
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -80,15 +85,5 @@ export class RelayLink extends DurableObject {
       }),
     );
     ws.close(1011, "socket error");
-  }
-}
-
-function parseMessage(message: string | ArrayBuffer): { type?: unknown } | undefined {
-  if (typeof message !== "string") return undefined;
-  try {
-    const parsed: unknown = JSON.parse(message);
-    return typeof parsed === "object" && parsed !== null ? (parsed as { type?: unknown }) : undefined;
-  } catch {
-    return undefined;
   }
 }
