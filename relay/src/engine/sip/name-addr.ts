@@ -14,6 +14,8 @@ function isWs(c: number): boolean {
  * Returns false on syntax errors. With `params` null it only validates (no allocation).
  */
 export function parseHeaderParams(s: string, i: number, params: Params | null): boolean {
+  // Local alias: an imported binding is re-checked on every access in the hot loops below.
+  const tok = TOKEN;
   const n = s.length;
   for (;;) {
     while (i < n && isWs(s.charCodeAt(i))) i++;
@@ -24,7 +26,7 @@ export function parseHeaderParams(s: string, i: number, params: Params | null): 
     const nameStart = i;
     while (i < n) {
       const c = s.charCodeAt(i);
-      if (c > 127 || TOKEN[c] !== 1) break;
+      if (c > 127 || tok[c] !== 1) break;
       i++;
     }
     if (i === nameStart) return false;
@@ -53,7 +55,7 @@ export function parseHeaderParams(s: string, i: number, params: Params | null): 
       } else {
         while (i < n) {
           const c = s.charCodeAt(i);
-          if (c > 127 || (TOKEN[c] !== 1 && c !== 58) /* : */) break;
+          if (c > 127 || (tok[c] !== 1 && c !== 58) /* : */) break;
           i++;
         }
       }

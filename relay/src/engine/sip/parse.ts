@@ -113,19 +113,25 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   // The first empty line ends the headers: CRLF CRLF normally, LF LF from senders using bare LF line ends.
   let headEnd = buf.indexOf(CRLFCRLF, start);
   let bodyStart = headEnd + 4;
-  const lfEnd = buf.indexOf(LFLF, start);
-  if (lfEnd !== -1 && (headEnd === -1 || lfEnd < headEnd)) {
-    headEnd = lfEnd;
-    bodyStart = lfEnd + 2;
-  }
   if (headEnd === -1) {
-    fail("no empty line after the headers");
-    headEnd = len;
-    bodyStart = len;
+    headEnd = buf.indexOf(LFLF, start);
+    bodyStart = headEnd + 2;
+    if (headEnd === -1) {
+      fail("no empty line after the headers");
+      headEnd = len;
+      bodyStart = len;
+    }
   }
   if (headEnd - start > maxSize) return { ok: false, reason: "header section too large", status: 513 };
 
-  const head = buf.toString("utf8", start, headEnd);
+  let head = buf.toString("utf8", start, headEnd);
+  // A bare-LF blank line before the CRLF CRLF found above ends the headers earlier (rare: mixed line ends).
+  const lfBlank = head.indexOf("\n\n");
+  if (lfBlank !== -1) {
+    head = head.slice(0, lfBlank);
+    headEnd = start + Buffer.byteLength(head, "utf8");
+    bodyStart = headEnd + 2;
+  }
   const hlen = head.length;
   // Header fields are UTF-8 text (RFC 3261 §25.1): undecodable bytes turned into U+FFFD, which would not
   // round-trip and which apps downstream cannot parse either.
