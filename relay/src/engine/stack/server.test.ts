@@ -1,5 +1,6 @@
 // Server side of the stack over real UDP sockets: 100 Trying, retransmission absorption, 2xx retransmission until
 // ACK (RFC 6026), ack-timeout, non-2xx ACK absorption, CANCEL, rport/received, malformed input.
+import { createSocket } from "node:dgram";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createResponse, type SipRequest } from "../sip/message.ts";
 import { type IncomingAck, type IncomingRequest, type ServerTransaction, SipStack } from "./index.ts";
@@ -250,6 +251,39 @@ describe("RFC 3581 and §18.2.2 response routing", () => {
   });
 });
 
+describe("IPv6", () => {
+  it("serves a request over UDP on ::1 and answers it", async () => {
+    const v6 = await SipStack.listen({ host: "::1", port: 0, transports: ["udp"], timers: { T1, T2, T4 } });
+    const sock = createSocket("udp6");
+    try {
+      await new Promise<void>((resolve) => sock.bind(0, "::1", () => resolve()));
+      const me = sock.address().port;
+      const got = new Promise<string>((resolve) => sock.once("message", (m) => resolve(m.toString())));
+      v6.on("request", (st, msg) => {
+        expect(msg.source).toEqual({ transport: "udp", address: "::1", port: me });
+        st.respond(createResponse(msg.request, 200));
+      });
+      const text = sipRequest({
+        method: "OPTIONS",
+        viaPort: me,
+        viaHost: "[::1]",
+        rport: true,
+        uri: "sip:x@[::1]",
+      });
+      sock.send(text, v6.hostports[0]?.port ?? 0, "::1");
+      const res = await got;
+      expect(statusOf(res)).toBe(200);
+      expect(headerOf(res, "via")).toBe(
+        `SIP/2.0/UDP [::1]:${me};branch=${/branch=([^;\r]+)/.exec(text)?.[1]};rport=${me}`,
+      );
+      expect(v6.advertisedAddress({ transport: "udp", address: "::1", port: 5060 }).address).toBe("::1");
+    } finally {
+      sock.close();
+      await v6.close();
+    }
+  });
+});
+
 describe("malformed input", () => {
   it("answers 400 when the request is readable enough, drops garbage, and keeps serving", async () => {
     const errors: string[] = [];
@@ -272,6 +306,22 @@ describe("malformed input", () => {
     st.respond(ok(msg.request));
     await phone.next((m) => statusOf(m.text) === 200);
     expect(stack.stats().parseErrors).toBeGreaterThanOrEqual(3);
+  });
+
+  it("answers a broken top Via with 400 straight to the source, and a SIP/3.0 request with 505", async () => {
+    const good = sipRequest({ method: "OPTIONS", viaPort: 5999 });
+    phone.send(good.replace(/Via: [^\r]*/, "Via: SIP/2.0/UDP ;;;"), port());
+    const r400 = await phone.next((m) => statusOf(m.text) === 400);
+    expect(headerOf(r400.text, "cseq")).toBe("1 OPTIONS");
+    phone.send(
+      sipRequest({ method: "OPTIONS", viaPort: phone.port }).replace(
+        "sip:bob@127.0.0.1 SIP/2.0",
+        "sip:bob@127.0.0.1 SIP/3.0",
+      ),
+      port(),
+    );
+    await phone.next((m) => statusOf(m.text) === 505);
+    expect(requests).toHaveLength(0);
   });
 
   it("survives a listener that throws", async () => {

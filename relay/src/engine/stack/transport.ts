@@ -75,7 +75,10 @@ function normalizeAddress(address: string): string {
 export class Transports {
   private udp: UdpSocket | undefined;
   private tcp: Server | undefined;
-  private readonly connections = new Map<string, Connection>();
+  /** Connections per remote address, oldest first; the newest carries new traffic (a peer may hold two). */
+  private readonly connections = new Map<string, Connection[]>();
+  /** Every open connection, for limits, idle sweeps and shutdown. */
+  private readonly open = new Set<Connection>();
   private idleSweep: NodeJS.Timeout | undefined;
   private closed = false;
   udpLocal: Peer | undefined;
@@ -115,7 +118,7 @@ export class Transports {
   }
 
   get connectionCount(): number {
-    return this.connections.size;
+    return this.open.size;
   }
 
   private bindUdp(host: string, port: number): Promise<number> {
@@ -198,16 +201,15 @@ export class Transports {
   private onInbound(sock: Socket): void {
     const address = normalizeAddress(sock.remoteAddress ?? "");
     const port = sock.remotePort ?? 0;
-    if (address === "" || this.connections.size >= this.opts.maxConnections) {
+    if (address === "" || this.open.size >= this.opts.maxConnections) {
       sock.destroy();
       this.dropped++;
       return;
     }
     const key = peerKey("tcp", address, port);
     const conn = new Connection(sock, key, address, port);
-    const previous = this.connections.get(key);
-    if (previous) this.closeConnection(previous);
-    this.connections.set(key, conn);
+    // A peer that also holds our outbound connection keeps both; new traffic goes over the newest.
+    this.track(conn);
     this.wire(conn);
   }
 
@@ -255,7 +257,7 @@ export class Transports {
     sock.on("close", () => {
       conn.closed = true;
       this.failWaiters(conn, new StackError("transport", "connection closed"));
-      if (this.connections.get(conn.key) === conn) this.connections.delete(conn.key);
+      this.forget(conn);
     });
   }
 
@@ -274,7 +276,8 @@ export class Transports {
 
   /** An open connection to this remote address, if any. */
   findConnection(address: string, port: number): Connection | undefined {
-    const c = this.connections.get(peerKey("tcp", address, port));
+    const list = this.connections.get(peerKey("tcp", address, port));
+    const c = list?.[list.length - 1];
     return c && !c.closed ? c : undefined;
   }
 
@@ -339,7 +342,7 @@ export class Transports {
   }
 
   private connect(dest: Peer): Connection | undefined {
-    if (this.connections.size >= this.opts.maxConnections) return undefined;
+    if (this.open.size >= this.opts.maxConnections) return undefined;
     const sock = netConnect({ host: dest.address, port: dest.port, noDelay: true });
     const key = peerKey("tcp", dest.address, dest.port);
     const conn = new Connection(sock, key, dest.address, dest.port);
@@ -348,20 +351,36 @@ export class Transports {
       conn.waiters = undefined;
       conn.local = { transport: "tcp", address: sock.localAddress ?? "", port: sock.localPort ?? 0 };
     });
-    this.connections.set(key, conn);
+    this.track(conn);
     this.wire(conn);
     return conn;
   }
 
-  private closeConnection(conn: Connection): void {
+  private track(conn: Connection): void {
+    this.open.add(conn);
+    const list = this.connections.get(conn.key);
+    if (list) list.push(conn);
+    else this.connections.set(conn.key, [conn]);
+  }
+
+  private forget(conn: Connection): void {
     conn.closed = true;
-    if (this.connections.get(conn.key) === conn) this.connections.delete(conn.key);
+    if (!this.open.delete(conn)) return;
+    const list = this.connections.get(conn.key);
+    if (!list) return;
+    const i = list.indexOf(conn);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.connections.delete(conn.key);
+  }
+
+  private closeConnection(conn: Connection): void {
+    this.forget(conn);
     conn.socket.destroy();
   }
 
   private sweepIdle(): void {
     const limit = Date.now() - this.opts.tcpIdleTimeout;
-    for (const conn of this.connections.values()) {
+    for (const conn of [...this.open]) {
       if (conn.lastActivity < limit) this.closeConnection(conn);
     }
   }
@@ -378,7 +397,7 @@ export class Transports {
   async close(): Promise<void> {
     this.closed = true;
     if (this.idleSweep) clearInterval(this.idleSweep);
-    for (const conn of [...this.connections.values()]) this.closeConnection(conn);
+    for (const conn of [...this.open]) this.closeConnection(conn);
     await this.closeSockets();
   }
 }
