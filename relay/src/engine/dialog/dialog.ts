@@ -62,14 +62,11 @@ export function uriOf(value: string | undefined): string | undefined {
   return parseNameAddr(value)?.uri;
 }
 
-function key(callId: string, localTag: string): string {
-  return `${callId}\n${localTag}`;
-}
-
 /** All live dialogs, found by drachtio id or by Call-ID + our tag (the To tag of requests the peer sends). */
 export class DialogTable {
   private readonly byId = new Map<string, Dialog>();
-  private readonly byKey = new Map<string, Dialog>();
+  /** Call-ID → dialogs with that Call-ID (almost always one; a B2BUA looping to itself would make two) */
+  private readonly byCallId = new Map<string, Dialog[]>();
 
   get size(): number {
     return this.byId.size;
@@ -77,7 +74,9 @@ export class DialogTable {
 
   add(d: Dialog): void {
     this.byId.set(d.id, d);
-    this.byKey.set(key(d.callId, d.localTag), d);
+    const list = this.byCallId.get(d.callId);
+    if (list === undefined) this.byCallId.set(d.callId, [d]);
+    else list.push(d);
     d.app.dialogs.add(d.id);
   }
 
@@ -87,14 +86,21 @@ export class DialogTable {
 
   /** Dialog a request from the peer belongs to: its To tag is our local tag. */
   match(callId: string, localTag: string): Dialog | undefined {
-    return this.byKey.get(key(callId, localTag));
+    const list = this.byCallId.get(callId);
+    if (list === undefined) return undefined;
+    for (const d of list) if (d.localTag === localTag) return d;
+    return undefined;
   }
 
   remove(d: Dialog): void {
     d.terminated = true;
     if (this.byId.get(d.id) === d) this.byId.delete(d.id);
-    const k = key(d.callId, d.localTag);
-    if (this.byKey.get(k) === d) this.byKey.delete(k);
+    const list = this.byCallId.get(d.callId);
+    if (list !== undefined) {
+      const i = list.indexOf(d);
+      if (i !== -1) list.splice(i, 1);
+      if (list.length === 0) this.byCallId.delete(d.callId);
+    }
     d.app.dialogs.delete(d.id);
   }
 
