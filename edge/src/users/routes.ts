@@ -4,12 +4,13 @@
  * Another user's id answers 404 to a non-admin, so ids reveal nothing.
  * There is always at least one admin: the last one can be neither deleted nor demoted.
  */
-import { type Db, publicUserSchema, userRoles, users } from "@gosip/drizzle";
+import { type Db, devices, publicUserSchema, userRoles, users } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, count, eq, or, sql } from "drizzle-orm";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import { hashPassword, newPasswordSchema } from "../auth/password.ts";
 import { revokeUserSessions } from "../auth/sessions.ts";
+import { deviceReferences } from "../devices/references.ts";
 import type { AuthUser } from "../env.ts";
 import { AppError, conflict, notFound } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
@@ -249,6 +250,17 @@ export const usersRouter = createRouter()
     const { id } = c.req.valid("param");
     const db = c.get("deps").db;
     const current = await findUser(db, id);
+    // Their devices go with them (FK cascade); refuse while a DID or rule still rings one.
+    const owned = await db.select({ id: devices.id }).from(devices).where(eq(devices.userId, id));
+    const refs = await deviceReferences(
+      db,
+      owned.map((d) => d.id),
+    );
+    if (refs.length) {
+      throw conflict("The user's devices are still ring targets; remove them from these first", {
+        references: refs,
+      });
+    }
     const where = current.role === "admin" ? and(eq(users.id, id), anotherAdminExists) : eq(users.id, id);
     const deleted = await db.delete(users).where(where).returning({ id: users.id });
     if (deleted.length === 0) throw current.role === "admin" ? lastAdmin() : notFound("User");

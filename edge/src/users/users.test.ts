@@ -190,6 +190,32 @@ describe("admin user management", () => {
   });
 });
 
+describe("deleting a user", () => {
+  it("removes their devices, unless a DID still rings one (409 naming it)", async () => {
+    const owner = await createUser(t);
+    const dev = await request(t, "POST", "/api/devices", {
+      as: admin.session,
+      body: { name: "P", userId: owner.id },
+    });
+    const deviceId = ((await dev.json()) as { id: string }).id;
+    const did = await request(t, "POST", "/api/dids", {
+      as: admin.session,
+      body: { e164: "+15551230001", defaultTargets: { v: 1, deviceIds: [deviceId] } },
+    });
+    const didId = ((await did.json()) as { id: string }).id;
+    const refused = await request(t, "DELETE", `/api/users/${owner.id}`, { as: admin.session });
+    expect(refused.status).toBe(409);
+    expect(JSON.stringify(((await refused.json()) as ErrorJson).error.details)).toContain("+15551230001");
+
+    await request(t, "PATCH", `/api/dids/${didId}`, {
+      as: admin.session,
+      body: { defaultTargets: { v: 1, deviceIds: [] } },
+    });
+    expect((await request(t, "DELETE", `/api/users/${owner.id}`, { as: admin.session })).status).toBe(204);
+    expect((await request(t, "GET", `/api/devices/${deviceId}`, { as: admin.session })).status).toBe(404);
+  });
+});
+
 describe("self-service", () => {
   it("a user reads and renames themselves via /me and their own id", async () => {
     const { user, session } = await loginAs(t, "user");
