@@ -61,6 +61,7 @@ const meRoute = createRoute({
   path: "/me",
   tags: ["auth"],
   summary: "The signed-in user",
+  security: [{ sessionCookie: [] }],
   middleware: [requireUser] as const,
   responses: {
     200: {
@@ -78,6 +79,7 @@ const passwordRoute = createRoute({
   summary: "Change my password",
   description:
     "Needs the current password. Revokes all of the user's other sessions; the current session is renewed.",
+  security: [{ sessionCookie: [] }],
   middleware: [requireUser] as const,
   request: { body: { required: true, content: { "application/json": { schema: passwordChangeSchema } } } },
   responses: {

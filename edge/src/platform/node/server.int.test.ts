@@ -6,11 +6,14 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { sessions } from "@gosip/drizzle";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { createNodeLogger } from "./logger.ts";
 import { type NodeEdge, startNodeEdge } from "./server.ts";
 
 let dataDir: string;
 let edge: NodeEdge;
+/** The admin's session cookie from setup (the IP is locked out afterwards). */
+let adminCookie = "";
 const lines: string[] = [];
 
 beforeAll(async () => {
@@ -42,6 +45,7 @@ describe("Node edge over real sockets", () => {
   it("counts failed logins against the socket address, ignoring X-Forwarded-For and CF-Connecting-IP", async () => {
     const setup = await post("/api/setup", { email: "owner@example.com", password: "owner-password" });
     expect(setup.status).toBe(201);
+    adminCookie = (setup.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
 
     for (let i = 0; i < 5; i++) {
       const res = await post(
@@ -62,6 +66,33 @@ describe("Node edge over real sockets", () => {
     // The setup session was recorded with the loopback socket address.
     const rows = await edge.deps.db.select({ ip: sessions.ip }).from(sessions);
     expect(rows.map((r) => r.ip)).toEqual(["127.0.0.1"]);
+  });
+
+  it("upgrades an authenticated relay WebSocket on the same server", async () => {
+    const created = await post("/api/relay/tokens", { name: "home relay" }, { cookie: adminCookie });
+    expect(created.status).toBe(201);
+    const { token } = (await created.json()) as { token: string };
+
+    const ws = new WebSocket(`${edge.url.replace("http", "ws")}/api/relay/connect`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const reply = await new Promise<string>((resolve, reject) => {
+      ws.once("open", () => ws.send(JSON.stringify({ type: "hello", v: 1 })));
+      ws.once("message", (data: Buffer) => resolve(data.toString()));
+      ws.once("error", reject);
+    });
+    ws.close();
+    expect(JSON.parse(reply)).toMatchObject({ type: "hello-ack" });
+
+    const refused = new WebSocket(`${edge.url.replace("http", "ws")}/api/relay/connect`, {
+      headers: { authorization: "Bearer not-a-token" },
+    });
+    const status = await new Promise<number>((resolve) => {
+      refused.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+      refused.once("open", () => resolve(101));
+      refused.once("error", () => resolve(-1));
+    });
+    expect(status).toBe(401);
   });
 
   it("redacts secrets that reach the logger", () => {

@@ -8,11 +8,13 @@ import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdaptorServer } from "@hono/node-server";
+import { createNodeWebSocket } from "@hono/node-ws";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { type Client, createClient } from "@libsql/client";
 import { createApp } from "../../app.ts";
 import { type EdgeConfig, loadConfig } from "../../config.ts";
 import type { AppEnv } from "../../env.ts";
+import { attachNodeRelayLink } from "../../relay/node-link.ts";
 import { openDatabase } from "../shared.ts";
 import { type EdgeDeps, type Logger, systemClock } from "../types.ts";
 import { nodeClientIp } from "./client-ip.ts";
@@ -67,7 +69,11 @@ export async function startNodeEdge(
   }
 
   const app = createApp(deps, { clientIp: nodeClientIp });
+  // The relay's WebSocket (GET /api/relay/connect) is upgraded on this same server.
+  const { injectWebSocket, upgradeWebSocket } = createNodeWebSocket({ app });
+  attachNodeRelayLink(deps, upgradeWebSocket);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  injectWebSocket(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => {
