@@ -183,6 +183,24 @@ describe("client transactions", () => {
     await settled();
   });
 
+  it("sending the same request object again makes a new transaction with a fresh branch, not a second Via", async () => {
+    const req = request("MESSAGE");
+    const a = stack.sendRequest(req, dest());
+    req.headers.set("CSeq", "2 MESSAGE");
+    const b = stack.sendRequest(req, dest());
+    expect(b.branch).not.toBe(a.branch);
+    expect(req.headers.getAll("via")).toHaveLength(1);
+    const first = await phone.next(isMethod("MESSAGE"));
+    const second = await phone.next((m) => isMethod("MESSAGE")(m) && m.text.includes(b.branch));
+    const got: string[] = [];
+    a.on("response", (r) => got.push(`a${r.status}`));
+    b.on("response", (r) => got.push(`b${r.status}`));
+    phone.send(sipResponse(second.text, 200, "OK", "m1"), second.port);
+    phone.send(sipResponse(first.text, 401, "Unauthorized", "m1"), first.port);
+    await sleep(20);
+    expect(got).toEqual(["b200", "a401"]);
+  });
+
   it("sendAck is stateless and re-sending the same ACK object keeps its Via", async () => {
     const ack = request("ACK");
     ack.headers.set("CSeq", "1 ACK");

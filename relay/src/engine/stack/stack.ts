@@ -250,8 +250,9 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
   // Outbound
 
   /**
-   * Starts a client transaction: prepends our top Via (advertised address, rport, fresh z9hG4bK branch) unless
-   * the top Via is already one of ours (then its branch is kept). The request object is modified in place.
+   * Starts a client transaction: prepends our top Via (advertised address, rport, fresh z9hG4bK branch). A CANCEL
+   * whose top Via is already ours keeps it (same branch as its INVITE); any other request carrying our Via on top
+   * gets a fresh one instead. The request object is modified in place.
    */
   sendRequest(req: SipRequest, dest: Peer): ClientTransaction {
     const branch = this.ensureVia(req, dest);
@@ -288,12 +289,19 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     return buf.toString("utf8");
   }
 
-  /** Returns the branch of our top Via, adding the Via first when the request does not carry one of ours. */
+  /**
+   * Returns the branch of our top Via. A Via of ours already on top is kept for ACK and CANCEL (a re-sent ACK
+   * must be the same ACK; a CANCEL must carry its INVITE's branch) and replaced for anything else, so a request
+   * object that is sent again (e.g. re-sent with credentials) becomes a new transaction, not a retransmission.
+   */
   private ensureVia(req: SipRequest, dest: Peer): string {
     const top = req.headers.top("via");
     if (top?.includes(BRANCH_PREFIX)) {
       const branch = parseVia(top)?.branch;
-      if (branch?.startsWith(BRANCH_PREFIX)) return branch;
+      if (branch?.startsWith(BRANCH_PREFIX)) {
+        if (req.method === "ACK" || req.method === "CANCEL") return branch;
+        req.headers.removeFirst("via");
+      }
     }
     const branch = newBranch();
     const adv = this.advertisedAddress(dest);
