@@ -9,20 +9,22 @@
  *
  * Only the `(c, events)` form of hono's UpgradeWebSocket is used, so any
  * runtime helper with that shape fits. Live sockets are tracked per relay
- * token so revoking a token disconnects its relay at once.
+ * token so revoking a token disconnects its relay at once. Like the Workers
+ * Durable Object, there is one live link per installation: a relay that
+ * connects again replaces its older (possibly half-open) socket.
  */
 import type { Context } from "hono";
 import type { UpgradeWebSocket, WSContext } from "hono/ws";
 import type { AppEnv } from "../env.ts";
 import type { EdgeDeps } from "../platform/types.ts";
-import { answerRelayMessage } from "./protocol.ts";
+import { answerRelayMessage, CLOSE_REPLACED, CLOSE_TOKEN_REVOKED } from "./protocol.ts";
 import type { RelayIdentity } from "./tokens.ts";
 
 /** Completes the upgrade of an authenticated relay request. */
 export type RelayUpgrade = (c: Context<AppEnv>, relay: RelayIdentity) => Promise<Response>;
 
-/** Close code for a socket whose relay token was revoked. */
-export const CLOSE_TOKEN_REVOKED = 4001;
+// Re-exported for callers that imported it from here first.
+export { CLOSE_TOKEN_REVOKED };
 
 interface NodeLink {
   upgrade: RelayUpgrade;
@@ -39,6 +41,10 @@ export function attachNodeRelayLink(deps: EdgeDeps, upgradeWebSocket: UpgradeWeb
   const upgrade: RelayUpgrade = (c, relay) =>
     upgradeWebSocket(c, {
       onOpen: (_evt, ws) => {
+        for (const old of [...sockets.values()].flatMap((s) => [...s])) {
+          old.close(CLOSE_REPLACED, "replaced by a newer connection");
+        }
+        sockets.clear();
         const set = sockets.get(relay.id) ?? new Set<WSContext>();
         sockets.set(relay.id, set);
         set.add(ws);

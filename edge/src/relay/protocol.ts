@@ -13,6 +13,11 @@ export const CLOSE_INVALID_PAYLOAD = 1007;
 export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_TOO_BIG = 1009;
 
+/** Close code for a socket whose relay token was revoked. */
+export const CLOSE_TOKEN_REVOKED = 4001;
+/** Close code for an older socket when the installation's relay connects again (one live link). */
+export const CLOSE_REPLACED = 4000;
+
 /** Largest message accepted before the sync protocol defines its own limits. */
 export const MAX_RELAY_MESSAGE_BYTES = 64 * 1024;
 

@@ -183,6 +183,21 @@ describe("GET /api/relay/connect", () => {
     expect(list.items[0]?.revokedAt).not.toBeNull();
   });
 
+  it("keeps one live link: a new connection replaces the older socket (4000)", async () => {
+    const first = await createToken("old relay");
+    const second = await createToken("new relay");
+    const a = await connect(first.token);
+    if (a.kind !== "open") throw new Error("expected open");
+    const aClosed = closed(a.ws);
+    const b = await connect(second.token);
+    if (b.kind !== "open") throw new Error("expected open");
+    expect(await aClosed).toEqual({ code: 4000, reason: "replaced by a newer connection" });
+    const reply = nextMessage(b.ws);
+    b.ws.send(JSON.stringify({ type: "hello", v: 1 }));
+    expect(JSON.parse(await reply)).toMatchObject({ type: "hello-ack", relayId: second.id });
+    b.ws.close();
+  });
+
   it("answers a plain GET with a valid token 426 and without one 401 (envelope)", async () => {
     const token = await createToken();
     const anon = await request(t, "GET", "/api/relay/connect");

@@ -137,6 +137,7 @@ export const relayRouter = router
         .where(eq(relayTokens.id, id));
     }
     closeRelayConnections(deps, id);
+    await deps.relayLink?.disconnect(id);
     return c.body(null, 204);
   })
   .openapi(connectRoute, async (c) => {
