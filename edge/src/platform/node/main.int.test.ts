@@ -98,6 +98,16 @@ describe("npm start (Node edge)", () => {
     expect(output()).toContain('"msg":"shutting down"');
   });
 
+  it("keeps relative paths relative to where npm was started (INIT_CWD): ./data by default", async () => {
+    const { proc, output } = start({ INIT_CWD: dataDir, PORT: "0", HOST: "127.0.0.1" });
+    await poll("the listening log line", 10_000, async () =>
+      output().includes('"listening"') ? true : undefined,
+    );
+    expect(existsSync(join(dataDir, "data", "gosip.db"))).toBe(true);
+    proc.kill("SIGTERM");
+    expect(await exitOf(proc)).toBe(0);
+  });
+
   it.each([
     ["PORT", "not-a-number"],
     ["PUBLIC_URL", "pbx.example.com"],

@@ -7,6 +7,9 @@ import { ConfigError } from "../../config.ts";
 import { startNodeEdge } from "./server.ts";
 
 async function main(): Promise<void> {
+  // `npm start` at the repo root runs this in edge/ (npm workspaces). Relative paths (GOSIP_DATA_DIR
+  // default ./data, file: DATABASE_URLs) mean the directory the user started npm in, which npm passes as INIT_CWD.
+  if (process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
   let edge: Awaited<ReturnType<typeof startNodeEdge>>;
   try {
     edge = await startNodeEdge(process.env);
