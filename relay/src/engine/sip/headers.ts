@@ -2,6 +2,8 @@
 // Values are kept as whole header-line strings; list splitting happens on demand (getAll/top), so the hot path
 // (parse → look up a few headers) never splits or allocates more than it needs.
 
+import { TOKEN } from "./chars.ts";
+
 /** Compact form → canonical lower-case long name (RFC 3261 §7.3.3 and the IANA SIP header registry). */
 const COMPACT: Record<string, string> = {
   a: "accept-contact",
@@ -121,6 +123,32 @@ const LIST_HEADERS = new Set([
   "recv-info",
   "feature-caps",
 ]);
+
+/** An invalid header name given through the SipHeaders API (a programming error, or untrusted input not checked). */
+export class SipHeaderError extends TypeError {
+  override readonly name = "SipHeaderError";
+}
+
+function isTokenName(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 127 || TOKEN[c] !== 1) return false;
+  }
+  return true;
+}
+
+/** Names given through the API must be tokens: anything else could not be written as a header line. */
+function checkedName(name: string): string {
+  if (!isTokenName(name))
+    throw new SipHeaderError(`invalid SIP header name ${JSON.stringify(name.slice(0, 40))}`);
+  return name;
+}
+
+/** A header value cannot contain line breaks: CR/LF runs become one space (no header injection). */
+function cleanValue(value: string): string {
+  return value.indexOf("\r") === -1 && value.indexOf("\n") === -1 ? value : value.replace(/[\r\n]+/g, " ");
+}
 
 const keyCache = new Map<string, string>();
 const KEY_CACHE_MAX = 4096;
@@ -259,7 +287,10 @@ export class SipHeaders {
     return this.names.length;
   }
 
-  /** Parser fast path: add a line with an already computed key, keeping the received name spelling. */
+  /**
+   * Parser fast path: add a line with an already computed key, keeping the received name spelling. No checks:
+   * only for the parser, whose names are tokens and values free of CR/LF.
+   */
   addParsed(name: string, key: string, value: string): void {
     this.names.push(name);
     this.keys.push(key);
@@ -314,9 +345,10 @@ export class SipHeaders {
     return this.keys.indexOf(headerKey(name)) !== -1;
   }
 
-  /** Replace all lines of this header by one line, at the position of the first existing one (else at the end). */
+  /** Replace all lines of this header by one line (same name/value rules as append), at the position of the first existing one (else at the end). */
   set(name: string, value: string): void {
-    const key = headerKey(name);
+    const key = headerKey(checkedName(name));
+    value = cleanValue(value);
     const first = this.keys.indexOf(key);
     if (first === -1) {
       this.addParsed(displayName(name), key, value);
@@ -327,18 +359,19 @@ export class SipHeaders {
     for (let i = this.keys.length - 1; i > first; i--) if (this.keys[i] === key) this.removeAt(i);
   }
 
+  /** Add a line at the end. Throws SipHeaderError if the name is not a token; CR/LF in the value become spaces. */
   append(name: string, value: string): void {
-    this.addParsed(displayName(name), headerKey(name), value);
+    this.addParsed(displayName(checkedName(name)), headerKey(name), cleanValue(value));
   }
 
   /** Insert before the first line of this header (e.g. a new top Via), or at the very top if there is none. */
   prepend(name: string, value: string): void {
-    const key = headerKey(name);
+    const key = headerKey(checkedName(name));
     let at = this.keys.indexOf(key);
     if (at === -1) at = 0;
     this.names.splice(at, 0, displayName(name));
     this.keys.splice(at, 0, key);
-    this.values.splice(at, 0, value);
+    this.values.splice(at, 0, cleanValue(value));
   }
 
   remove(name: string): void {

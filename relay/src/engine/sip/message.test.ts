@@ -15,6 +15,7 @@ import {
   parseNameAddr,
   parseUri,
   parseVia,
+  SipHeaderError,
   SipHeaders,
   type SipRequest,
   serializeMessage,
@@ -133,6 +134,27 @@ describe("SipHeaders", () => {
     expect(h.removeFirst("authorization")).toBeUndefined();
   });
 
+  it("refuses header injection: invalid names throw, line breaks in values become spaces", () => {
+    const h = new SipHeaders();
+    expect(() => h.append("X-Bad Name", "v")).toThrow(SipHeaderError);
+    expect(() => h.set("X-Bad:", "v")).toThrow(SipHeaderError);
+    expect(() => h.prepend("", "v")).toThrow(SipHeaderError);
+    h.append("Subject", "hello\r\nVia: SIP/2.0/UDP evil");
+    h.set("X-A", "a\nb");
+    h.prepend("X-B", "c\r\rd");
+    expect(h.get("subject")).toBe("hello Via: SIP/2.0/UDP evil");
+    expect(h.get("x-a")).toBe("a b");
+    expect(h.get("x-b")).toBe("c d");
+    const m = req(REGISTER);
+    m.headers.append("X-Note", "a\r\nContent-Length: 99");
+    const res = createResponse(m, 200, "OK\r\nX-Injected: 1");
+    const text = serializeMessage(res).toString();
+    expect(text.startsWith("SIP/2.0 200 OK X-Injected: 1\r\n")).toBe(true);
+    const again = parseMessage(serializeMessage(m));
+    expect(again.ok && again.message.headers.get("x-note")).toBe("a Content-Length: 99");
+    expect(again.ok && again.message.headers.count("content-length")).toBe(1);
+  });
+
   it("clone is independent", () => {
     const h = new SipHeaders([["To", "a"]]);
     const c = h.clone();
@@ -213,6 +235,7 @@ describe("parseMessage", () => {
     expect(failure(REGISTER.replace("SIP/2.0\r\n", "SIP/2.0 \r\n")).ok).toBe(false);
     expect(failure(REGISTER.replace("sip:example.com", "sip:exa mple.com")).ok).toBe(false);
     expect(failure(Buffer.from([0xff, 0xfe, 0x00, 0x41, 0x0d, 0x0a, 0x0d, 0x0a])).ok).toBe(false);
+    expect(failure(REGISTER.replace("Expires: 7200", "Subject: a\rX-Injected: b")).reason).toMatch(/bare CR/);
   });
 
   it("rejects invalid UTF-8 in headers and a Call-ID outside the word alphabet, accepts UTF-8 text", () => {

@@ -4,7 +4,7 @@
 import type { SipHeaders } from "./headers.ts";
 
 export { StreamFramer } from "./framer.ts";
-export { headerKey, isListHeader, SipHeaders, splitList } from "./headers.ts";
+export { headerKey, isListHeader, SipHeaderError, SipHeaders, splitList } from "./headers.ts";
 export { newBranch, newCallId, newTag } from "./ids.ts";
 export { formatNameAddr, formatParams, isValidNameAddr, parseNameAddr } from "./name-addr.ts";
 export { DEFAULT_LIMITS, parseMessage } from "./parse.ts";

@@ -139,6 +139,14 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
     fail("invalid UTF-8 in the header section");
   }
 
+  // CR only appears in CRLF line ends (a lone CR could end a line for other parsers: header injection).
+  for (let cr = head.indexOf("\r"); cr !== -1; cr = head.indexOf("\r", cr + 1)) {
+    if (head.charCodeAt(cr + 1) !== 10 && cr !== hlen - 1) {
+      fail("bare CR in the header section");
+      break;
+    }
+  }
+
   // ---- start line
   let nl = head.indexOf("\n");
   if (nl === -1) nl = hlen;

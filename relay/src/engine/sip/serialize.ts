@@ -3,12 +3,17 @@
 
 import type { SipMessage } from "./message.ts";
 
+/** Start-line parts set by code (e.g. a reason phrase from an app) must not break the line. */
+function oneLine(s: string): string {
+  return s.indexOf("\r") === -1 && s.indexOf("\n") === -1 ? s : s.replace(/[\r\n]+/g, " ");
+}
+
 /** Serialize to wire bytes. Does not modify the message. */
 export function serializeMessage(msg: SipMessage): Buffer {
   let head =
     msg.kind === "request"
-      ? `${msg.method} ${msg.uri} ${msg.version}\r\n`
-      : `${msg.version} ${msg.status} ${msg.reason}\r\n`;
+      ? `${oneLine(msg.method)} ${oneLine(msg.uri)} ${oneLine(msg.version)}\r\n`
+      : `${oneLine(msg.version)} ${msg.status} ${oneLine(msg.reason)}\r\n`;
   const bodyLen = msg.body.length;
   let wroteLength = false;
   for (const [name, value] of msg.headers.entries()) {
