@@ -186,6 +186,25 @@ describe("non-INVITE server transaction", () => {
   });
 });
 
+describe("many transactions", () => {
+  it("answers 2,000 concurrent requests once each and holds nothing after timer J", async () => {
+    const n = 2000;
+    stack.on("request", (st, msg) => st.respond(ok(msg.request)));
+    const texts = Array.from({ length: n }, (_, i) =>
+      sipRequest({ method: "REGISTER", viaPort: phone.port, callId: `many-${i}` }),
+    );
+    for (let i = 0; i < n; i += 100) {
+      for (const t of texts.slice(i, i + 100)) phone.send(t, port());
+      await sleep(2);
+    }
+    for (let i = 0; i < 200 && phone.count((m) => statusOf(m.text) === 200) < n; i++) await sleep(10);
+    expect(phone.count((m) => statusOf(m.text) === 200)).toBe(n);
+    expect(stack.stats().serverTransactions).toBe(n);
+    await settled();
+    expect(stack.stats().serverTransactions).toBe(0);
+  });
+});
+
 describe("CANCEL", () => {
   it("answers 200 to the CANCEL and 487 to the INVITE, emits cancel, absorbs the ACK", async () => {
     const branch = "z9hG4bKcancelme";
