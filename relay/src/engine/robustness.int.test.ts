@@ -68,7 +68,10 @@ afterAll(async () => {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Sends datagrams from one socket at a bounded pace; returns how many datagrams came back. */
-async function sendUdp(messages: Iterable<Buffer>): Promise<{ sent: number; received: number }> {
+async function sendUdp(
+  messages: Iterable<Buffer>,
+  port = engine.sipPort,
+): Promise<{ sent: number; received: number }> {
   const sock = createSocket("udp4");
   let received = 0;
   sock.on("message", () => received++);
@@ -77,7 +80,7 @@ async function sendUdp(messages: Iterable<Buffer>): Promise<{ sent: number; rece
   for (const msg of messages) {
     // UDP datagrams are limited to 65,507 bytes; bigger mutations go over TCP only.
     const datagram = msg.length > 65_000 ? msg.subarray(0, 65_000) : msg;
-    sock.send(datagram, engine.sipPort, "127.0.0.1");
+    sock.send(datagram, port, "127.0.0.1");
     sent++;
     if (sent % 100 === 0) await sleep(5); // ~20,000/s at most: stress, not a socket-buffer flood test
   }
@@ -90,6 +93,7 @@ async function sendUdp(messages: Iterable<Buffer>): Promise<{ sent: number; rece
 async function sendTcp(
   messages: Iterable<Buffer>,
   seed: number,
+  port = engine.sipPort,
 ): Promise<{ sent: number; connections: number }> {
   const r = prng(seed);
   let batch: Buffer[] = [];
@@ -98,7 +102,7 @@ async function sendTcp(
   const inFlight = new Set<Promise<void>>();
   const flush = (chunk: Buffer[]): Promise<void> =>
     new Promise<void>((resolve) => {
-      const sock: Socket = connect({ host: "127.0.0.1", port: engine.sipPort });
+      const sock: Socket = connect({ host: "127.0.0.1", port });
       connections++;
       const done = (): void => {
         sock.destroy();
@@ -143,8 +147,13 @@ async function sendTcp(
 }
 
 /** A valid OPTIONS over UDP or TCP; resolves with the status line of the first final response. */
-async function probeOptions(transport: "udp" | "tcp", timeoutMs = 1000, prefix = ""): Promise<string> {
-  const text = validMessage(prng(Date.now()), engine.sipTarget, 0).replace(
+async function probeOptions(
+  transport: "udp" | "tcp",
+  timeoutMs = 1000,
+  prefix = "",
+  port = engine.sipPort,
+): Promise<string> {
+  const text = validMessage(prng(Date.now()), `127.0.0.1:${port}`, 0).replace(
     "SIP/2.0/UDP",
     `SIP/2.0/${transport.toUpperCase()}`,
   );
@@ -172,9 +181,9 @@ async function probeOptions(transport: "udp" | "tcp", timeoutMs = 1000, prefix =
       const sock = createSocket("udp4");
       close = () => sock.close();
       sock.on("message", onData);
-      sock.bind(0, "127.0.0.1", () => sock.send(msg, engine.sipPort, "127.0.0.1"));
+      sock.bind(0, "127.0.0.1", () => sock.send(msg, port, "127.0.0.1"));
     } else {
-      const sock = connect({ host: "127.0.0.1", port: engine.sipPort }, () => sock.write(msg));
+      const sock = connect({ host: "127.0.0.1", port }, () => sock.write(msg));
       close = () => sock.destroy();
       sock.on("data", onData);
       sock.on("error", () => undefined);
@@ -201,6 +210,23 @@ describe("engine robustness against malformed and mutated SIP over the network",
     expect(engine.alive(), engine.output()).toBe(true);
     expect(await probeOptions("udp")).toBe("SIP/2.0 200 OK");
     expect(await probeOptions("tcp")).toBe("SIP/2.0 200 OK");
+  });
+
+  it("the engine as started by `npm run engine` (main.ts) also survives the torture corpus", async () => {
+    const cli = await startEngineProcess({ entry: "cli" });
+    try {
+      await cli.connectApp((srf: Srf) => {
+        srf.use("options", (_req: Srf.SrfRequest, res: Srf.SrfResponse) => res.send(200));
+      });
+      const raw = tortureNames().map((n) => tortureMessage(n));
+      await sendUdp(raw, cli.sipPort);
+      await sendTcp(raw, 4475, cli.sipPort);
+      expect(cli.alive(), cli.output()).toBe(true);
+      expect(await probeOptions("udp", 1000, "", cli.sipPort)).toBe("SIP/2.0 200 OK");
+      expect(await probeOptions("tcp", 1000, "", cli.sipPort)).toBe("SIP/2.0 200 OK");
+    } finally {
+      await cli.close();
+    }
   });
 
   it("answers a request preceded by empty lines (RFC 3261 §7.5: CRLFs before the start line are ignored)", async () => {

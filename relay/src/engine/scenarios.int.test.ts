@@ -148,22 +148,27 @@ describe("SIP engine with a drachtio-srf app and sipp", () => {
     expect(delta("answered")).toBe(0);
   });
 
-  it("the app as UAC (srf.createUAC) calls a sipp UAS, sends INFO in the dialog and hangs up", async () => {
-    const { uas, uri } = await callee("uas-info.xml", 1);
+  it("the app as UAC (srf.createUAC) calls a sipp UAS, sends INFO and NOTIFY in the dialog and hangs up", async () => {
+    const { uas, uri } = await callee("uas-info-notify.xml", 1);
     try {
       const dialog = await srf.createUAC(uri, { localSdp: ANSWER_SDP });
       expect(dialog.remote.sdp).toContain("m=audio");
-      const infoRes = await dialog.request({
+      const info = await dialog.request({
         method: "INFO",
         headers: { "Content-Type": "application/dtmf-relay" },
         body: "Signal=1\r\nDuration=160\r\n",
       } as unknown as Srf.SrfRequest);
-      expect(infoRes.status).toBe(200);
+      expect(info.status).toBe(200);
+      const notify = await dialog.request({
+        method: "NOTIFY",
+        headers: { Event: "talk", "Subscription-State": "active" },
+      } as unknown as Srf.SrfRequest);
+      expect(notify.status).toBe(200);
       await new Promise<void>((resolve, reject) =>
         dialog.destroy(undefined, (err) => (err ? reject(err) : resolve())),
       );
       const r = await uas.done;
-      expectAllSucceeded(r, 1);
+      expectAllSucceeded(r, 1); // the callee's scenario requires INVITE, ACK, INFO, NOTIFY, BYE in that order
     } finally {
       uas.kill();
     }
