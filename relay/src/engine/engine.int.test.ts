@@ -385,6 +385,36 @@ describe("engine with drachtio-srf", () => {
     await expect(uacP).rejects.toMatchObject({ status: 487 });
   });
 
+  it("a 200 that crosses the app's CANCEL: the engine ACKs, then BYEs, and the app's dialog is destroyed", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    let sent: Srf.SrfRequest | undefined;
+    const uacP = srf.createUAC(
+      `sip:bob@127.0.0.1:${ctx.peer.port}`,
+      { localSdp: sdp(50000) },
+      {
+        cbRequest: ((_err: unknown, req: Srf.SrfRequest) => {
+          sent = req;
+        }) as never,
+      },
+    );
+    const inv = await ctx.peer.request("INVITE");
+    ctx.peer.send(respond(inv, 180, "Ringing", { toTag: "r2" }), ctx.engine.sipPort);
+    await until(() => sent !== undefined);
+    (sent as unknown as { cancel: () => void }).cancel();
+    const cancel = await ctx.peer.request("CANCEL");
+    ctx.peer.send(respond(cancel, 481, "Call/Transaction Does Not Exist"), ctx.engine.sipPort);
+    const contact = `<sip:bob@127.0.0.1:${ctx.peer.port}>`;
+    ctx.peer.send(respond(inv, 200, "OK", { toTag: "r2", contact, body: sdp(1) }), ctx.engine.sipPort);
+    const uac = await uacP;
+    const destroyed = new Promise<void>((r) => (uac as EventEmitter).once("destroy", () => r()));
+    await ctx.peer.request("ACK");
+    const bye = await ctx.peer.request("BYE");
+    expect(bye.headers.get("reason")).toContain("cancel race");
+    ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
+    await destroyed;
+  });
+
   it("the app as UAC gets the failure when the peer rejects", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);

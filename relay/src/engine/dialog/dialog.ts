@@ -43,6 +43,11 @@ export interface Dialog {
   /** CSeq of the last ACK delivered to the app (ACK retransmissions are not delivered twice). */
   lastAckSeq?: number;
   terminated: boolean;
+  /**
+   * UAC: the app CANCELed the INVITE but a 2xx crossed the CANCEL. As drachtio-server does, the engine ends
+   * such a call right after the ACK (ACK, then BYE) and tells the app with an unsolicited BYE.
+   */
+  ackBye?: boolean;
 }
 
 /** drachtio dialog id. */

@@ -59,6 +59,8 @@ interface AppTxn {
   /** For an initial INVITE/SUBSCRIBE: the id of the dialog its 2xx creates. */
   readonly dialogId?: string;
   final: boolean;
+  /** The app sent CANCEL for this INVITE. */
+  canceled?: boolean;
 }
 
 export interface RelayLogger {
@@ -367,6 +369,7 @@ export class Relay implements AppHandler {
     if (req.method === "ACK") {
       const wire = this.stack.sendAck(req, dest);
       d.lastAck = { request: req, dest, seq: d.inviteSeq };
+      if (d.ackBye) this.teardown(d, "ACK-BYE due to cancel race condition", true);
       app.send(sentLeader(msgId, appMeta(wire, dest), txnId), wire);
       return;
     }
@@ -388,6 +391,7 @@ export class Relay implements AppHandler {
       if (key === "reason" || key.startsWith("x-")) extra.push([name, value]);
     }
     const cancel = txn.ct.cancel(extra);
+    txn.canceled = true;
     if (cancel === undefined) {
       app.reply(msgId, false, `unable to cancel transaction id: ${txnId}`);
       return;
@@ -484,8 +488,11 @@ export class Relay implements AppHandler {
         }
         return;
       }
-      if (d === undefined && txn.dialogId !== undefined) dialogId = this.createUacDialog(txn, res, source).id;
-      else if (d !== undefined) {
+      if (d === undefined && txn.dialogId !== undefined) {
+        const created = this.createUacDialog(txn, res, source);
+        dialogId = created.id;
+        if (txn.canceled) this.raceAckBye(created);
+      } else if (d !== undefined) {
         const target = uriOf(res.headers.top("contact"));
         if (target !== undefined) d.remoteTarget = target;
       }
@@ -541,6 +548,25 @@ export class Relay implements AppHandler {
     return d;
   }
 
+  /**
+   * A 2xx crossed the app's CANCEL: the dialog is ended right after the ACK. The app normally sends that ACK
+   * (srf acks every final response); if it does not within 2 s, the engine ACKs itself, then BYEs.
+   */
+  private raceAckBye(d: Dialog): void {
+    d.ackBye = true;
+    const timer = setTimeout(() => {
+      if (d.terminated || d.lastAck !== undefined) return;
+      this.guard(() => {
+        const ack = buildInDialogRequest(d, emptyStub("ACK"));
+        const dest = dialogDestination(d, this.stack);
+        this.stack.sendAck(ack, dest);
+        d.lastAck = { request: ack, dest, seq: d.inviteSeq };
+      }, "ACK for a 2xx that crossed a CANCEL");
+      this.teardown(d, "ACK-BYE due to cancel race condition", true);
+    }, 2000);
+    timer.unref();
+  }
+
   /** A final response the network never sent (timeout, transport failure), as sofia reports it to drachtio. */
   private synthesize(txn: AppTxn, status: number): void {
     if (txn.final) return;
@@ -556,15 +582,7 @@ export class Relay implements AppHandler {
     if (d.terminated) return;
     this.dialogs.remove(d);
     if (d.kind !== "INVITE") return;
-    const stub: SipRequest = {
-      kind: "request",
-      method: "BYE",
-      uri: "sip:placeholder",
-      version: "SIP/2.0",
-      headers: new SipHeaders([["Reason", `SIP ;cause=200 ;text="${reason}"`]]),
-      body: Buffer.alloc(0),
-    };
-    const bye = buildInDialogRequest(d, stub);
+    const bye = buildInDialogRequest(d, emptyStub("BYE", [["Reason", `SIP ;cause=200 ;text="${reason}"`]]));
     let dest: Peer;
     try {
       dest = dialogDestination(d, this.stack);
@@ -624,6 +642,18 @@ export class Relay implements AppHandler {
       }
     }
   }
+}
+
+/** An in-dialog request stub like the ones srf sends (`BYE sip:placeholder SIP/2.0`). */
+function emptyStub(method: string, headers: [string, string][] = []): SipRequest {
+  return {
+    kind: "request",
+    method,
+    uri: "sip:placeholder",
+    version: "SIP/2.0",
+    headers: new SipHeaders(headers),
+    body: Buffer.alloc(0),
+  };
 }
 
 function isTerminated(req: SipRequest): boolean {
