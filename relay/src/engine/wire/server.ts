@@ -29,6 +29,8 @@ export interface AdminServerOptions {
 }
 
 let sessionCounter = 0;
+/** Bytes queued to an app that does not read before it is disconnected. */
+const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 
 /** One connected application. */
 export class AppSession {
@@ -58,6 +60,11 @@ export class AppSession {
    */
   send(leader: string, sip?: Buffer | string): void {
     if (this.closed || this.socket.destroyed) return;
+    if (this.socket.writableLength > MAX_PENDING_BYTES) {
+      // the app stopped reading: drop it rather than buffer without bound (its calls are cleaned up on close)
+      this.socket.destroy();
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
