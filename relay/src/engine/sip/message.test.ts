@@ -177,6 +177,10 @@ describe("parseMessage", () => {
     expect(m.body.length).toBe(0);
   });
 
+  it("normalizes the version spelling of a request", () => {
+    expect(req(REGISTER.replace("SIP/2.0\r\n", "sip/2.0\r\n")).version).toBe("SIP/2.0");
+  });
+
   it("parses a status line with a multi-word reason", () => {
     const r = parseMessage(
       REGISTER.replace("REGISTER sip:example.com SIP/2.0", "SIP/2.0 401 Unauthorized Here"),

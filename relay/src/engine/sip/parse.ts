@@ -199,7 +199,8 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
         else if (parsed.headers.size > 0) fail("headers in the Request-URI");
       }
     }
-    if (error !== undefined) version = "SIP/2.0";
+    // Normalized spelling ("sip/2.0" is the same version); respondable requests always say SIP/2.0.
+    version = "SIP/2.0";
   }
 
   // ---- headers
