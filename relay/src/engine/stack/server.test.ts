@@ -303,6 +303,27 @@ describe("IPv6", () => {
   });
 });
 
+describe("dual stack", () => {
+  it("bound to ::, serves IPv4 peers with plain IPv4 addresses and answers them", async () => {
+    const dual = await SipStack.listen({ host: "::", port: 0, transports: ["udp"], timers: { T1, T2, T4 } });
+    try {
+      dual.on("request", (st, msg) => {
+        expect(msg.source.address).toBe("127.0.0.1");
+        st.respond(createResponse(msg.request, 200));
+      });
+      phone.send(
+        sipRequest({ method: "OPTIONS", viaPort: phone.port, rport: true }),
+        dual.hostports[0]?.port ?? 0,
+      );
+      const res = await phone.next((m) => statusOf(m.text) === 200);
+      expect(headerOf(res.text, "via")).toContain(`rport=${phone.port}`);
+      expect(headerOf(res.text, "via")).not.toContain("received=");
+    } finally {
+      await dual.close();
+    }
+  });
+});
+
 describe("malformed input", () => {
   it("answers 400 when the request is readable enough, drops garbage, and keeps serving", async () => {
     const errors: string[] = [];

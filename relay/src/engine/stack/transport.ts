@@ -126,7 +126,7 @@ export class Transports {
       const sock = createSocket({
         type: isIP(host) === 6 ? "udp6" : "udp4",
         reuseAddr: false,
-        lookup: numericLookup,
+        lookup: isIP(host) === 6 ? numericLookup6 : numericLookup,
       });
       sock.once("error", reject);
       sock.bind(port, host, () => {
@@ -414,6 +414,16 @@ function numericLookup(
   const kind = isIP(address);
   if (kind !== 0) callback(null, address, kind);
   else dnsLookup(address, { family: typeof family === "number" ? family : (family.family ?? 0) }, callback);
+}
+
+/** Same for a dual-stack IPv6 socket (bound to "::"): IPv4 peers are addressed as IPv4-mapped IPv6. */
+function numericLookup6(
+  address: string,
+  family: number | LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  if (isIP(address) === 4) callback(null, `::ffff:${address}`, 6);
+  else numericLookup(address, family, callback);
 }
 
 function isBlank(msg: Buffer): boolean {
