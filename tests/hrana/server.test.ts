@@ -174,4 +174,77 @@ describe("hrana server", () => {
     expect(await count()).toBe(before + 1);
     await expect(tx.execute("SELECT 1")).rejects.toThrow();
   });
+
+  it("speaks the wire protocol: stored SQL, describe, autocommit, batch conditions, single-use batons", async () => {
+    async function pipeline(baton: string | null, requests: unknown[]): Promise<Response> {
+      return fetch(`${server.url}/v2/pipeline`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ baton, requests }),
+      });
+    }
+    type Body = { baton: string | null; results: { type: string; response?: Record<string, unknown> }[] };
+
+    const first = await pipeline(null, [
+      { type: "store_sql", sql_id: 1, sql: "SELECT ? AS n" },
+      { type: "execute", stmt: { sql_id: 1, args: [{ type: "integer", value: "7" }] } },
+      { type: "get_autocommit" },
+      { type: "describe", sql: "SELECT :a AS x, 'literal :b' AS y" },
+      { type: "store_sql", sql_id: 1, sql: "SELECT 2" },
+    ]);
+    expect(first.status).toBe(200);
+    const one = (await first.json()) as Body;
+    expect(one.results.map((r) => r.type)).toEqual(["ok", "ok", "ok", "ok", "error"]);
+    expect(one.results[1]?.response?.result).toMatchObject({ rows: [[{ type: "integer", value: "7" }]] });
+    expect(one.results[2]?.response?.is_autocommit).toBe(true);
+    expect(one.results[3]?.response?.result).toMatchObject({
+      params: [{ name: ":a" }],
+      cols: [{ name: "x" }, { name: "y" }],
+      is_readonly: true,
+      is_explain: false,
+    });
+    expect(typeof one.baton).toBe("string");
+
+    const second = await pipeline(one.baton, [
+      { type: "execute", stmt: { sql: "BEGIN" } },
+      { type: "get_autocommit" },
+      {
+        type: "batch",
+        batch: {
+          steps: [
+            { stmt: { sql: "SELECT 1" } },
+            { condition: { type: "error", step: 0 }, stmt: { sql: "SELECT 2" } },
+            {
+              condition: { type: "not", cond: { type: "is_autocommit" } },
+              stmt: { sql: "SELECT nope FROM nowhere" },
+            },
+            {
+              condition: {
+                type: "and",
+                conds: [
+                  { type: "ok", step: 0 },
+                  { type: "error", step: 2 },
+                ],
+              },
+              stmt: { sql: "ROLLBACK" },
+            },
+          ],
+        },
+      },
+      { type: "get_autocommit" },
+      { type: "close" },
+    ]);
+    const two = (await second.json()) as Body;
+    expect(two.results[1]?.response?.is_autocommit).toBe(false);
+    const batch = two.results[2]?.response?.result as { step_results: unknown[]; step_errors: unknown[] };
+    expect(batch.step_results.map((r) => r !== null)).toEqual([true, false, false, true]);
+    expect(batch.step_errors.map((e) => e !== null)).toEqual([false, false, true, false]);
+    expect(two.results[3]?.response?.is_autocommit).toBe(true);
+    expect(two.baton).toBeNull();
+
+    // Batons are single-use: replaying one is refused.
+    const replay = await pipeline(one.baton, [{ type: "get_autocommit" }]);
+    expect(replay.status).toBe(400);
+    expect(await replay.json()).toMatchObject({ code: "STREAM_EXPIRED" });
+  });
 });
