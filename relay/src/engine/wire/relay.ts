@@ -306,7 +306,11 @@ export class Relay implements AppHandler {
     ) {
       dialogId = this.createUasDialog(txn, res).id;
     }
-    app.send(sentLeader(msgId, appMeta(wire, txn.source), txnId, dialogId), wire);
+    app.send(
+      sentLeader(msgId, appMeta(wire, txn.source), txnId, dialogId),
+      wire,
+      dialogId !== "" && status < 300,
+    );
     if (status >= 200) this.forgetNet(txn);
   }
 
@@ -517,7 +521,12 @@ export class Relay implements AppHandler {
       port: source.port,
       time: Date.now(),
     };
-    txn.app.send(sipLeader(meta, txn.id, dialogId), wellFormed(raw) ? raw : serializeMessage(res));
+    const createsDialog = status >= 200 && status < 300 && txn.dialog === undefined && dialogId !== "";
+    txn.app.send(
+      sipLeader(meta, txn.id, dialogId),
+      wellFormed(raw) ? raw : serializeMessage(res),
+      createsDialog,
+    );
   }
 
   private createUacDialog(txn: AppTxn, res: SipResponse, source: Peer): Dialog {

@@ -57,8 +57,11 @@ export class AppSession {
   /**
    * Write one frame (leader + optional raw SIP) as one buffer. Frames produced in the same event-loop turn are
    * corked and leave in one writev, so a burst of SIP traffic costs one syscall instead of one per message.
+   * `flush` sends what is queued at once: used for frames that make srf create a Dialog, so that a request in
+   * that dialog queued right after is not in the same TCP read (srf would handle it before the app's code that
+   * awaits the Dialog has attached its listeners).
    */
-  send(leader: string, sip?: Buffer | string): void {
+  send(leader: string, sip?: Buffer | string, flush = false): void {
     if (this.closed || this.socket.destroyed) return;
     if (this.socket.writableLength > MAX_PENDING_BYTES) {
       // the app stopped reading: drop it rather than buffer without bound (its calls are cleaned up on close)
@@ -71,9 +74,11 @@ export class AppSession {
       setImmediate(this.uncork);
     }
     this.socket.write(encodeFrame(leader, sip));
+    if (flush) this.uncork();
   }
 
   private readonly uncork = (): void => {
+    if (!this.corked) return;
     this.corked = false;
     this.socket.uncork();
   };
