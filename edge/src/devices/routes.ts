@@ -27,6 +27,7 @@ import {
   isUniqueViolation,
   jsonBody,
   jsonResponse,
+  safeWrite,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
 import { allocateExtension, extensionSchema, generateSipPassword, getSipRealm } from "./credentials.ts";
@@ -244,19 +245,21 @@ export const devicesRouter = createRouter()
       const extension = body.extension ?? (await allocateExtension(db));
       const sipUsername = body.sipUsername ?? `${extension}-${randomSuffix(8)}`;
       try {
-        const [row] = await db
-          .insert(devices)
-          .values({
-            userId,
-            name: body.name,
-            extension,
-            sipUsername,
-            ...computeDeviceHa1(sipUsername, realm, sipPassword),
-            enabled: body.enabled,
-            recordAlways: body.recordAlways,
-            outboundPolicy: body.outboundPolicy,
-          })
-          .returning();
+        const [row] = await safeWrite(() =>
+          db
+            .insert(devices)
+            .values({
+              userId,
+              name: body.name,
+              extension,
+              sipUsername,
+              ...computeDeviceHa1(sipUsername, realm, sipPassword),
+              enabled: body.enabled,
+              recordAlways: body.recordAlways,
+              outboundPolicy: body.outboundPolicy,
+            })
+            .returning(),
+        );
         if (!row) throw new Error("insert returned no row");
         return c.json({ ...toDeviceDto(row), sipPassword }, 201);
       } catch (err) {
@@ -283,7 +286,9 @@ export const devicesRouter = createRouter()
     }
     if (Object.keys(patch).length === 0) return c.json(toDeviceDto(current), 200);
     try {
-      const [row] = await db.update(devices).set(patch).where(eq(devices.id, current.id)).returning();
+      const [row] = await safeWrite(() =>
+        db.update(devices).set(patch).where(eq(devices.id, current.id)).returning(),
+      );
       if (!row) throw notFound("Device");
       return c.json(toDeviceDto(row), 200);
     } catch (err) {
@@ -308,11 +313,13 @@ export const devicesRouter = createRouter()
     const current = await findVisibleDevice(db, currentUser(c), c.req.valid("param").id);
     const realm = await getSipRealm(db);
     const sipPassword = generateSipPassword();
-    const [row] = await db
-      .update(devices)
-      .set(computeDeviceHa1(current.sipUsername, realm, sipPassword))
-      .where(eq(devices.id, current.id))
-      .returning();
+    const [row] = await safeWrite(() =>
+      db
+        .update(devices)
+        .set(computeDeviceHa1(current.sipUsername, realm, sipPassword))
+        .where(eq(devices.id, current.id))
+        .returning(),
+    );
     if (!row) throw notFound("Device");
     return c.json({ ...toDeviceDto(row), sipPassword }, 200);
   });

@@ -5,6 +5,7 @@
  * constraint failures to 409 conflicts.
  */
 import { z } from "@hono/zod-openapi";
+import { DrizzleQueryError } from "drizzle-orm/errors";
 import type { ErrorCode } from "./errors.ts";
 import { conflict } from "./errors.ts";
 
@@ -91,14 +92,37 @@ export function isForeignKeyViolation(err: unknown): boolean {
   return false;
 }
 
-/** Runs a write; a UNIQUE violation becomes a 409 conflict with `message`. */
+/** A failed database statement, described without its SQL parameters. */
+export class DatabaseWriteError extends Error {
+  override name = "DatabaseWriteError";
+}
+
+/**
+ * Runs a database write whose parameters are sensitive (HA1s, password and token
+ * hashes, setting secrets). drizzle's error message quotes every parameter, and
+ * unhandled errors are logged, so the error is replaced by one that carries only
+ * the driver's own message (e.g. "UNIQUE constraint failed: devices.extension").
+ */
+export async function safeWrite<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (err instanceof DrizzleQueryError) {
+      const cause = err.cause instanceof Error ? err.cause.message : "unknown cause";
+      throw new DatabaseWriteError(`database write failed: ${cause}`);
+    }
+    throw err;
+  }
+}
+
+/** Runs a write (see {@link safeWrite}); a UNIQUE violation becomes a 409 conflict with `message`. */
 export async function uniqueOr409<T>(
   write: () => Promise<T>,
   message: string,
   details?: unknown,
 ): Promise<T> {
   try {
-    return await write();
+    return await safeWrite(write);
   } catch (err) {
     if (isUniqueViolation(err)) throw conflict(message, details);
     throw err;

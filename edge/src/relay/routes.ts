@@ -12,7 +12,15 @@ import { count, desc, eq } from "drizzle-orm";
 import { requireAdmin } from "../auth/middleware.ts";
 import { AppError, notFound } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
-import { errorResponses, idParams, iso, isoTimestamp, jsonBody, jsonResponse } from "../http/resource-api.ts";
+import {
+  errorResponses,
+  idParams,
+  iso,
+  isoTimestamp,
+  jsonBody,
+  jsonResponse,
+  safeWrite,
+} from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
 import { closeRelayConnections, nodeRelayUpgrade } from "./node-link.ts";
 import { bearerToken, newRelayToken, relayTokenHash, verifyRelayToken } from "./tokens.ts";
@@ -117,11 +125,13 @@ export const relayRouter = router
   .openapi(createTokenRoute, async (c) => {
     const { name } = c.req.valid("json");
     const token = newRelayToken();
-    const [row] = await c
-      .get("deps")
-      .db.insert(relayTokens)
-      .values({ name, tokenHash: relayTokenHash(token) })
-      .returning();
+    const db = c.get("deps").db;
+    const [row] = await safeWrite(() =>
+      db
+        .insert(relayTokens)
+        .values({ name, tokenHash: relayTokenHash(token) })
+        .returning(),
+    );
     if (!row) throw new Error("insert returned no row");
     return c.json({ ...toDto(row), token }, 201);
   })

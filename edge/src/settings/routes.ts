@@ -22,7 +22,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { asc, count, eq } from "drizzle-orm";
 import { requireAdmin } from "../auth/middleware.ts";
 import { AppError, conflict } from "../http/errors.ts";
-import { errorResponses, jsonBody, jsonResponse } from "../http/resource-api.ts";
+import { errorResponses, jsonBody, jsonResponse, safeWrite } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
 
 /** What GET shows instead of a stored secret. */
@@ -234,12 +234,14 @@ export const settingsRouter = createRouter()
       }
     }
 
-    await db
-      .insert(settings)
-      .values({ key, value })
-      .onConflictDoUpdate({
-        target: settings.key,
-        set: { value, updatedAt: new Date(c.get("deps").clock.now()) },
-      });
+    await safeWrite(() =>
+      db
+        .insert(settings)
+        .values({ key, value })
+        .onConflictDoUpdate({
+          target: settings.key,
+          set: { value, updatedAt: new Date(c.get("deps").clock.now()) },
+        }),
+    );
     return c.json(maskSecrets(key, value) as { v: number }, 200);
   });
