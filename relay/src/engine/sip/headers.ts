@@ -270,6 +270,36 @@ export function splitList(value: string): string[] {
   return out;
 }
 
+/**
+ * Strict list split for validation: like splitList, but an empty element (leading, trailing or doubled comma,
+ * or an empty value) makes the whole value invalid (RFC 3261 list grammars have no empty elements).
+ */
+export function splitListStrict(value: string): string[] | undefined {
+  const parts = splitList(value);
+  if (parts.length === 0) return undefined;
+  let commas = 0;
+  if (parts.length === 1 && value.indexOf(",") === -1) return parts;
+  // Count top-level commas the same way splitList does: n elements need exactly n - 1 separators.
+  let inQuote = false;
+  let angle = 0;
+  let paren = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (inQuote) {
+      if (c === 92) i++;
+      else if (c === 34) inQuote = false;
+    } else if (c === 34) inQuote = true;
+    else if (c === 60) angle++;
+    else if (c === 62) {
+      if (angle > 0) angle--;
+    } else if (c === 40) paren++;
+    else if (c === 41) {
+      if (paren > 0) paren--;
+    } else if (c === 44 && angle === 0 && paren === 0) commas++;
+  }
+  return commas === parts.length - 1 ? parts : undefined;
+}
+
 /** Ordered, case-insensitive SIP header collection. Header names keep the spelling they were received with. */
 export class SipHeaders {
   /** Header names as received or given (output spelling). */
@@ -330,6 +360,15 @@ export class SipHeaders {
       if (split) for (const part of splitList(v)) out.push(part);
       else out.push(v);
     }
+    return out;
+  }
+
+  /** Whole line values of this header, in order, never split. */
+  lines(name: string): string[] {
+    const key = headerKey(name);
+    const out: string[] = [];
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) if (keys[i] === key) out.push(this.values[i] ?? "");
     return out;
   }
 

@@ -297,6 +297,27 @@ describe("parseMessage", () => {
     expect(parseMessage(REGISTER, { maxMessageSize: 100 }).ok).toBe(false);
   });
 
+  it("rejects empty list elements and malformed Via/Route/Record-Route/Contact values", () => {
+    const cases: Array<[string, string]> = [
+      ["Contact: <sip:bob@10.0.0.1:5060>", "Contact: <sip:bob@10.0.0.1:5060>,"],
+      ["Contact: <sip:bob@10.0.0.1:5060>", "Contact: ,<sip:bob@10.0.0.1:5060>"],
+      ["Contact: <sip:bob@10.0.0.1:5060>", "Contact: <sip:a@b>,,<sip:c@d>"],
+      ["Expires: 7200", "Record-Route: <sip:p1;lr>, "],
+      ["Expires: 7200", "Route: sip:p1;lr"],
+      ["Expires: 7200", "Route: <sip:p1;lr"],
+      ["Via: SIP/2.0/UDP", "Via: SiP/2.0/UDP"],
+      ["Via: SIP/2.0/UDP", "Via: SIP/2*0/UDP"],
+      ["Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds;rport", "Via:   "],
+    ];
+    for (const [from, to] of cases) {
+      expect(parseMessage(REGISTER.replace(from, to)).ok, to).toBe(false);
+    }
+    const ok = req(
+      REGISTER.replace("Expires: 7200", "Record-Route: <sip:p1;lr>, <sip:p2;lr>\r\nRoute: <sip:p3;lr>"),
+    );
+    expect(ok.headers.getAll("record-route")).toEqual(["<sip:p1;lr>", "<sip:p2;lr>"]);
+  });
+
   it("rejects duplicated single-value headers and CSeq/method mismatches", () => {
     expect(failure(REGISTER.replace("Expires: 7200", "Call-ID: second")).reason).toMatch(/duplicated/);
     expect(failure(REGISTER.replace("Expires: 7200", "l: 0")).reason).toMatch(/duplicated/);

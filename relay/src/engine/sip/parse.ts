@@ -3,7 +3,7 @@
 // request whose Via/From/To/Call-ID/CSeq are usable comes back as `respondable` so the stack can answer 400.
 
 import { isDigits, TOKEN, WORD } from "./chars.ts";
-import { headerKey, SipHeaders } from "./headers.ts";
+import { headerKey, SipHeaders, splitListStrict } from "./headers.ts";
 import type { ParseLimits, ParseResult, SipRequest, SipResponse } from "./message.ts";
 import { isValidNameAddr } from "./name-addr.ts";
 import { parseCSeq } from "./response.ts";
@@ -44,6 +44,29 @@ export function sliceTrim(s: string, from: number, to: number): string {
     to--;
   }
   return s.slice(from, to);
+}
+
+/** Every element of every line of a list header is valid (no empty elements either). */
+function allValid(headers: SipHeaders, name: string, valid: (element: string) => boolean): boolean {
+  for (const line of headers.lines(name)) {
+    const parts = splitListStrict(line);
+    if (parts === undefined) return false;
+    for (const p of parts) if (!valid(p)) return false;
+  }
+  return true;
+}
+
+function isValidVia(v: string): boolean {
+  return parseVia(v) !== undefined;
+}
+
+function isValidContact(v: string): boolean {
+  return v === "*" || isValidNameAddr(v);
+}
+
+/** route-param / rec-route = name-addr: the URI must be in angle brackets. */
+function isValidRoute(v: string): boolean {
+  return v.indexOf("<") !== -1 && isValidNameAddr(v);
 }
 
 /** callid = word [ "@" word ] (RFC 3261 §25.1): printable ASCII from the `word` set, at most one '@'. */
@@ -216,6 +239,9 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   let nCallId = 0;
   let nCSeq = 0;
   let nCl = 0;
+  let nContact = 0;
+  let nRoute = 0;
+  let nRecordRoute = 0;
   while (pos < hlen) {
     let e = head.indexOf("\n", pos);
     if (e === -1) e = hlen;
@@ -283,6 +309,15 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
       case "content-length":
         nCl++;
         break;
+      case "contact":
+        nContact++;
+        break;
+      case "route":
+        nRoute++;
+        break;
+      case "record-route":
+        nRecordRoute++;
+        break;
     }
   }
   if (curName !== undefined) headers.addParsed(curName, curKey, curValue);
@@ -292,22 +327,10 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   if (!essentials) fail("missing mandatory header (Via, From, To, Call-ID or CSeq)");
   else if (nFrom > 1 || nTo > 1 || nCallId > 1 || nCSeq > 1 || nCl > 1)
     fail("duplicated single-value header");
-  if (nVia > 0) {
-    for (const v of headers.getAll("via")) {
-      if (parseVia(v) === undefined) {
-        fail("bad Via");
-        break;
-      }
-    }
-  }
-  if (headers.has("contact")) {
-    for (const c of headers.getAll("contact")) {
-      if (c !== "*" && !isValidNameAddr(c)) {
-        fail("bad Contact");
-        break;
-      }
-    }
-  }
+  if (nVia > 0 && !allValid(headers, "via", isValidVia)) fail("bad Via");
+  if (nContact > 0 && !allValid(headers, "contact", isValidContact)) fail("bad Contact");
+  if (nRoute > 0 && !allValid(headers, "route", isValidRoute)) fail("bad Route");
+  if (nRecordRoute > 0 && !allValid(headers, "record-route", isValidRoute)) fail("bad Record-Route");
   if (nFrom > 0 && !isValidNameAddr(headers.get("from") ?? "")) fail("bad From");
   if (nTo > 0 && !isValidNameAddr(headers.get("to") ?? "")) fail("bad To");
   if (nCallId > 0) {

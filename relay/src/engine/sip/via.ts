@@ -24,6 +24,17 @@ function skipWs(s: string, i: number): number {
   return i;
 }
 
+/** 1*DIGIT "." 1*DIGIT */
+function isProtocolVersion(v: string): boolean {
+  const dot = v.indexOf(".");
+  if (dot < 1 || dot === v.length - 1) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (i !== dot && (c < 48 || c > 57)) return false;
+  }
+  return true;
+}
+
 /** Parse one Via value (use SipHeaders.getAll("via") to get the values). */
 export function parseVia(value: string): Via | undefined {
   const s = value;
@@ -31,12 +42,15 @@ export function parseVia(value: string): Via | undefined {
   let e = readToken(s, i);
   if (e === i) return undefined;
   const name = s.slice(i, e);
+  // Only SIP itself (spelled as every implementation, including drachtio-srf, expects it).
+  if (name !== "SIP") return undefined;
   i = skipWs(s, e);
   if (s.charCodeAt(i) !== 47 /* / */) return undefined;
   i = skipWs(s, i + 1);
   e = readToken(s, i);
   if (e === i) return undefined;
   const version = s.slice(i, e);
+  if (!isProtocolVersion(version)) return undefined;
   i = skipWs(s, e);
   if (s.charCodeAt(i) !== 47) return undefined;
   i = skipWs(s, i + 1);
@@ -62,7 +76,7 @@ export function parseVia(value: string): Via | undefined {
   if (hp === undefined) return undefined;
   const params: Params = new Map();
   if (!parseHeaderParams(s, i, params)) return undefined;
-  const via: Via = { protocol: `${name.toUpperCase()}/${version}`, transport, host: hp.host, params };
+  const via: Via = { protocol: `SIP/${version}`, transport, host: hp.host, params };
   if (hp.port !== undefined) via.port = hp.port;
   const branch = params.get("branch");
   if (branch !== undefined) {
