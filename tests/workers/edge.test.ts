@@ -298,7 +298,18 @@ describe("edge on Workers (workerd + Hrana)", () => {
     });
     ws.send(JSON.stringify({ type: "hello", v: 1 }));
     expect(await ack).toMatchObject({ type: "hello-ack", relayId: token.id });
-    ws.close(1000, "done");
+
+    // Revoking the token drops the live link and refuses the next connection.
+    const dropped = new Promise<number>((resolve) => {
+      ws.addEventListener("close", (e) => resolve(e.code), { once: true });
+    });
+    const revoked = await call("DELETE", `/api/relay/tokens/${token.id}`, { cookie: admin });
+    expect(revoked.status).toBe(204);
+    expect(await dropped).toBe(4001);
+    const again = await exports.default.fetch(`${BASE}/api/relay/connect`, {
+      headers: { Upgrade: "websocket", Authorization: `Bearer ${token.token}` },
+    });
+    expect(again.status).toBe(401);
   });
 
   it("answers unknown API paths with the JSON error envelope and serves the UI elsewhere", async () => {

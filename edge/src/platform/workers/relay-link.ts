@@ -10,14 +10,10 @@
  * comes later.
  */
 import { DurableObject } from "cloudflare:workers";
-import { CLOSE_TOKEN_REVOKED } from "../../relay/node-link.ts";
-import { answerRelayMessage } from "../../relay/protocol.ts";
+import { answerRelayMessage, CLOSE_REPLACED, CLOSE_TOKEN_REVOKED } from "../../relay/protocol.ts";
 
 /** Header the Worker sets on the forwarded upgrade once the relay token is valid. */
 export const RELAY_ID_HEADER = "X-GoSIP-Relay-Id";
-
-/** Close code sent to an older socket when the same installation's relay reconnects. */
-export const CLOSE_REPLACED = 4000;
 
 interface SocketAttachment {
   relayId: string;
