@@ -415,6 +415,14 @@ describe("engine with drachtio-srf", () => {
     await destroyed;
   });
 
+  it("refuses an app request addressed to the engine itself (a B2BUA loop)", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    await expect(
+      srf.createUAC(`sip:loop@127.0.0.1:${ctx.engine.sipPort}`, { localSdp: sdp(1) }),
+    ).rejects.toThrow(/can not send request to myself/);
+  });
+
   it("the app as UAC gets the failure when the peer rejects", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);

@@ -2,6 +2,7 @@
 // method (503 if none), app responses onto the server transaction, app-originated requests (new, in-dialog from
 // stubs, ACK, CANCEL) onto client transactions, and every resulting message back to the app with the meta tokens
 // drachtio-server sends. Dialog state lives in ../dialog; this module decides when dialogs start and end.
+import { networkInterfaces } from "node:os";
 import { type Dialog, DialogTable, dialogIdFor, tagOf, uriOf } from "../dialog/dialog.ts";
 import {
   buildInDialogRequest,
@@ -80,6 +81,10 @@ export class Relay implements AppHandler {
   private readonly appTxns = new Map<string, AppTxn>();
   private admin: AdminServer | undefined;
   private closing = false;
+  /** Addresses of this host's interfaces, for loop detection when the stack listens on a wildcard address. */
+  private readonly localAddresses = new Set<string>(
+    Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
+  );
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -406,6 +411,11 @@ export class Relay implements AppHandler {
   private appNewRequest(app: AppSession, msgId: string, route: string, stub: SipRequest): void {
     const method = stub.method;
     const dest = this.stack.resolve(route !== "" ? route : stub.uri);
+    if (this.isSelf(dest)) {
+      // a request to our own listener would come straight back to an app: a loop (drachtio refuses it too)
+      app.reply(msgId, false, "can not send request to myself");
+      return;
+    }
     const local = this.stack.advertisedAddress(dest);
     const h = new SipHeaders();
     let from: string | undefined;
@@ -462,6 +472,17 @@ export class Relay implements AppHandler {
     };
     this.watchAppTxn(txn);
     app.send(sentLeader(msgId, appMeta(ct.wire, dest), txnId), ct.wire);
+  }
+
+  /** Whether a destination is one of our own SIP listeners. */
+  private isSelf(dest: Peer): boolean {
+    for (const h of this.stack.hostports) {
+      if (h.port !== dest.port) continue;
+      if (h.address === dest.address) return true;
+      if ((h.address === "0.0.0.0" || h.address === "::") && this.localAddresses.has(dest.address))
+        return true;
+    }
+    return false;
   }
 
   private watchAppTxn(txn: AppTxn): void {
