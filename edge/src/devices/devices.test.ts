@@ -108,6 +108,13 @@ describe("extensions", () => {
     expect((await createDevice({ name: "D", extension: "55" })).extension).toBe("55");
   });
 
+  it("gives concurrent creates distinct extensions", async () => {
+    const created = await Promise.all(Array.from({ length: 6 }, (_, i) => createDevice({ name: `P${i}` })));
+    const extensions = created.map((d) => d.extension).sort();
+    expect(new Set(extensions).size).toBe(6);
+    expect(extensions).toEqual(["101", "102", "103", "104", "105", "106"]);
+  });
+
   it("answers 409 for a taken extension or SIP username, 400 for a malformed or emergency one", async () => {
     await createDevice({ name: "A", extension: "200", sipUsername: "alice-desk" });
     const dupExt = await request(t, "POST", "/api/devices", {

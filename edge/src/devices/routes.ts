@@ -151,6 +151,12 @@ function forbiddenFields(me: AuthUser, body: object, allowed: Set<string>): void
   }
 }
 
+/**
+ * Creates racing for the next free extension each retry after losing; every
+ * round one of them wins, so this bounds how many simultaneous creates succeed.
+ */
+const MAX_ALLOCATION_ATTEMPTS = 20;
+
 const listRoute = createRoute({
   method: "get",
   path: "/",
@@ -265,7 +271,7 @@ export const devicesRouter = createRouter()
       } catch (err) {
         const mapped = deviceConflict(err, extension);
         if (!mapped) throw err;
-        if (body.extension !== undefined || attempt >= 3) throw mapped;
+        if (body.extension !== undefined || attempt >= MAX_ALLOCATION_ATTEMPTS) throw mapped;
       }
     }
   })

@@ -294,6 +294,13 @@ describe("order", () => {
     ).json()) as Page;
     expect(perDid.items.map((r) => r.id)).toEqual([b.id]);
     expect(first.priority).toBe(1);
+    expect(all.total).toBe(3);
+    const page = (await (
+      await request(t, "GET", "/api/routes?limit=2&offset=1", { as: admin })
+    ).json()) as Page;
+    expect(page.items.map((r) => r.name)).toEqual(["a", "b"]);
+    expect(page.total).toBe(3);
+    expect((await request(t, "GET", "/api/routes?limit=101", { as: admin })).status).toBe(400);
   });
 
   it("PUT /order reorders the listed rules within their places, all at once", async () => {

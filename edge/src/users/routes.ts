@@ -242,8 +242,11 @@ export const usersRouter = createRouter()
       { field: "email" },
     );
     if (!row) throw demoting ? lastAdmin() : notFound("User");
-    // A password set by an admin ends every session of that user (SPEC §7).
-    if (body.password !== undefined) await revokeUserSessions(db, id);
+    // A new password ends every session of that user (SPEC §7), except the one
+    // making the change when admins set their own.
+    if (body.password !== undefined) {
+      await revokeUserSessions(db, id, id === me.id ? c.get("sessionId") : undefined);
+    }
     return c.json(toDto(row), 200);
   })
   .openapi(deleteRoute, async (c) => {

@@ -140,6 +140,17 @@ describe("admin user management", () => {
     expect(me.status).toBe(401);
   });
 
+  it("an admin setting their own password stays signed in here, other sessions end", async () => {
+    const other = await signIn(t, admin.user);
+    const res = await request(t, "PATCH", "/api/users/me", {
+      as: admin.session,
+      body: { password: "another long password" },
+    });
+    expect(res.status).toBe(200);
+    expect((await request(t, "GET", "/api/users/me", { as: admin.session })).status).toBe(200);
+    expect((await request(t, "GET", "/api/users/me", { as: other })).status).toBe(401);
+  });
+
   it("404s for ids that do not exist", async () => {
     for (const [method, body] of [
       ["GET", undefined],
