@@ -3,6 +3,7 @@
  * Feature folders each export a router; this file only mounts them.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
 import { sessionMiddleware } from "./auth/middleware.ts";
 import { authRouter } from "./auth/routes.ts";
 import { setupRouter } from "./auth/setup.ts";
@@ -19,6 +20,9 @@ import { mountApiDocs } from "./system/docs.ts";
 import { systemRouter } from "./system/health.ts";
 import { usersRouter } from "./users/routes.ts";
 
+/** Largest JSON body the API reads. */
+export const API_BODY_LIMIT_BYTES = 256 * 1024;
+
 export interface AppOptions {
   /** Resolves the client IP for a request: socket address on Node, CF-Connecting-IP on Workers. */
   clientIp: (req: Request, env: unknown) => string;
@@ -33,6 +37,14 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
     c.set("sessionId", undefined);
     await next();
   });
+  // JSON API bodies are small; anything larger is refused before it is read (uploads get their own limits).
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: API_BODY_LIMIT_BYTES,
+      onError: (c) => c.json(errorBody("payload_too_large", "The request body is too large"), 413),
+    }),
+  );
   app.use("*", sessionMiddleware);
   app.route("/api/setup", setupRouter);
   app.route("/api/auth", authRouter);

@@ -3,6 +3,7 @@
  * Every error body has the shape { error: { code, message, details? } }; internal
  * messages and stacks are logged, never sent to the client.
  */
+import { DrizzleQueryError } from "drizzle-orm/errors";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -70,6 +71,11 @@ export function handleError(err: Error, c: Context<AppEnv>): Response {
     const code = statusCodes[err.status] ?? "bad_request";
     return c.json(errorBody(code, err.message || code), err.status);
   }
-  c.get("deps")?.logger.error({ err: err.message, stack: err.stack, path: c.req.path }, "unhandled error");
+  // A drizzle query error's message lists every SQL parameter (hashes, phone numbers): log only the driver's cause.
+  const logged =
+    err instanceof DrizzleQueryError
+      ? { dbError: err.cause instanceof Error ? err.cause.message : "query failed" }
+      : { err: err.message, stack: err.stack };
+  c.get("deps")?.logger.error({ ...logged, path: c.req.path }, "unhandled error");
   return c.json(errorBody("internal", "Internal server error"), 500);
 }
