@@ -503,6 +503,8 @@ export class Relay implements AppHandler {
   private onAppTxnResponse(txn: AppTxn, res: SipResponse, raw: Buffer, source: Peer): void {
     const method = txn.ct.method;
     const status = res.status;
+    // like sofia-sip under drachtio-server (no NTATAG_PASS_100), 100 Trying stays in the stack
+    if (status === 100) return;
     let dialogId = txn.dialog?.id ?? txn.dialogId ?? "";
     if (status >= 200 && status < 300 && method === "INVITE") {
       const d = txn.dialog ?? this.dialogs.get(txn.dialogId ?? "");
