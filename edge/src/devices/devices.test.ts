@@ -106,6 +106,10 @@ describe("extensions", () => {
     expect((await createDevice({ name: "B", extension: "102" })).extension).toBe("102");
     expect((await createDevice({ name: "C" })).extension).toBe("103");
     expect((await createDevice({ name: "D", extension: "55" })).extension).toBe("55");
+    const list = (await (await request(t, "GET", "/api/devices", { as: admin.session })).json()) as {
+      items: DeviceJson[];
+    };
+    expect(list.items.map((d) => d.extension)).toEqual(["55", "101", "102", "103"]);
   });
 
   it("gives concurrent creates distinct extensions", async () => {

@@ -14,7 +14,7 @@ import {
   users,
 } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, count, eq, type SQL } from "drizzle-orm";
+import { and, count, eq, type SQL, sql } from "drizzle-orm";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import type { AuthUser } from "../env.ts";
 import { AppError, badRequest, conflict, notFound } from "../http/errors.ts";
@@ -233,7 +233,13 @@ export const devicesRouter = createRouter()
     const db = c.get("deps").db;
     const where = and(visibleTo(me), userId ? eq(devices.userId, userId) : undefined);
     const [rows, totals] = await Promise.all([
-      db.select().from(devices).where(where).orderBy(devices.extension).limit(limit).offset(offset),
+      db
+        .select()
+        .from(devices)
+        .where(where)
+        .orderBy(sql`length(${devices.extension})`, devices.extension)
+        .limit(limit)
+        .offset(offset),
       db.select({ n: count() }).from(devices).where(where),
     ]);
     return c.json({ items: rows.map(toDeviceDto), total: totals[0]?.n ?? 0, limit, offset }, 200);

@@ -78,7 +78,7 @@ export async function assertDevicesExist(db: Db, ids: readonly string[], path: s
     throw new AppError(400, "validation_failed", "Ring targets must be existing devices", missing);
 }
 
-const duplicate = "This number already exists";
+const duplicate = "This number (or Twilio SID) already exists";
 
 const listRoute = createRoute({
   method: "get",
