@@ -8,6 +8,8 @@
  * plus our own structural checks (nested quantifiers, overlapping alternatives
  * under repetition, empty-matching repeated groups, backreferences, lookarounds)
  * and an upper bound on how many ways the pattern can split a caller number.
+ * (recheck, the more thorough checker, runs as a native binary or a worker
+ * thread: neither exists on Workers. safe-regex2 is plain JS.)
  */
 import { e164PrefixSchema, e164Schema, MAX_CALLER_REGEX_LENGTH } from "@gosip/drizzle";
 import safeRegex from "safe-regex2";
