@@ -422,6 +422,11 @@ describe("parseNameAddr / formatNameAddr", () => {
     expect(c?.params.get("lr")).toBeNull();
     const d = parseNameAddr('<sip:d@x>;+sip.instance="<urn:uuid:1;2>";reg-id=1');
     expect(d?.params.get("+sip.instance")).toBe('"<urn:uuid:1;2>"');
+    // addr-spec form whose quoted parameter contains '<' (RFC 5626 instance id): params belong to the header.
+    const e = parseNameAddr('sip:201@10.0.0.1:5062;+sip.instance="<urn:uuid:abc>";expires=60');
+    expect(e?.uri).toBe("sip:201@10.0.0.1:5062");
+    expect(e?.params.get("+sip.instance")).toBe('"<urn:uuid:abc>"');
+    expect(e?.displayName).toBeUndefined();
   });
 
   it("rejects malformed values", () => {

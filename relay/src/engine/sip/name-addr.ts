@@ -112,8 +112,10 @@ function scanNameAddr(s: string, out: NameAddr | null): boolean {
     while (i < n && isWs(s.charCodeAt(i))) i++;
     if (i >= n || s.charCodeAt(i) !== 60 /* < */) return false;
   } else if (c0 !== 60) {
-    // Either "token token <uri>" or a bare addr-spec: look for '<'.
-    const lt = s.indexOf("<", i);
+    // Either "token token <uri>" or a bare addr-spec. A display name never contains ':' (not a token character),
+    // so a leading "scheme:" means addr-spec, even when a quoted parameter later contains '<'
+    // (sip:a@b;+sip.instance="<urn:uuid:...>").
+    const lt = startsWithScheme(s, i) ? -1 : s.indexOf("<", i);
     if (lt !== -1) {
       // Unquoted display name: tokens separated by whitespace only.
       let end = lt;
@@ -149,6 +151,11 @@ function scanNameAddr(s: string, out: NameAddr | null): boolean {
   if (!hasScheme(s, i + 1, gt)) return false;
   if (out !== null) out.uri = s.slice(i + 1, gt);
   return parseHeaderParams(s, gt + 1, out === null ? null : out.params);
+}
+
+/** s[from...] starts with `scheme ":"` (scheme = ALPHA *(ALPHA / DIGIT / "+" / "-" / ".")). */
+function startsWithScheme(s: string, from: number): boolean {
+  return hasScheme(s, from, s.length);
 }
 
 /** s[from, to) starts with an URI scheme followed by ':' (ALPHA *(ALPHA / DIGIT / "+" / "-" / ".")). */

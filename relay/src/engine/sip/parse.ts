@@ -1,6 +1,6 @@
 // SIP message parser (RFC 3261 §7, §25): start line, headers (compact forms, folding, odd whitespace),
 // Content-Length framing for datagrams, size limits. Never throws: every problem is a { ok: false } result, and a
-// request whose Via/From/To/Call-ID/CSeq are usable comes back as `respondable` so the stack can answer 400.
+// request whose Via, From, To, Call-ID and CSeq are present comes back as `respondable` so the stack can answer 400.
 
 import { isDigits, TOKEN, WORD } from "./chars.ts";
 import { headerKey, SipHeaders, splitListStrict } from "./headers.ts";
