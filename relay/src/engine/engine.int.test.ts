@@ -1,7 +1,10 @@
 // End-to-end tests of the engine with the real drachtio-srf: an app connects over the drachtio protocol and
 // a scripted UDP peer plays the phone/trunk. Covers OPTIONS, REGISTER, INVITE (UAS dialog, ACK, BYE), rejected
 // INVITE, the app as UAC, ACK timeout and the clean-up when an app disconnects.
+
+import { lookup } from "node:dns/promises";
 import type { EventEmitter } from "node:events";
+import { hostname } from "node:os";
 import Srf from "drachtio-srf";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Engine, startEngine } from "./index.ts";
@@ -413,6 +416,20 @@ describe("engine with drachtio-srf", () => {
     expect(bye.headers.get("reason")).toContain("cancel race");
     ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
     await destroyed;
+  });
+
+  it("resolves a host name in the app's Request-URI (system resolver, /etc/hosts) for a new request", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    // the machine's name normally resolves through /etc/hosts to a loopback address; traffic must stay on
+    // loopback, so fall back to "localhost" where it does not
+    const name = (await lookup(hostname())).address.startsWith("127.") ? hostname() : "localhost";
+    const uri = `sip:bob@${name}:${ctx.peer.port}`;
+    const sent = (srf.request as (u: string, o: object) => Promise<unknown>)(uri, { method: "OPTIONS" });
+    const opt = await ctx.peer.request("OPTIONS");
+    expect(opt.uri).toBe(uri);
+    ctx.peer.send(respond(opt, 200, "OK"), ctx.engine.sipPort);
+    await sent;
   });
 
   it("refuses an app request addressed to the engine itself (a B2BUA loop)", async () => {

@@ -31,6 +31,7 @@ import type {
 } from "../stack/index.ts";
 import { parseAppSip } from "./app-sip.ts";
 import { type AppMessage, newId, sentLeader, sipLeader, type WireMeta } from "./protocol.ts";
+import { resolveTarget } from "./resolve.ts";
 import type { AdminServer, AppHandler, AppSession } from "./server.ts";
 
 /** An incoming request handed to an app, waiting for its final response. */
@@ -409,8 +410,26 @@ export class Relay implements AppHandler {
   }
 
   private appNewRequest(app: AppSession, msgId: string, route: string, stub: SipRequest): void {
+    const target = resolveTarget(this.stack, route !== "" ? route : stub.uri);
+    if (!(target instanceof Promise)) {
+      this.sendNewRequest(app, msgId, stub, target);
+      return;
+    }
+    target.then(
+      (dest) => {
+        if (app.closed || this.closing) return;
+        try {
+          this.sendNewRequest(app, msgId, stub, dest);
+        } catch (err) {
+          app.reply(msgId, false, `Server error: ${(err as Error).message}`);
+        }
+      },
+      (err: unknown) => app.reply(msgId, false, `Server error: ${(err as Error).message}`),
+    );
+  }
+
+  private sendNewRequest(app: AppSession, msgId: string, stub: SipRequest, dest: Peer): void {
     const method = stub.method;
-    const dest = this.stack.resolve(route !== "" ? route : stub.uri);
     if (this.isSelf(dest)) {
       // a request to our own listener would come straight back to an app: a loop (drachtio refuses it too)
       app.reply(msgId, false, "can not send request to myself");
