@@ -17,7 +17,7 @@ export default defineConfig({
         test: {
           name: "int",
           include: ["{drizzle,edge,relay,twilio-functions}/src/**/*.int.test.ts", "tests/**/*.test.ts"],
-          exclude: ["**/node_modules/**", "tests/workers/**"],
+          exclude: ["**/node_modules/**", "tests/workers/*.test.ts"],
           fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -29,7 +29,8 @@ export default defineProject({
   test: {
     name: "workers",
     root: here,
-    include: ["**/*.test.ts"],
+    // Top level only: node/ holds Node-side tests of the deploy bundle (project "int").
+    include: ["*.test.ts"],
     globalSetup: ["./global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
