@@ -118,8 +118,9 @@ export interface ServerTransaction {
   on(event: "cancel", cb: (cancel: IncomingRequest) => void): this;
   on(event: "transport-error", cb: (err: Error) => void): this;
   /**
-   * INVITE: after timer H/I/L. Non-INVITE: as soon as the final response is sent (the stack keeps answering
-   * retransmissions of the request for 64*T1 from a compact record, invisible to the TU).
+   * INVITE: after timer H/I (non-2xx), at the ACK of the 2xx or at ack-timeout. Non-INVITE: as soon as the final
+   * response is sent. (The stack keeps absorbing retransmissions of the request for the rest of 64*T1 in a compact
+   * record, invisible to the TU.)
    */
   on(event: "terminated", cb: () => void): this;
 }

@@ -78,6 +78,7 @@ export class ServerTx
   private endTimer: Timer | undefined;
   private interval = 0;
   private acked = false;
+  private acceptedAt = 0;
 
   constructor(
     private readonly host: TransactionHost,
@@ -123,6 +124,7 @@ export class ServerTx
       if (state !== "accepted") {
         // RFC 6026 Accepted: we retransmit the 2xx ourselves until the ACK arrives; timer L bounds it.
         this.state = "accepted";
+        this.acceptedAt = performance.now();
         this.interval = T1;
         wheel.cancel(this.endTimer);
         this.retransmitTimer = wheel.schedule(T1, this, RETRANSMIT);
@@ -140,8 +142,9 @@ export class ServerTx
     } else {
       // Nothing is left for the TU to do. Over UDP, §17.2.2 Completed (absorb retransmissions until timer J)
       // is kept by a compact record so that 64*T1 of traffic does not pin every request in memory.
-      if (!this.reliable)
-        this.host.serverCompleted(new CompletedServerTx(this.host, this.key, buf, this.replyTo));
+      if (!this.reliable) {
+        this.host.serverCompleted(new CompletedServerTx(this.host, this.key, buf, this.replyTo, 64 * T1));
+      }
       this.terminate();
     }
     return buf.toString("utf8");
@@ -185,13 +188,20 @@ export class ServerTx
     return this.state === "confirmed";
   }
 
-  /** The end-to-end ACK for our 2xx arrived (matched by dialog). */
+  /**
+   * The end-to-end ACK for our 2xx arrived (matched by dialog). The rest of the Accepted state (absorbing INVITE
+   * retransmissions until timer L) is handed to a compact record and this transaction terminates.
+   */
   onAck2xx(ack: IncomingAck): void {
     if (this.state !== "accepted" || this.acked) return;
     this.acked = true;
     this.host.wheel.cancel(this.retransmitTimer);
     this.retransmitTimer = undefined;
     this.emit("ack", ack);
+    const left = 64 * this.host.T1 - (performance.now() - this.acceptedAt);
+    if (left > 0)
+      this.host.serverCompleted(new CompletedServerTx(this.host, this.key, undefined, this.replyTo, left));
+    this.terminate();
   }
 
   /** A CANCEL matched this transaction; the 200 to the CANCEL is sent by the caller. */
@@ -243,21 +253,25 @@ export class ServerTx
 }
 
 /**
- * A non-INVITE server transaction in Completed state over UDP (§17.2.2): only the final response to repeat for
- * retransmissions of the request, until timer J (64*T1).
+ * What is left of a server transaction once the TU has nothing more to do with it, kept only to absorb
+ * retransmissions of the request until its end timer: a non-INVITE in Completed over UDP (§17.2.2, repeats the
+ * final response until timer J) or an INVITE whose 2xx was ACKed (RFC 6026 Accepted, silent until timer L).
+ * It holds no request, so the long tail of these timers costs a few hundred bytes per transaction.
  */
 export class CompletedServerTx implements TimerTarget {
   constructor(
     private readonly host: TransactionHost,
     readonly key: string,
-    private readonly last: Buffer,
+    /** The final response to repeat; undefined = absorb silently. */
+    private readonly last: Buffer | undefined,
     private readonly replyTo: Peer,
+    lifetimeMs: number,
   ) {
-    host.wheel.schedule(64 * host.T1, this, END); // timer J
+    host.wheel.schedule(lifetimeMs, this, END);
   }
 
   onRetransmission(): void {
-    this.host.transports.send(this.replyTo, this.last);
+    if (this.last) this.host.transports.send(this.replyTo, this.last);
   }
 
   onTimer(): void {
