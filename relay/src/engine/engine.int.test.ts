@@ -440,6 +440,36 @@ describe("engine with drachtio-srf", () => {
     ).rejects.toThrow(/can not send request to myself/);
   });
 
+  it("a record-routed UAC dialog: BYE goes to the first route with the route set, Request-URI = remote target", async () => {
+    const ctx = await setup();
+    const proxy = await UdpPeer.open();
+    try {
+      const srf = await connectApp(ctx, () => undefined);
+      const uacP = srf.createUAC(`sip:bob@127.0.0.1:${ctx.peer.port}`, { localSdp: sdp(50000) });
+      const inv = await ctx.peer.request("INVITE");
+      // as Bob sends it: the proxy nearest to Bob on top, ours (nearest to us) last
+      const rr = ["<sip:192.0.2.55;lr>", `<sip:127.0.0.1:${proxy.port};lr>`];
+      const ok = respond(inv, 200, "OK", {
+        toTag: "rr1",
+        contact: `<sip:bob@192.0.2.77:5090>`,
+        body: sdp(1),
+      }).replace("Content-Type:", `Record-Route: ${rr[0]}, ${rr[1]}\r\nContent-Type:`);
+      ctx.peer.send(ok, ctx.engine.sipPort);
+      const uac = await uacP;
+      const ack = await proxy.request("ACK");
+      expect(ack.uri).toBe("sip:bob@192.0.2.77:5090");
+      const destroyed = uac.destroy();
+      const bye = await proxy.request("BYE");
+      expect(bye.uri).toBe("sip:bob@192.0.2.77:5090");
+      // UAC route set = the 2xx's Record-Route reversed (RFC 3261 §12.1.2)
+      expect(bye.headers.getAll("route")).toEqual([rr[1], rr[0]]);
+      proxy.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
+      await destroyed;
+    } finally {
+      proxy.close();
+    }
+  });
+
   it("the app as UAC gets the failure when the peer rejects", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);

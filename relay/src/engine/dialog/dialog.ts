@@ -33,6 +33,8 @@ export interface Dialog {
   localContact: string;
   /** Where the peer's messages come from: requests go here when there is no route set (peer behind NAT). */
   peer: Peer;
+  /** The first route's address, once resolved (host names are resolved when the dialog is created). */
+  routeHop?: Peer;
   readonly app: AppSession;
   /** CSeq of the last INVITE we sent in this dialog (initial or re-INVITE), for its ACK. */
   inviteSeq: number;

@@ -76,12 +76,20 @@ export function buildInDialogRequest(d: Dialog, stub: SipRequest): SipRequest {
   return { kind: "request", method, uri, version: "SIP/2.0", headers: h, body: stub.body };
 }
 
-/** Next hop for a request in the dialog: the first route, else the address the peer's messages came from. */
+/**
+ * Next hop for a request in the dialog: the first route (resolved when the dialog was created; a numeric one is
+ * resolved here), else, or while a route's host name is still being resolved, the address the peer's messages
+ * came from (which also reaches a peer behind NAT).
+ */
 export function dialogDestination(d: Dialog, stack: SipStack): Peer {
-  const first = d.routeSet[0];
-  if (first !== undefined) {
-    const uri = uriOf(first);
-    if (uri !== undefined) return stack.resolve(uri);
+  if (d.routeSet.length === 0) return d.peer;
+  if (d.routeHop !== undefined) return d.routeHop;
+  const uri = uriOf(d.routeSet[0]);
+  if (uri === undefined) return d.peer;
+  try {
+    d.routeHop = stack.resolve(uri);
+    return d.routeHop;
+  } catch {
+    return d.peer;
   }
-  return d.peer;
 }

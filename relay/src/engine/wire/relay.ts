@@ -347,6 +347,7 @@ export class Relay implements AppHandler {
       terminated: false,
     };
     this.dialogs.add(d);
+    this.resolveRoute(d);
     if (req.method === "INVITE") {
       txn.st.on("ack-timeout", () => {
         if (!d.acked && !d.terminated) this.teardown(d, "ACK timeout", true);
@@ -596,7 +597,27 @@ export class Relay implements AppHandler {
       terminated: false,
     };
     this.dialogs.add(d);
+    this.resolveRoute(d);
     return d;
+  }
+
+  /** Resolve the first route of a new dialog ahead of its first request (host names need DNS). */
+  private resolveRoute(d: Dialog): void {
+    const uri = uriOf(d.routeSet[0]);
+    if (uri === undefined) return;
+    try {
+      const hop = resolveTarget(this.stack, uri);
+      if (hop instanceof Promise) {
+        hop.then(
+          (peer) => {
+            d.routeHop = peer;
+          },
+          () => undefined, // keep sending to the peer's source address
+        );
+      } else d.routeHop = hop;
+    } catch {
+      // unusable route: requests go to the peer's source address
+    }
   }
 
   /**
@@ -634,12 +655,7 @@ export class Relay implements AppHandler {
     this.dialogs.remove(d);
     if (d.kind !== "INVITE") return;
     const bye = buildInDialogRequest(d, emptyStub("BYE", [["Reason", `SIP ;cause=200 ;text="${reason}"`]]));
-    let dest: Peer;
-    try {
-      dest = dialogDestination(d, this.stack);
-    } catch {
-      return;
-    }
+    const dest = dialogDestination(d, this.stack);
     let ct: ClientTransaction;
     try {
       ct = this.stack.sendRequest(bye, dest);
