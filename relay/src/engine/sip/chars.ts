@@ -14,9 +14,6 @@ function table(chars: string, alnum: boolean): Uint8Array {
 
 /** token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~") */
 export const TOKEN = table("-.!%*_+`'~", true);
-/** word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" /
- * "\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}") — the Call-ID alphabet. */
-export const WORD = table("-.!%*_+`'~()<>:\\\"/[]?{}", true);
 /** Characters allowed unescaped in the user part of a SIP URI (unreserved / user-unreserved). */
 export const USER = table("-_.!~*'()&=+$,;?/", true);
 /** Characters allowed unescaped in a password. */

@@ -2,7 +2,7 @@
 // Content-Length framing for datagrams, size limits. Never throws: every problem is a { ok: false } result, and a
 // request whose Via, From, To, Call-ID and CSeq are present comes back as `respondable` so the stack can answer 400.
 
-import { isDigits, TOKEN, WORD } from "./chars.ts";
+import { isDigits, TOKEN } from "./chars.ts";
 import { headerKey, SipHeaders, splitListStrict } from "./headers.ts";
 import type { ParseLimits, ParseResult, SipRequest, SipResponse } from "./message.ts";
 import { isValidNameAddr } from "./name-addr.ts";
@@ -69,15 +69,16 @@ function isValidRoute(v: string): boolean {
   return v.indexOf("<") !== -1 && isValidNameAddr(v);
 }
 
-/** callid = word [ "@" word ] (RFC 3261 §25.1): printable ASCII from the `word` set, at most one '@'. */
+/**
+ * Call-ID: non-empty visible ASCII. RFC 3261 says word ["@" word], but deployed UAs also use '=' (base64) and
+ * similar; what matters downstream is no whitespace, no control and no non-ASCII bytes.
+ */
 function isCallId(s: string): boolean {
   const n = s.length;
   if (n === 0) return false;
-  const at = s.indexOf("@");
-  if (at === 0 || at === n - 1 || (at !== -1 && s.indexOf("@", at + 1) !== -1)) return false;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (i !== at && (c > 127 || WORD[c] !== 1)) return false;
+    if (c < 33 || c > 126) return false;
   }
   return true;
 }
