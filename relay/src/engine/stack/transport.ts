@@ -51,6 +51,7 @@ export function peerKey(transport: TransportName, address: string, port: number)
 export class Connection {
   lastActivity = Date.now();
   closed = false;
+  corked = false;
   /** Error targets waiting for the connect to finish (outbound only). */
   waiters: SendErrorTarget[] | undefined;
   readonly remote: Peer;
@@ -327,6 +328,12 @@ export class Transports {
       return;
     }
     c.lastActivity = Date.now();
+    // Messages sent to one connection in the same tick (a burst of responses, 100 + 180 + 200) leave in one writev.
+    if (!c.corked) {
+      c.corked = true;
+      c.socket.cork();
+      process.nextTick(uncork, c);
+    }
     c.socket.write(data);
   }
 
@@ -424,6 +431,11 @@ function numericLookup6(
 ): void {
   if (isIP(address) === 4) callback(null, `::ffff:${address}`, 6);
   else numericLookup(address, family, callback);
+}
+
+function uncork(conn: Connection): void {
+  conn.corked = false;
+  conn.socket.uncork();
 }
 
 function isBlank(msg: Buffer): boolean {
