@@ -443,7 +443,15 @@ export class SipHeaders {
     for (let i = 0; i < this.names.length; i++) yield [this.names[i] ?? "", this.values[i] ?? ""];
   }
 
-  /** Internal fast iteration for the serializer: calls fn(name, key, value) per line. */
+  /**
+   * Read-only views of the parallel name / canonical key / value arrays, for the serializer's hot loop (no
+   * iterator or callback per line). Do not modify them.
+   */
+  lineArrays(): { names: readonly string[]; keys: readonly string[]; values: readonly string[] } {
+    return { names: this.names, keys: this.keys, values: this.values };
+  }
+
+  /** Calls fn(name, key, value) per line, in order. */
   forEachLine(fn: (name: string, key: string, value: string) => void): void {
     const { names, keys, values } = this;
     for (let i = 0; i < names.length; i++) fn(names[i] ?? "", keys[i] ?? "", values[i] ?? "");

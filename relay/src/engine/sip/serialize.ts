@@ -16,18 +16,16 @@ export function serializeMessage(msg: SipMessage): Buffer {
       : `${oneLine(msg.version)} ${msg.status} ${oneLine(msg.reason)}\r\n`;
   const bodyLen = msg.body.length;
   let wroteLength = false;
-  for (const [name, value] of msg.headers.entries()) {
-    const n = name.length;
+  const { names, keys, values } = msg.headers.lineArrays();
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] ?? "";
     // Content-Length ("l" compact) is rewritten from the body; a second copy is dropped.
-    if (
-      (n === 14 || n === 1) &&
-      (n === 1 ? name === "l" || name === "L" : name.toLowerCase() === "content-length")
-    ) {
+    if (keys[i] === "content-length") {
       if (!wroteLength) head += `${name}: ${bodyLen}\r\n`;
       wroteLength = true;
       continue;
     }
-    head += `${name}: ${value}\r\n`;
+    head += `${name}: ${values[i] ?? ""}\r\n`;
   }
   if (!wroteLength) head += `Content-Length: ${bodyLen}\r\n`;
   head += "\r\n";
