@@ -118,7 +118,7 @@ export interface SippOptions {
   pauseMs?: number;
   /** Record every response time (-trace_rtt) so p50/p99 can be computed. */
   traceRtt?: boolean;
-  /** Keep the temp dir (for debugging). */
+  /** Keep the temp dir (for debugging); also set by GOSIP_SIPP_KEEP=1, which adds -trace_msg. */
   keepFiles?: boolean;
   extraArgs?: string[];
 }
@@ -246,6 +246,8 @@ export async function startSipp(opts: SippOptions): Promise<SippProcess> {
   if (opts.pauseMs !== undefined) args.push("-d", String(opts.pauseMs));
   if (opts.traceRtt) args.push("-trace_rtt", "-rtt_freq", "1");
   if (opts.extraArgs) args.push(...opts.extraArgs);
+  const keep = opts.keepFiles ?? process.env.GOSIP_SIPP_KEEP === "1";
+  if (process.env.GOSIP_SIPP_KEEP === "1") args.push("-trace_msg");
 
   const started = performance.now();
   const child = spawn("sipp", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
@@ -268,7 +270,7 @@ export async function startSipp(opts: SippOptions): Promise<SippProcess> {
       const { rtt, rttTimes } = parseRtt(rttFile ? await read(rttFile) : "");
       const errors = (await read("errors.log")).slice(-4000);
       const screen = screenFile ? (await read(screenFile)).slice(-3000) : "";
-      if (!opts.keepFiles) await rm(dir, { recursive: true, force: true });
+      if (!keep) await rm(dir, { recursive: true, force: true });
       resolve({ exitCode: code, signal, stats, rtt, rttTimes, errors, log: `${stderr}\n${screen}`, wallMs });
     };
     child.once("error", (err) => {

@@ -254,6 +254,34 @@ describe("SIP engine with a drachtio-srf app and sipp", () => {
     expect(delta("answered")).toBe(20);
   });
 
+  it("UDP with 10% loss on both legs of a B2BUA: the engine's client-side retransmissions recover too", async () => {
+    const calls = 20;
+    const { uas, uri } = await callee("uas-answer-linger.xml", calls, {
+      lostPercent: 10,
+      timeoutSeconds: 45,
+    });
+    b2buaTarget = uri;
+    try {
+      const { result, delta } = await during(() =>
+        callEngine({
+          scenario: "uac-invite.xml",
+          calls,
+          rate: 10,
+          service: "b2bua",
+          lostPercent: 10,
+          pauseMs: 1000,
+          timeoutSeconds: 45,
+        }),
+      );
+      const b = await uas.done;
+      expectAllSucceeded(result, calls);
+      expectAllSucceeded(b, calls);
+      expect(delta("b2bua-connected")).toBe(calls);
+    } finally {
+      uas.kill();
+    }
+  });
+
   it("TCP: OPTIONS, REGISTER with digest and INVITE/BYE over TCP", async () => {
     const options = await callEngine({ scenario: "uac-options.xml", calls: 10, transport: "tcp" });
     expectAllSucceeded(options, 10);

@@ -46,6 +46,7 @@ describe("sipp scenarios, sipp to sipp", () => {
     ["uac-invite.xml", "uas-answer.xml", {}, {}],
     ["uac-invite.xml", "uas-answer.xml", { transport: "tcp" }, {}],
     ["uac-invite-wait-bye.xml", "uas-answer-bye.xml", {}, {}],
+    ["uac-invite.xml", "uas-answer-linger.xml", {}, {}],
     ["uac-invite-rejected.xml", "uas-reject.xml", {}, {}],
     ["uac-invite-cancel.xml", "uas-cancel.xml", {}, {}],
     ["uac-reinvite.xml", "uas-reinvite.xml", {}, {}],
