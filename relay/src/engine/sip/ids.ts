@@ -10,6 +10,7 @@ let offset = 0;
 
 /** n random characters from a 64-symbol alphabet (6 bits of entropy each). */
 export function randomToken(n: number): string {
+  if (n > POOL_SIZE) return randomToken(POOL_SIZE) + randomToken(n - POOL_SIZE);
   if (offset + n > POOL_SIZE) {
     pool = randomBytes(POOL_SIZE);
     offset = 0;
