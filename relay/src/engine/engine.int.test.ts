@@ -4,11 +4,13 @@
 
 import { lookup } from "node:dns/promises";
 import type { EventEmitter } from "node:events";
+import { connect } from "node:net";
 import { hostname } from "node:os";
 import Srf from "drachtio-srf";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Engine, startEngine } from "./index.ts";
 import { tagOf } from "./sip/response.ts";
+import { encodeFrame, FrameDecoder } from "./wire/framing.ts";
 import { request, respond, sdp, UdpPeer } from "./wire/udp-peer.ts";
 
 const SECRET = "integration-secret";
@@ -574,6 +576,61 @@ describe("engine with drachtio-srf", () => {
     ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
     await destroyed;
     expect(reason).toBe("ACK timeout");
+  });
+
+  it("survives garbage from an authenticated app (bad SIP, unknown ids, bad tokens) and keeps serving", async () => {
+    const ctx = await setup();
+    const sock = connect(ctx.engine.adminPort, "127.0.0.1");
+    await new Promise<void>((r) => sock.once("connect", () => r()));
+    const replies: string[] = [];
+    const dec = new FrameDecoder(
+      (p) => replies.push(p.toString("utf8")),
+      () => undefined,
+    );
+    sock.on("data", (c: Buffer) => dec.push(c));
+    sock.write(encodeFrame(`a1|authenticate|${SECRET}|`));
+    let rnd = 42;
+    const next = (): number => {
+      rnd = (rnd * 1103515245 + 12345) % 2147483648;
+      return rnd;
+    };
+    const samples = [
+      "SIP/2.0 200 OK\r\ncall-id: x\r\n\r\n",
+      "BYE sip:placeholder SIP/2.0\r\n\r\n",
+      "INVITE sip:bob@127.0.0.1:1 SIP/2.0\r\ncseq: nope\r\n\r\n",
+      "CANCEL sip:x SIP/2.0\r\n\r\n",
+      "OPTIONS not-a-uri SIP/2.0\r\n\r\n",
+      "garbage without start line",
+      "REGISTER sip:127.0.0.1:1 SIP/2.0\r\nbad header line\r\n\r\n",
+      "MESSAGE sip:a@[::1 SIP/2.0\r\n\r\n",
+    ];
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 400; i++) {
+      const sample = samples[next() % samples.length] ?? "";
+      const ids = [
+        ["", ""],
+        ["t-unknown", ""],
+        ["", "d-unknown"],
+        ["t-unknown", "d-unknown"],
+      ][next() % 4] ?? ["", ""];
+      const bytes = Buffer.from(sample);
+      if (next() % 3 === 0 && bytes.length > 0) bytes[next() % bytes.length] = next() % 256;
+      frames.push(encodeFrame(`g${i}|sip|${ids[0]}|${ids[1]}\r\n`, bytes));
+    }
+    frames.push(encodeFrame("z1|proxy|x|remainInDialog||||||sip:a@b"));
+    sock.write(Buffer.concat(frames));
+    await until(() => replies.length >= 402);
+    expect(replies.filter((r) => /\|response\|g\d+\|(OK|NO)/.test(r)).length).toBe(400);
+    sock.destroy();
+    // a well-behaved app still works
+    await connectApp(ctx, (srf) => srf.use("options", (_req, res) => res.send(200)));
+    const { callId, tag } = ids();
+    const uri = `sip:probe@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({ method: "OPTIONS", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(200, "OPTIONS");
   });
 
   it("an app that disconnects: its pending request gets 503 and its call is hung up with BYE", async () => {
