@@ -393,6 +393,69 @@ const OPS: ReadonlyArray<[string, (b: Buffer, r: Rand) => Buffer]> = [
       ]);
     },
   ],
+  // Valid-preserving rewrites: they keep many mutants acceptable, so the round-trip property gets exercised too.
+  [
+    "name-case",
+    (b, r) => {
+      const ls = lines(b);
+      const [s, e] = headerRange(ls);
+      const i = s + int(r, e - s);
+      const line = ls[i];
+      const colon = line?.indexOf(58) ?? -1;
+      if (line === undefined || colon <= 0) return b;
+      const name = line.subarray(0, colon).toString("latin1");
+      const mixed = [...name].map((ch) => (r() < 0.5 ? ch.toUpperCase() : ch.toLowerCase())).join("");
+      ls[i] = Buffer.concat([Buffer.from(mixed, "latin1"), line.subarray(colon)]);
+      return Buffer.concat(ls);
+    },
+  ],
+  [
+    "colon-space",
+    (b, r) => {
+      const ls = lines(b);
+      const [s, e] = headerRange(ls);
+      const i = s + int(r, e - s);
+      const line = ls[i];
+      const colon = line?.indexOf(58) ?? -1;
+      if (line === undefined || colon <= 0) return b;
+      const ws = pick(r, [" ", "\t", "   ", ""]);
+      ls[i] = Buffer.concat([line.subarray(0, colon), Buffer.from(`${ws}:${ws}`), line.subarray(colon + 1)]);
+      return Buffer.concat(ls);
+    },
+  ],
+  [
+    "fold",
+    (b, r) => {
+      // Fold a header value after a ';' or ',' (line continuation is equivalent to one space).
+      const ls = lines(b);
+      const [s, e] = headerRange(ls);
+      const i = s + int(r, e - s);
+      const line = ls[i];
+      if (line === undefined) return b;
+      const at = line.indexOf(pick(r, [59, 44]), line.indexOf(58) + 1);
+      if (at === -1) return b;
+      const fold = Buffer.from(pick(r, ["\r\n ", "\r\n\t"]));
+      ls[i] = Buffer.concat([line.subarray(0, at + 1), fold, line.subarray(at + 1)]);
+      return Buffer.concat(ls);
+    },
+  ],
+  [
+    "extra-header",
+    (b, r) => {
+      const ls = lines(b);
+      const [s, e] = headerRange(ls);
+      const extra = pick(r, [
+        "Subject: fuzz, with commas; and semicolons\r\n",
+        'X-Quoted: "a \\"b\\" c"\r\n',
+        "Supported: replaces, timer , 100rel\r\n",
+        "Record-Route: <sip:127.0.0.1:5099;lr>, <sip:[::1]:5098;lr;transport=tcp>\r\n",
+        "Date: Sat, 13 Nov 2010 23:29:00 GMT\r\n",
+        "X-Utf8: Zo\u00eb \u260e\r\n",
+      ]);
+      ls.splice(s + int(r, e - s + 1), 0, Buffer.from(extra, "utf8"));
+      return Buffer.concat(ls);
+    },
+  ],
   ["leading-crlf", (b, r) => Buffer.concat([Buffer.from("\r\n".repeat(1 + int(r, 3))), b])],
   [
     "splice",
