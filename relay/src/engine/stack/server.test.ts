@@ -4,7 +4,7 @@ import { createSocket } from "node:dgram";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createResponse, type SipRequest } from "../sip/message.ts";
 import { type IncomingAck, type IncomingRequest, type ServerTransaction, SipStack } from "./index.ts";
-import { headerOf, sipRequest, statusOf, UdpPeer } from "./test-peer.ts";
+import { headerOf, sipRequest, statusOf, UdpPeer, until } from "./test-peer.ts";
 
 const T1 = 20;
 const T2 = 80;
@@ -94,9 +94,7 @@ describe("INVITE server transaction", () => {
     const toTag = /tag=([^;\s]+)/.exec(headerOf(wire, "to") ?? "")?.[1];
     expect(toTag).toBeTruthy();
     // first 200 + retransmissions at about T1, 3*T1, 7*T1
-    await sleep(T1 * 8);
-    const before = phone.count((m) => statusOf(m.text) === 200);
-    expect(before).toBeGreaterThanOrEqual(3);
+    await until(() => phone.count((m) => statusOf(m.text) === 200) >= 3, "2xx retransmissions");
     const ack = sipRequest({
       method: "ACK",
       viaPort: phone.port,
@@ -106,8 +104,7 @@ describe("INVITE server transaction", () => {
       branch: "z9hG4bKack2xx",
     });
     phone.send(ack, port());
-    await sleep(T1 * 2);
-    expect(acks).toHaveLength(1);
+    await until(() => acks.length === 1, "the ack event");
     expect(stackAcks).toHaveLength(1);
     expect(stackAcks[0]?.transaction).toBe(st);
     const after = phone.count((m) => statusOf(m.text) === 200);
@@ -128,10 +125,11 @@ describe("INVITE server transaction", () => {
     const elapsed = await timedOut;
     await terminated;
     expect(elapsed).toBeGreaterThanOrEqual(64 * T1 - 5);
-    expect(elapsed).toBeLessThan(64 * T1 + 300);
+    expect(elapsed).toBeLessThan(64 * T1 + 1500);
     // T1, 2T1, then T2 steps: 20, 40, 80, 80, ... within 1280 ms → about 17 copies; never more than one per T1
+    // (fewer when the event loop stalls on a loaded machine: each retransmission is scheduled from the previous)
     const copies = phone.count((m) => statusOf(m.text) === 200);
-    expect(copies).toBeGreaterThanOrEqual(10);
+    expect(copies).toBeGreaterThanOrEqual(5);
     expect(copies).toBeLessThanOrEqual(20);
     await settled();
   });
@@ -143,15 +141,14 @@ describe("INVITE server transaction", () => {
     let stackAcks = 0;
     stack.on("ack", () => stackAcks++);
     st.respond(ok(msg.request, 486));
-    await sleep(T1 * 4);
-    expect(phone.count((m) => statusOf(m.text) === 486)).toBeGreaterThanOrEqual(2);
+    await until(() => phone.count((m) => statusOf(m.text) === 486) >= 2, "timer G retransmissions");
     // a retransmitted INVITE in Completed gets the 486 again
     const beforeRetrans = phone.count((m) => statusOf(m.text) === 486);
     phone.send(invite, port());
-    await sleep(5);
-    expect(phone.count((m) => statusOf(m.text) === 486)).toBeGreaterThan(beforeRetrans);
+    await until(() => phone.count((m) => statusOf(m.text) === 486) > beforeRetrans, "the 486 again");
     phone.send(sipRequest({ method: "ACK", viaPort: phone.port, branch: "z9hG4bKbusy", toTag: "x" }), port());
-    await sleep(T1);
+    await until(() => st.state !== "completed", "the ACK to be absorbed");
+    await sleep(5); // a retransmission already on its way may still arrive
     const count = phone.count((m) => statusOf(m.text) === 486);
     await sleep(T2 * 2);
     expect(phone.count((m) => statusOf(m.text) === 486)).toBe(count);
@@ -338,8 +335,7 @@ describe("malformed input", () => {
     phone.send(bad, port());
     const r400 = await phone.next((m) => statusOf(m.text) === 400);
     expect(headerOf(r400.text, "to")).toContain("tag=");
-    await sleep(20);
-    expect(errors.length).toBeGreaterThanOrEqual(2);
+    await until(() => errors.length >= 2, "parse-error events");
     expect(requests).toHaveLength(0);
     phone.send(sipRequest({ method: "OPTIONS", viaPort: phone.port }), port());
     const { st, msg } = await nextRequest();

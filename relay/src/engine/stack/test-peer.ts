@@ -8,6 +8,8 @@ export interface Received {
   text: string;
   address: string;
   port: number;
+  /** performance.now() at arrival. */
+  at: number;
 }
 
 /** Collects messages and lets a test wait for the next one matching a predicate. */
@@ -69,7 +71,12 @@ export class UdpPeer extends Inbox {
     await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
     const peer = new UdpPeer(socket, socket.address().port);
     socket.on("message", (msg, rinfo) =>
-      peer.push({ text: msg.toString("utf8"), address: rinfo.address, port: rinfo.port }),
+      peer.push({
+        text: msg.toString("utf8"),
+        address: rinfo.address,
+        port: rinfo.port,
+        at: performance.now(),
+      }),
     );
     return peer;
   }
@@ -107,6 +114,7 @@ export class TcpPeer extends Inbox {
           text: raw.toString("utf8"),
           address: socket.remoteAddress ?? "",
           port: socket.remotePort ?? 0,
+          at: performance.now(),
         }),
       () => {},
       () => socket.destroy(),
@@ -171,6 +179,15 @@ export function sipRequest(o: RequestOptions): string {
     body,
   ];
   return lines.join("\r\n");
+}
+
+/** Polls until `cond` holds (tests on a loaded machine must not depend on fixed sleeps for things that happen). */
+export async function until(cond: () => boolean, what = "condition", timeoutMs = 3000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
 }
 
 /** Status code of a response text, or 0 for a request. */
