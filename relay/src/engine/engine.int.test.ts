@@ -472,6 +472,71 @@ describe("engine with drachtio-srf", () => {
     }
   });
 
+  it("SUBSCRIBE dialog: 202 from the app, NOTIFYs in the dialog, a terminating NOTIFY ends it", async () => {
+    const ctx = await setup();
+    let dialog: Srf.Dialog | undefined;
+    await connectApp(ctx, (srf) =>
+      srf.use("subscribe", async (req, res) => {
+        dialog = await srf.createUAS(req, res, { headers: { Expires: "600" } } as never);
+      }),
+    );
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "SUBSCRIBE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: tag,
+        extra: ["Event: message-summary", "Expires: 600"],
+      }),
+      ctx.engine.sipPort,
+    );
+    const accepted = await ctx.peer.response(202, "SUBSCRIBE");
+    const toTag = tagOf(accepted.headers.get("to") ?? "");
+    expect(accepted.headers.get("contact")).toContain(`127.0.0.1:${ctx.engine.sipPort}`);
+    await until(() => dialog !== undefined);
+    const d = dialog as Srf.Dialog;
+    const active = d.request({
+      method: "NOTIFY",
+      headers: {
+        Event: "message-summary",
+        "Subscription-State": "active;expires=600",
+        "Content-Type": "application/simple-message-summary",
+      },
+      body: "Messages-Waiting: yes\r\n",
+    } as never);
+    const n1 = await ctx.peer.request("NOTIFY");
+    expect(n1.uri).toBe(`sip:alice@127.0.0.1:${ctx.peer.port}`);
+    expect(tagOf(n1.headers.get("from") ?? "")).toBe(toTag);
+    expect(tagOf(n1.headers.get("to") ?? "")).toBe(tag);
+    ctx.peer.send(respond(n1, 200, "OK"), ctx.engine.sipPort);
+    await active;
+    const ended = d.request({
+      method: "NOTIFY",
+      headers: { Event: "message-summary", "Subscription-State": "terminated;reason=timeout" },
+    } as never);
+    const n2 = await ctx.peer.request("NOTIFY");
+    ctx.peer.send(respond(n2, 200, "OK"), ctx.engine.sipPort);
+    await ended;
+    ctx.peer.send(
+      request({
+        method: "SUBSCRIBE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 2,
+        fromTag: tag,
+        toTag,
+        extra: ["Event: message-summary"],
+      }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(481, "SUBSCRIBE");
+  });
+
   it("the app as UAC gets the failure when the peer rejects", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);

@@ -553,7 +553,15 @@ export class Relay implements AppHandler {
       txn.final = true;
       this.forgetApp(txn);
       const d = txn.dialog;
-      if (d !== undefined && method === "BYE" && status !== 401 && status !== 407) this.dialogs.remove(d);
+      // drachtio clears the dialog on the response to our BYE, or to the NOTIFY that terminates a subscription
+      if (d !== undefined && status !== 401 && status !== 407) {
+        if (
+          method === "BYE" ||
+          (method === "NOTIFY" && d.kind === "SUBSCRIBE" && isTerminated(txn.ct.request))
+        ) {
+          this.dialogs.remove(d);
+        }
+      }
     }
     if (txn.app.closed) return;
     const meta: WireMeta = {
