@@ -76,8 +76,17 @@ export function parseVia(value: string): Via | undefined {
   if (hp === undefined) return undefined;
   const params: Params = new Map();
   if (!parseHeaderParams(s, i, params)) return undefined;
-  const via: Via = { protocol: `SIP/${version}`, transport, host: hp.host, params };
-  if (hp.port !== undefined) via.port = hp.port;
+  // Every field present from the start: one object shape for all Vias keeps property access monomorphic.
+  const via: Via = {
+    protocol: version === "2.0" ? "SIP/2.0" : `SIP/${version}`,
+    transport,
+    host: hp.host,
+    port: hp.port,
+    params,
+    branch: undefined,
+    received: undefined,
+    rport: undefined,
+  };
   const branch = params.get("branch");
   if (branch !== undefined) {
     // A branch is a token; a quoted or empty one is malformed.
