@@ -20,11 +20,16 @@ export class FrameDecoder {
   private need = -1;
   private failed = false;
 
+  /** Largest frame accepted from now on (raised once a connection has authenticated). */
+  maxFrame: number;
+
   constructor(
     private readonly onFrame: (payload: Buffer) => void,
     private readonly onError: (err: FramingError) => void,
-    private readonly maxFrame = MAX_FRAME_BYTES,
-  ) {}
+    maxFrame = MAX_FRAME_BYTES,
+  ) {
+    this.maxFrame = maxFrame;
+  }
 
   push(chunk: Buffer): void {
     if (this.failed || chunk.length === 0) return;

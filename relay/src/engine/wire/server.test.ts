@@ -115,6 +115,12 @@ describe("AdminServer", () => {
     d.sock.write("abc#garbage");
     await closedD;
 
+    // an unauthenticated connection announcing a huge frame is dropped at once
+    const big = await rawClient(admin.port);
+    const closedBig = new Promise<void>((r) => big.sock.once("close", () => r()));
+    big.sock.write("100000#");
+    await closedBig;
+
     const e = await rawClient(admin.port);
     const closedE = new Promise<void>((r) => e.sock.once("close", () => r()));
     e.sock.write(encodeFrame("y1|route|invite"));

@@ -3,7 +3,7 @@
 // that tracks what the app has in flight so it can be cleaned up when the app goes away.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
-import { encodeFrame, FrameDecoder, type FramingError } from "./framing.ts";
+import { encodeFrame, FrameDecoder, type FramingError, MAX_FRAME_BYTES } from "./framing.ts";
 import { type AppMessage, parseAppMessage, replyLeader } from "./protocol.ts";
 
 /** What the SIP side of the engine does with application traffic. */
@@ -29,6 +29,8 @@ export interface AdminServerOptions {
 }
 
 let sessionCounter = 0;
+/** Frame size limit before authentication (an authenticate frame is a few dozen bytes). */
+const UNAUTHENTICATED_MAX_FRAME = 4096;
 /** Bytes queued to an app that does not read before it is disconnected. */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 
@@ -152,11 +154,17 @@ export class AdminServer {
     }, this.opts.authTimeout ?? 10_000);
     authTimer.unref();
     const decoder = new FrameDecoder(
-      (payload) => this.onFrame(app, payload),
+      (payload) => {
+        const wasAuthenticated = app.authenticated;
+        this.onFrame(app, payload);
+        // until it has authenticated, a connection may only send small frames
+        if (!wasAuthenticated && app.authenticated) decoder.maxFrame = MAX_FRAME_BYTES;
+      },
       (err: FramingError) => {
         this.opts.onError?.(new Error(`app ${app.remote}: ${err.message}; closing`));
         socket.destroy();
       },
+      UNAUTHENTICATED_MAX_FRAME,
     );
     socket.on("data", (chunk: Buffer) => decoder.push(chunk));
     socket.on("error", () => {
