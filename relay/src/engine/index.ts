@@ -1,5 +1,6 @@
 // The SIP engine: a TypeScript drachtio-server. startEngine() binds the SIP stack (UDP + TCP) and the drachtio
 // admin port, and relays between them, so unmodified drachtio-srf applications can connect and work.
+import { networkInterfaces } from "node:os";
 import pino from "pino";
 import { SipStack, type StackStats } from "./stack/index.ts";
 import { Relay } from "./wire/relay.ts";
@@ -44,6 +45,19 @@ export interface EngineStats {
   stack: StackStats;
 }
 
+/**
+ * The address to tell apps for a listener: a wildcard bind (0.0.0.0 / ::) is not an address anyone can send to,
+ * so use this host's first non-internal interface address (IPv4 preferred), as drachtio-server reports it.
+ */
+function reachableAddress(bound: string): string {
+  if (bound !== "0.0.0.0" && bound !== "::") return bound;
+  const all = Object.values(networkInterfaces()).flatMap((l) => l ?? []);
+  const pick =
+    all.find((i) => !i.internal && i.family === "IPv4") ??
+    (bound === "::" ? all.find((i) => !i.internal) : undefined);
+  return pick?.address ?? (bound === "::" ? "::1" : "127.0.0.1");
+}
+
 /** Start the engine; resolves once both the SIP and the admin listeners are bound. */
 export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const log = pino({ name: "engine", level: opts.logLevel ?? "info" });
@@ -68,7 +82,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       log.error({ err: err instanceof Error ? err.stack : String(err) }, "SIP stack internal error");
   });
   const hostports = stack.hostports
-    .map((h) => `${h.transport}/${opts.externalAddress ?? h.address}:${h.port}`)
+    .map((h) => `${h.transport}/${opts.externalAddress ?? reachableAddress(h.address)}:${h.port}`)
     .join(",");
   let admin: AdminServer;
   try {
