@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { sessions } from "@gosip/drizzle";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createNodeLogger } from "./logger.ts";
@@ -93,6 +94,16 @@ describe("Node edge over real sockets", () => {
       refused.once("error", () => resolve(-1));
     });
     expect(status).toBe(401);
+  });
+
+  it("runs every statement of the file database in WAL with synchronous=NORMAL, even under concurrency", async () => {
+    // Concurrent statements used to open extra pooled connections that missed the PRAGMAs (FULL: fsync per write).
+    const modes = await Promise.all(
+      Array.from({ length: 30 }, () => edge.deps.db.all<{ synchronous: number }>(sql`PRAGMA synchronous`)),
+    );
+    expect(modes.map((rows) => rows[0]?.synchronous)).toEqual(Array(30).fill(1));
+    const [journal] = await edge.deps.db.all<{ journal_mode: string }>(sql`PRAGMA journal_mode`);
+    expect(journal?.journal_mode).toBe("wal");
   });
 
   it("redacts secrets that reach the logger", () => {

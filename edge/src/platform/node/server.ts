@@ -102,6 +102,14 @@ export async function startNodeEdge(
 }
 
 function openClient(config: EdgeConfig): Client {
+  if (config.databaseUrl.startsWith("file:")) {
+    // One connection. The file client runs every statement synchronously on this thread, so a
+    // pool adds no parallelism; it only opens extra connections under concurrent requests, and
+    // those miss the per-connection PRAGMAs below (synchronous fell back to FULL: one fsync per
+    // write). The edge never holds an interactive transaction (atomic work uses db.batch),
+    // which is what would need a second connection.
+    return createClient({ url: config.databaseUrl, concurrency: 1 });
+  }
   return createClient(
     config.databaseAuthToken
       ? { url: config.databaseUrl, authToken: config.databaseAuthToken }
