@@ -229,6 +229,34 @@ describe("CANCEL", () => {
     await settled();
   });
 
+  it("answers 200 (and nothing else) to a CANCEL after the call was answered and ACKed", async () => {
+    const branch = "z9hG4bKlatecancel";
+    phone.send(
+      sipRequest({ method: "INVITE", viaPort: phone.port, branch, callId: "late", fromTag: "lt" }),
+      port(),
+    );
+    const { st, msg } = await nextRequest();
+    const wire = st.respond(ok(msg.request));
+    const toTag = /tag=([^;\s]+)/.exec(headerOf(wire, "to") ?? "")?.[1];
+    const acked = new Promise<void>((resolve) => st.on("ack", () => resolve()));
+    phone.send(
+      sipRequest({ method: "ACK", viaPort: phone.port, callId: "late", fromTag: "lt", toTag }),
+      port(),
+    );
+    await acked;
+    let cancels = 0;
+    stack.on("cancel", () => cancels++);
+    phone.send(
+      sipRequest({ method: "CANCEL", viaPort: phone.port, branch, callId: "late", fromTag: "lt" }),
+      port(),
+    );
+    const r = await phone.next((m) => headerOf(m.text, "cseq") === "1 CANCEL");
+    expect(statusOf(r.text)).toBe(200);
+    await sleep(20);
+    expect(phone.count((m) => statusOf(m.text) === 487)).toBe(0);
+    expect(cancels).toBe(0);
+  });
+
   it("answers 481 to a CANCEL that matches nothing", async () => {
     phone.send(sipRequest({ method: "CANCEL", viaPort: phone.port, branch: "z9hG4bKnothing" }), port());
     const r = await phone.next();

@@ -219,13 +219,10 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     this.serverTx.set(key, st);
 
     if (method === "CANCEL") {
+      // §9.2: 481 only when no INVITE transaction matches; one that already answered finally still gets 200.
       const invite = this.serverTx.get(`${branch}|${sentBy}|INVITE`);
-      if (!(invite instanceof ServerTx)) {
-        st.respond(createResponse(req, 481));
-        return;
-      }
-      st.respond(createResponse(req, 200));
-      if (invite.onCancel(msg)) this.emit("cancel", invite, msg);
+      st.respond(createResponse(req, invite ? 200 : 481));
+      if (invite instanceof ServerTx && invite.onCancel(msg)) this.emit("cancel", invite, msg);
       return;
     }
     if (method === "INVITE") st.respond(createResponse(req, 100)); // §17.2.1: answer 100 at once
