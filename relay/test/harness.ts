@@ -1,6 +1,7 @@
 // Test harness for the SIP engine: starts the engine in-process (startEngine, Contract 3) or as a child
-// process (relay/src/engine/main.ts, for the crash and memory tests), connects unmodified drachtio-srf
-// applications to it, and cleans up everything it started (by PID) even when a test fails.
+// process (relay/src/engine/main.ts as `npm run engine` does, or relay/test/engine-child.ts with short timers
+// and GC'd memory readings, for the crash and memory tests), connects unmodified drachtio-srf applications
+// to it, and cleans up everything it started (by PID) even when a test fails. sipp helpers: ./sipp.ts.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -58,7 +59,7 @@ export async function connectSrf(
   try {
     await connected;
   } catch (err) {
-    srf.disconnect();
+    disconnectQuietly(srf);
     throw err;
   }
   return srf;
