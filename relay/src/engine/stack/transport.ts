@@ -42,6 +42,7 @@ export interface TransportOptions {
 const MAX_TCP_BACKLOG = 4 * 1024 * 1024;
 const CRLF = Buffer.from("\r\n");
 const UDP_BUFFER = 4 * 1024 * 1024;
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export function peerKey(transport: TransportName, address: string, port: number): string {
   return `${transport}:${address}:${port}`;
@@ -354,7 +355,12 @@ export class Transports {
     const key = peerKey("tcp", dest.address, dest.port);
     const conn = new Connection(sock, key, dest.address, dest.port);
     conn.waiters = [];
+    // A black-holed destination would otherwise hold the attempt (and queued messages) for the OS timeout.
+    sock.setTimeout(CONNECT_TIMEOUT_MS, () => {
+      sock.destroy(new StackError("transport", `TCP connect to ${dest.address}:${dest.port} timed out`));
+    });
     sock.once("connect", () => {
+      sock.setTimeout(0);
       conn.waiters = undefined;
       conn.local = { transport: "tcp", address: sock.localAddress ?? "", port: sock.localPort ?? 0 };
     });
