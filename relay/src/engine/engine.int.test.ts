@@ -537,6 +537,60 @@ describe("engine with drachtio-srf", () => {
     await ctx.peer.response(481, "SUBSCRIBE");
   });
 
+  it("srf.proxyRequest: serial forking past a 503, responses relayed upstream, results reported to the app", async () => {
+    const ctx = await setup();
+    const b = await UdpPeer.open();
+    const c = await UdpPeer.open();
+    try {
+      let results: { connected: boolean; finalStatus: number; responses: unknown[] } | undefined;
+      await connectApp(ctx, (srf) =>
+        srf.invite(async (req) => {
+          results = (await (
+            srf.proxyRequest as (r: unknown, d: string[], o: object) => Promise<typeof results>
+          )(req, [`sip:carol@127.0.0.1:${c.port}`, `sip:bob@127.0.0.1:${b.port}`], {})) as typeof results;
+        }),
+      );
+      const { callId, tag } = ids();
+      const uri = `sip:b2bua@127.0.0.1:${ctx.engine.sipPort}`;
+      ctx.peer.send(
+        request({
+          method: "INVITE",
+          uri,
+          peerPort: ctx.peer.port,
+          callId,
+          cseq: 1,
+          fromTag: tag,
+          body: sdp(1000),
+        }),
+        ctx.engine.sipPort,
+      );
+      const toC = await c.request("INVITE");
+      expect(toC.uri).toBe(`sip:carol@127.0.0.1:${c.port}`);
+      expect(toC.headers.getAll("via")).toHaveLength(2);
+      expect(toC.headers.get("call-id")).toBe(callId);
+      expect(toC.headers.get("max-forwards")).toBe("69");
+      c.send(respond(toC, 503, "Service Unavailable", { toTag: "c1" }), ctx.engine.sipPort);
+      await c.request("ACK"); // hop-by-hop ACK for the 503
+      const toB = await b.request("INVITE");
+      b.send(respond(toB, 180, "Ringing", { toTag: "b1" }), ctx.engine.sipPort);
+      const ringing = await ctx.peer.response(180, "INVITE");
+      expect(ringing.headers.getAll("via")).toHaveLength(1);
+      b.send(
+        respond(toB, 200, "OK", { toTag: "b1", contact: `<sip:bob@127.0.0.1:${b.port}>`, body: sdp(2) }),
+        ctx.engine.sipPort,
+      );
+      const ok = await ctx.peer.response(200, "INVITE");
+      expect(ok.headers.get("contact")).toBe(`<sip:bob@127.0.0.1:${b.port}>`);
+      await until(() => results !== undefined);
+      expect(results?.connected).toBe(true);
+      expect(results?.finalStatus).toBe(200);
+      expect(await ctx.peer.sees((r) => r.msg.kind === "response" && r.msg.status === 503, 200)).toBe(false);
+    } finally {
+      b.close();
+      c.close();
+    }
+  });
+
   it("the app as UAC gets the failure when the peer rejects", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);

@@ -31,6 +31,7 @@ import type {
 } from "../stack/index.ts";
 import { parseAppSip } from "./app-sip.ts";
 import { type AppMessage, newId, sentLeader, sipLeader, type WireMeta } from "./protocol.ts";
+import { ProxyOperation } from "./proxy.ts";
 import { resolveTarget } from "./resolve.ts";
 import type { AdminServer, AppHandler, AppSession } from "./server.ts";
 
@@ -80,6 +81,8 @@ export class Relay implements AppHandler {
   /** server transaction id → NetTxn, to find the app for a CANCEL */
   private readonly netByStId = new Map<string, NetTxn>();
   private readonly appTxns = new Map<string, AppTxn>();
+  /** server transaction id → proxy operation forwarding that request */
+  private readonly proxies = new Map<string, ProxyOperation>();
   private admin: AdminServer | undefined;
   private closing = false;
   /** Addresses of this host's interfaces, for loop detection when the stack listens on a wildcard address. */
@@ -220,6 +223,7 @@ export class Relay implements AppHandler {
   }
 
   private onCancel(st: ServerTransaction, cancel: IncomingRequest): void {
+    this.proxies.get(st.id)?.cancel();
     const txn = this.netByStId.get(st.id);
     if (txn === undefined || txn.app.closed) return;
     // srf finds the INVITE by Call-ID; drachtio sends the INVITE's transaction id and the dialog id
@@ -228,6 +232,46 @@ export class Relay implements AppHandler {
   }
 
   // ---------------------------------------------------------------- app → network
+
+  /**
+   * `proxy|<txnId>|<remainInDialog>|<fullResponse>|<followRedirects>|<simultaneous|serial>|<provisionalTimeout>|
+   * <finalTimeout>|<destination>...` — the app hands a received request back to be proxied.
+   */
+  onProxy(app: AppSession, msg: AppMessage): void {
+    const [txnId = "", , , , mode = "serial", , , ...destinations] = msg.args;
+    const txn = this.netTxns.get(txnId);
+    if (txn === undefined || txn.app !== app) {
+      app.reply(msg.msgId, false, `unknown transaction id: ${txnId}`);
+      return;
+    }
+    if (mode === "simultaneous" || destinations.length === 0) {
+      // srf checks for "NOK" on proxy failures
+      app.send(
+        `${newId()}|response|${msg.msgId}|NOK|${destinations.length === 0 ? "no destination" : "simultaneous forking is not supported"}`,
+      );
+      return;
+    }
+    const extra: [string, string][] = [];
+    if (msg.sip !== undefined) {
+      try {
+        const stub = parseAppSip(msg.sip);
+        for (const [name, value] of stub.headers.entries()) extra.push([name, value]);
+      } catch {
+        // a stub without usable headers: forward the request unchanged
+      }
+    }
+    this.forgetNet(txn); // the app gave the request away: it will not answer it
+    const st = txn.st;
+    const op = new ProxyOperation(
+      this.stack,
+      st,
+      app,
+      { msgId: msg.msgId, txnId, destinations, headers: extra },
+      () => this.proxies.delete(st.id),
+    );
+    this.proxies.set(st.id, op);
+    op.start();
+  }
 
   onSip(app: AppSession, msg: AppMessage): void {
     const txnId = msg.args[0] ?? "";

@@ -21,7 +21,11 @@ async function startServer(): Promise<{ admin: AdminServer; rec: Recorder }> {
     secret: SECRET,
     hostports: "udp/127.0.0.1:5060,tcp/127.0.0.1:5060",
     version: "v0.9.5-gosip",
-    handler: { onSip: (_app, msg) => rec.sip.push(msg), onAppClosed: (app) => rec.closed.push(app) },
+    handler: {
+      onSip: (_app, msg) => rec.sip.push(msg),
+      onProxy: () => undefined,
+      onAppClosed: (app) => rec.closed.push(app),
+    },
   });
   return { admin, rec };
 }

@@ -10,6 +10,8 @@ import { type AppMessage, parseAppMessage, replyLeader } from "./protocol.ts";
 export interface AppHandler {
   /** A `sip` message from an authenticated app (tokens after the type, and the raw SIP). */
   onSip(app: AppSession, msg: AppMessage): void;
+  /** A `proxy` message (srf req.proxy()): forward the received request to the app's destinations. */
+  onProxy(app: AppSession, msg: AppMessage): void;
   /** The app's connection closed: release everything it owned. */
   onAppClosed(app: AppSession): void;
 }
@@ -217,6 +219,9 @@ export class AdminServer {
       case "ping":
         app.reply(msg.msgId, true, "pong");
         return;
+      case "proxy":
+        this.opts.handler.onProxy(app, msg);
+        return;
       case "route": {
         const method = (msg.args[0] ?? "").toLowerCase();
         if (method === "") {
@@ -243,7 +248,7 @@ export class AdminServer {
         app.reply(msg.msgId, true, `${this.opts.hostports}|${this.opts.version}`);
         return;
       default:
-        // drachtio-server answers unknown types (e.g. "proxy", which the engine does not implement) with NO
+        // drachtio-server answers unknown types with NO
         app.reply(msg.msgId, false, `Unknown message type: ${msg.type}`);
     }
   }
