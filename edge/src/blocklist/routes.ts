@@ -12,17 +12,20 @@ import {
   selectBlocklistSchema,
 } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, count, desc, eq, sql } from "drizzle-orm";
+import { and, desc, eq, sql } from "drizzle-orm";
 import { requireAdmin } from "../auth/middleware.ts";
 import { AppError, notFound } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
+  deleteByIdOr404,
   errorResponses,
+  findByIdOr404,
   idParams,
   iso,
   isoTimestamp,
   jsonBody,
   jsonResponse,
+  listPage,
   uniqueOr409,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
@@ -75,10 +78,8 @@ function checkedPattern(matchType: BlockMatchType, pattern: string): string {
   return result.pattern;
 }
 
-async function findEntry(db: Db, id: string): Promise<EntryRow> {
-  const [row] = await db.select().from(blocklist).where(eq(blocklist.id, id));
-  if (!row) throw notFound("Blocklist entry");
-  return row;
+function findEntry(db: Db, id: string): Promise<EntryRow> {
+  return findByIdOr404(db, blocklist, id, "Blocklist entry");
 }
 
 const duplicate = "This pattern is already on the blocklist";
@@ -152,17 +153,8 @@ export const blocklistRouter = createRouter()
       );
     }
     const where = filters.length ? and(...filters) : undefined;
-    const [rows, totals] = await Promise.all([
-      db
-        .select()
-        .from(blocklist)
-        .where(where)
-        .orderBy(desc(blocklist.createdAt), blocklist.id)
-        .limit(limit)
-        .offset(offset),
-      db.select({ n: count() }).from(blocklist).where(where),
-    ]);
-    return c.json({ items: rows.map(toDto), total: totals[0]?.n ?? 0, limit, offset }, 200);
+    const orderBy = [desc(blocklist.createdAt), blocklist.id];
+    return c.json(await listPage(db, blocklist, { where, orderBy, limit, offset }, toDto), 200);
   })
   .openapi(createEntryRoute, async (c) => {
     const body = c.req.valid("json");
@@ -203,11 +195,6 @@ export const blocklistRouter = createRouter()
     return c.json(toDto(row), 200);
   })
   .openapi(deleteRoute, async (c) => {
-    const deleted = await c
-      .get("deps")
-      .db.delete(blocklist)
-      .where(eq(blocklist.id, c.req.valid("param").id))
-      .returning({ id: blocklist.id });
-    if (deleted.length === 0) throw notFound("Blocklist entry");
+    await deleteByIdOr404(c.get("deps").db, blocklist, c.req.valid("param").id, "Blocklist entry");
     return c.body(null, 204);
   });

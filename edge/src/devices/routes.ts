@@ -14,19 +14,21 @@ import {
   users,
 } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, count, eq, type SQL, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import type { AuthUser } from "../env.ts";
 import { AppError, badRequest, conflict, notFound } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
   errorResponses,
+  findByIdOr404,
   idParams,
   iso,
   isoTimestamp,
   isUniqueViolation,
   jsonBody,
   jsonResponse,
+  listPage,
   safeWrite,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
@@ -107,13 +109,8 @@ function visibleTo(me: AuthUser): SQL | undefined {
 }
 
 /** The device, or 404 when it does not exist or belongs to someone else (for a non-admin). */
-async function findVisibleDevice(db: Db, me: AuthUser, id: string): Promise<DeviceRow> {
-  const [row] = await db
-    .select()
-    .from(devices)
-    .where(and(eq(devices.id, id), visibleTo(me)));
-  if (!row) throw notFound("Device");
-  return row;
+function findVisibleDevice(db: Db, me: AuthUser, id: string): Promise<DeviceRow> {
+  return findByIdOr404(db, devices, id, "Device", visibleTo(me));
 }
 
 async function assertUserExists(db: Db, userId: string): Promise<void> {
@@ -232,17 +229,9 @@ export const devicesRouter = createRouter()
     const { limit, offset, userId } = c.req.valid("query");
     const db = c.get("deps").db;
     const where = and(visibleTo(me), userId ? eq(devices.userId, userId) : undefined);
-    const [rows, totals] = await Promise.all([
-      db
-        .select()
-        .from(devices)
-        .where(where)
-        .orderBy(sql`length(${devices.extension})`, devices.extension)
-        .limit(limit)
-        .offset(offset),
-      db.select({ n: count() }).from(devices).where(where),
-    ]);
-    return c.json({ items: rows.map(toDeviceDto), total: totals[0]?.n ?? 0, limit, offset }, 200);
+    // Numeric order (extensions are unique digit strings): shorter first, then by digits.
+    const orderBy = [sql`length(${devices.extension})`, devices.extension];
+    return c.json(await listPage(db, devices, { where, orderBy, limit, offset }, toDeviceDto), 200);
   })
   .openapi(createDeviceRoute, async (c) => {
     const me = currentUser(c);

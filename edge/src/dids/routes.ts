@@ -5,18 +5,21 @@
  */
 import { type Db, devices, dids, insertDidSchema, selectDidSchema } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, count, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { eq, inArray, type SQL, sql } from "drizzle-orm";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import type { AuthUser } from "../env.ts";
 import { AppError, notFound } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
+  deleteByIdOr404,
   errorResponses,
+  findByIdOr404,
   idParams,
   iso,
   isoTimestamp,
   jsonBody,
   jsonResponse,
+  listPage,
   uniqueOr409,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
@@ -135,11 +138,7 @@ export const didsRouter = createRouter()
     const { limit, offset } = c.req.valid("query");
     const db = c.get("deps").db;
     const where = visibleTo(currentUser(c));
-    const [rows, totals] = await Promise.all([
-      db.select().from(dids).where(where).orderBy(dids.e164).limit(limit).offset(offset),
-      db.select({ n: count() }).from(dids).where(where),
-    ]);
-    return c.json({ items: rows.map(toDto), total: totals[0]?.n ?? 0, limit, offset }, 200);
+    return c.json(await listPage(db, dids, { where, orderBy: [dids.e164], limit, offset }, toDto), 200);
   })
   .openapi(createDidRoute, async (c) => {
     const body = c.req.valid("json");
@@ -151,20 +150,15 @@ export const didsRouter = createRouter()
     return c.json(toDto(row), 201);
   })
   .openapi(getRoute, async (c) => {
-    const [row] = await c
-      .get("deps")
-      .db.select()
-      .from(dids)
-      .where(and(eq(dids.id, c.req.valid("param").id), visibleTo(currentUser(c))));
-    if (!row) throw notFound("DID");
+    const id = c.req.valid("param").id;
+    const row = await findByIdOr404(c.get("deps").db, dids, id, "DID", visibleTo(currentUser(c)));
     return c.json(toDto(row), 200);
   })
   .openapi(updateRoute, async (c) => {
     const id = c.req.valid("param").id;
     const body = c.req.valid("json");
     const db = c.get("deps").db;
-    const [current] = await db.select().from(dids).where(eq(dids.id, id));
-    if (!current) throw notFound("DID");
+    const current = await findByIdOr404(db, dids, id, "DID");
     if (body.defaultTargets)
       await assertDevicesExist(db, body.defaultTargets.deviceIds, "defaultTargets.deviceIds");
     if (Object.keys(body).length === 0) return c.json(toDto(current), 200);
@@ -176,11 +170,6 @@ export const didsRouter = createRouter()
     return c.json(toDto(row), 200);
   })
   .openapi(deleteRoute, async (c) => {
-    const deleted = await c
-      .get("deps")
-      .db.delete(dids)
-      .where(eq(dids.id, c.req.valid("param").id))
-      .returning({ id: dids.id });
-    if (deleted.length === 0) throw notFound("DID");
+    await deleteByIdOr404(c.get("deps").db, dids, c.req.valid("param").id, "DID");
     return c.body(null, 204);
   });

@@ -1,10 +1,19 @@
 // Database errors from resource writes carry no SQL parameters (which can be
 // HA1s, password hashes or secrets) and still map UNIQUE violations to 409.
-import { settings } from "@gosip/drizzle";
+import { relayTokens, settings } from "@gosip/drizzle";
+import { eq, ne } from "drizzle-orm";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { createTestEdge, type TestEdge } from "../test-support.ts";
 import { AppError } from "./errors.ts";
-import { DatabaseWriteError, isUniqueViolation, safeWrite, uniqueOr409 } from "./resource-api.ts";
+import {
+  DatabaseWriteError,
+  deleteByIdOr404,
+  findByIdOr404,
+  isUniqueViolation,
+  listPage,
+  safeWrite,
+  uniqueOr409,
+} from "./resource-api.ts";
 
 let t: TestEdge;
 beforeEach(async () => {
@@ -36,4 +45,40 @@ it("uniqueOr409 turns a UNIQUE violation into a 409 AppError", async () => {
   expect(err).toBeInstanceOf(AppError);
   expect((err as AppError).status).toBe(409);
   expect((err as AppError).message).toBe("taken");
+});
+
+it("listPage returns one page in order with the total over all pages", async () => {
+  for (const key of ["c", "a", "d", "b", "e"]) await t.db.insert(settings).values({ key, value: { v: 1 } });
+  const page = await listPage(
+    t.db,
+    settings,
+    { where: ne(settings.key, "e"), orderBy: [settings.key], limit: 2, offset: 1 },
+    (row) => row.key,
+  );
+  expect(page).toEqual({ items: ["b", "c"], total: 4, limit: 2, offset: 1 });
+});
+
+it("findByIdOr404 and deleteByIdOr404 answer 404 for a missing row or one outside the scope", async () => {
+  const [token] = await t.db
+    .insert(relayTokens)
+    .values({ name: "home", tokenHash: "h".repeat(64) })
+    .returning();
+  if (!token) throw new Error("no row");
+  expect((await findByIdOr404(t.db, relayTokens, token.id, "Relay token")).name).toBe("home");
+  const outside = eq(relayTokens.name, "office");
+  for (const attempt of [
+    findByIdOr404(t.db, relayTokens, "no-such-id", "Relay token"),
+    findByIdOr404(t.db, relayTokens, token.id, "Relay token", outside),
+    deleteByIdOr404(t.db, relayTokens, token.id, "Relay token", outside),
+  ]) {
+    const err = await attempt.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).status).toBe(404);
+    expect((err as AppError).message).toBe("Relay token not found");
+  }
+  await deleteByIdOr404(t.db, relayTokens, token.id, "Relay token");
+  expect(await t.db.select().from(relayTokens)).toEqual([]);
 });

@@ -1,13 +1,18 @@
 /**
  * Building blocks shared by the resource routers (users, devices, DIDs, rules,
  * blocklist, settings, relay tokens): OpenAPI request/response pieces, the
- * error envelope schema, counting for paginated lists, and mapping database
+ * error envelope schema, the read shapes every collection shares (a page with
+ * its total, one row by id or 404, delete by id or 404), and mapping database
  * constraint failures to 409 conflicts.
  */
+import type { Db } from "@gosip/drizzle";
 import { z } from "@hono/zod-openapi";
+import { and, count, eq, type SQL } from "drizzle-orm";
 import { DrizzleQueryError } from "drizzle-orm/errors";
+import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import type { ErrorCode } from "./errors.ts";
-import { conflict } from "./errors.ts";
+import { conflict, notFound } from "./errors.ts";
+import type { Page } from "./pagination.ts";
 
 /** The one error envelope, for the OpenAPI document. */
 export const errorEnvelopeSchema = z
@@ -127,4 +132,79 @@ export async function uniqueOr409<T>(
     if (isUniqueViolation(err)) throw conflict(message, details);
     throw err;
   }
+}
+
+// --- collection reads ---------------------------------------------------------------
+
+/** A table whose primary key is the text column `id` (every API resource). */
+type ResourceTable = SQLiteTable & { id: SQLiteColumn };
+
+export interface PageRequest {
+  /** Filter (including who may see what); undefined = every row. */
+  where?: SQL | undefined;
+  /** Sort order; end with a unique column so pages never overlap. */
+  orderBy: (SQL | SQLiteColumn)[];
+  limit: number;
+  offset: number;
+}
+
+/**
+ * One page of `table` plus the total over all pages. Both reads go in one batch:
+ * one round trip to a remote database (Turso) instead of two, and the total is
+ * counted in the same snapshot as the items.
+ */
+export async function listPage<T extends SQLiteTable, Dto>(
+  db: Db,
+  table: T,
+  { where, orderBy, limit, offset }: PageRequest,
+  toDto: (row: T["$inferSelect"]) => Dto,
+): Promise<Page<Dto>> {
+  const [rows, totals] = await db.batch([
+    db
+      .select()
+      .from(table as SQLiteTable)
+      .where(where)
+      .orderBy(...orderBy)
+      .limit(limit)
+      .offset(offset),
+    db
+      .select({ n: count() })
+      .from(table as SQLiteTable)
+      .where(where),
+  ]);
+  return { items: (rows as T["$inferSelect"][]).map(toDto), total: totals[0]?.n ?? 0, limit, offset };
+}
+
+/**
+ * The row with this id, or 404 "<what> not found". `scope` narrows what the caller
+ * may see (e.g. their own rows), so someone else's row is a 404 too, not a 403.
+ */
+export async function findByIdOr404<T extends ResourceTable>(
+  db: Db,
+  table: T,
+  id: string,
+  what: string,
+  scope?: SQL,
+): Promise<T["$inferSelect"]> {
+  const [row] = await db
+    .select()
+    .from(table as ResourceTable)
+    .where(and(eq(table.id, id), scope));
+  if (!row) throw notFound(what);
+  return row as T["$inferSelect"];
+}
+
+/** Deletes the row with this id (within `scope`), or 404 "<what> not found" when there was none. */
+export async function deleteByIdOr404<T extends ResourceTable>(
+  db: Db,
+  table: T,
+  id: string,
+  what: string,
+  scope?: SQL,
+): Promise<void> {
+  const deleted = await db
+    .delete(table as ResourceTable)
+    .where(and(eq(table.id, id), scope))
+    .returning({ id: table.id });
+  if (deleted.length === 0) throw notFound(what);
 }

@@ -8,17 +8,19 @@
  */
 import { publicRelayTokenSchema, relayTokens } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { count, desc, eq } from "drizzle-orm";
+import { desc, eq } from "drizzle-orm";
 import { requireAdmin } from "../auth/middleware.ts";
-import { AppError, notFound } from "../http/errors.ts";
+import { AppError } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
   errorResponses,
+  findByIdOr404,
   idParams,
   iso,
   isoTimestamp,
   jsonBody,
   jsonResponse,
+  listPage,
   safeWrite,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
@@ -116,11 +118,8 @@ export const relayRouter = router
   .openapi(listRoute, async (c) => {
     const { limit, offset } = c.req.valid("query");
     const db = c.get("deps").db;
-    const [rows, totals] = await Promise.all([
-      db.select().from(relayTokens).orderBy(desc(relayTokens.createdAt)).limit(limit).offset(offset),
-      db.select({ n: count() }).from(relayTokens),
-    ]);
-    return c.json({ items: rows.map(toDto), total: totals[0]?.n ?? 0, limit, offset }, 200);
+    const orderBy = [desc(relayTokens.createdAt), relayTokens.id];
+    return c.json(await listPage(db, relayTokens, { orderBy, limit, offset }, toDto), 200);
   })
   .openapi(createTokenRoute, async (c) => {
     const { name } = c.req.valid("json");
@@ -138,8 +137,7 @@ export const relayRouter = router
   .openapi(revokeRoute, async (c) => {
     const { id } = c.req.valid("param");
     const deps = c.get("deps");
-    const [row] = await deps.db.select().from(relayTokens).where(eq(relayTokens.id, id));
-    if (!row) throw notFound("Relay token");
+    const row = await findByIdOr404(deps.db, relayTokens, id, "Relay token");
     if (!row.revokedAt) {
       await deps.db
         .update(relayTokens)

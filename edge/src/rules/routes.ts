@@ -6,11 +6,21 @@
  */
 import { type Db, insertRoutingRuleSchema, routingRules, selectRoutingRuleSchema } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { asc, count, eq, isNull, max, type SQL } from "drizzle-orm";
+import { asc, eq, isNull, max, type SQL } from "drizzle-orm";
 import { requireAdmin } from "../auth/middleware.ts";
 import { AppError, notFound } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
-import { errorResponses, idParams, iso, isoTimestamp, jsonBody, jsonResponse } from "../http/resource-api.ts";
+import {
+  deleteByIdOr404,
+  errorResponses,
+  findByIdOr404,
+  idParams,
+  iso,
+  isoTimestamp,
+  jsonBody,
+  jsonResponse,
+  listPage,
+} from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
 import { ruleReferenceIssues } from "./validate.ts";
 
@@ -145,17 +155,8 @@ export const rulesRouter = createRouter()
     let where: SQL | undefined;
     if (didId === "global") where = isNull(routingRules.didId);
     else if (didId) where = eq(routingRules.didId, didId);
-    const [rows, totals] = await Promise.all([
-      db
-        .select()
-        .from(routingRules)
-        .where(where)
-        .orderBy(...byEvaluationOrder)
-        .limit(limit)
-        .offset(offset),
-      db.select({ n: count() }).from(routingRules).where(where),
-    ]);
-    return c.json({ items: rows.map(toDto), total: totals[0]?.n ?? 0, limit, offset }, 200);
+    const page = { where, orderBy: byEvaluationOrder, limit, offset };
+    return c.json(await listPage(db, routingRules, page, toDto), 200);
   })
   .openapi(createRuleRoute, async (c) => {
     const body = c.req.valid("json");
@@ -205,20 +206,14 @@ export const rulesRouter = createRouter()
     return c.json({ items: rows.map(toDto) }, 200);
   })
   .openapi(getRoute, async (c) => {
-    const [row] = await c
-      .get("deps")
-      .db.select()
-      .from(routingRules)
-      .where(eq(routingRules.id, c.req.valid("param").id));
-    if (!row) throw notFound("Routing rule");
-    return c.json(toDto(row), 200);
+    const id = c.req.valid("param").id;
+    return c.json(toDto(await findByIdOr404(c.get("deps").db, routingRules, id, "Routing rule")), 200);
   })
   .openapi(updateRoute, async (c) => {
     const id = c.req.valid("param").id;
     const body = c.req.valid("json");
     const db = c.get("deps").db;
-    const [current] = await db.select().from(routingRules).where(eq(routingRules.id, id));
-    if (!current) throw notFound("Routing rule");
+    const current = await findByIdOr404(db, routingRules, id, "Routing rule");
     if (body.rule !== undefined || body.didId !== undefined) {
       await assertReferences(
         db,
@@ -232,11 +227,6 @@ export const rulesRouter = createRouter()
     return c.json(toDto(row), 200);
   })
   .openapi(deleteRoute, async (c) => {
-    const deleted = await c
-      .get("deps")
-      .db.delete(routingRules)
-      .where(eq(routingRules.id, c.req.valid("param").id))
-      .returning({ id: routingRules.id });
-    if (deleted.length === 0) throw notFound("Routing rule");
+    await deleteByIdOr404(c.get("deps").db, routingRules, c.req.valid("param").id, "Routing rule");
     return c.body(null, 204);
   });

@@ -6,7 +6,7 @@
  */
 import { type Db, devices, publicUserSchema, userRoles, users } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, count, eq, or, sql } from "drizzle-orm";
+import { and, eq, or, sql } from "drizzle-orm";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import { hashPassword, newPasswordSchema } from "../auth/password.ts";
 import { revokeUserSessions } from "../auth/sessions.ts";
@@ -16,11 +16,13 @@ import { AppError, conflict, notFound } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
   errorResponses,
+  findByIdOr404,
   idParams,
   iso,
   isoTimestamp,
   jsonBody,
   jsonResponse,
+  listPage,
   uniqueOr409,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
@@ -82,10 +84,8 @@ function toDto(row: UserRow): UserDto {
   };
 }
 
-async function findUser(db: Db, id: string): Promise<UserRow> {
-  const [row] = await db.select().from(users).where(eq(users.id, id));
-  if (!row) throw notFound("User");
-  return row;
+function findUser(db: Db, id: string): Promise<UserRow> {
+  return findByIdOr404(db, users, id, "User");
 }
 
 /** Resolves `me` and hides other users from non-admins (404, not 403). */
@@ -177,11 +177,7 @@ export const usersRouter = createRouter()
       );
     }
     const where = filters.length ? and(...filters) : undefined;
-    const [rows, totals] = await Promise.all([
-      db.select().from(users).where(where).orderBy(users.email).limit(limit).offset(offset),
-      db.select({ n: count() }).from(users).where(where),
-    ]);
-    return c.json({ items: rows.map(toDto), total: totals[0]?.n ?? 0, limit, offset }, 200);
+    return c.json(await listPage(db, users, { where, orderBy: [users.email], limit, offset }, toDto), 200);
   })
   .openapi(createUserRoute, async (c) => {
     const body = c.req.valid("json");
