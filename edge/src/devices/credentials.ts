@@ -40,13 +40,22 @@ export const SIP_SETTINGS_KEY = "sip";
  * on first use and never changed after devices exist: every stored HA1 depends on it.
  */
 export async function getSipRealm(db: Db): Promise<string> {
-  // Insert-or-ignore, then read: two first devices created at once agree on one realm.
+  const readRealm = async () => {
+    const [row] = await db
+      .select({ value: settings.value })
+      .from(settings)
+      .where(eq(settings.key, SIP_SETTINGS_KEY));
+    return row && parseSetting("sip", row.value).realm;
+  };
+  // Once written (the usual case) this is one read and no write.
+  const stored = await readRealm();
+  if (stored !== undefined) return stored;
+  // First use: insert-or-ignore, then read, so two first devices created at once agree on one realm.
   await db
     .insert(settings)
     .values({ key: SIP_SETTINGS_KEY, value: settingDefault("sip") })
     .onConflictDoNothing();
-  const [row] = await db.select().from(settings).where(eq(settings.key, SIP_SETTINGS_KEY));
-  return parseSetting("sip", row?.value).realm;
+  return (await readRealm()) ?? settingDefault("sip").realm;
 }
 
 // --- extensions -------------------------------------------------------------------

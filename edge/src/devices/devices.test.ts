@@ -171,6 +171,17 @@ describe("extensions", () => {
     });
     expect(noOwner.status).toBe(400);
     expect(((await noOwner.json()) as ErrorJson).error.message).toMatch(/owner/);
+    expect(await t.db.select().from(devices)).toEqual([]);
+
+    const device = await createDevice({ name: "Desk phone" });
+    const moveToNobody = await request(t, "PATCH", `/api/devices/${device.id}`, {
+      as: admin.session,
+      body: { userId: "00000000-0000-0000-0000-000000000000" },
+    });
+    expect(moveToNobody.status).toBe(400);
+    expect(((await moveToNobody.json()) as ErrorJson).error.message).toMatch(/owner/);
+    const [row] = await t.db.select().from(devices).where(eq(devices.id, device.id));
+    expect(row?.userId).toBe(admin.user.id);
   });
 });
 

@@ -5,14 +5,7 @@
  * reset-password) and stored only as HA1 (MD5 and SHA-256) under the
  * installation's fixed realm.
  */
-import {
-  computeDeviceHa1,
-  type Db,
-  devices,
-  outboundPolicySchema,
-  publicDeviceSchema,
-  users,
-} from "@gosip/drizzle";
+import { computeDeviceHa1, type Db, devices, outboundPolicySchema, publicDeviceSchema } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
@@ -23,6 +16,7 @@ import {
   errorResponses,
   findByIdOr404,
   idParams,
+  isForeignKeyViolation,
   iso,
   isoTimestamp,
   isUniqueViolation,
@@ -113,11 +107,6 @@ function findVisibleDevice(db: Db, me: AuthUser, id: string): Promise<DeviceRow>
   return findByIdOr404(db, devices, id, "Device", visibleTo(me));
 }
 
-async function assertUserExists(db: Db, userId: string): Promise<void> {
-  const [row] = await db.select({ id: users.id }).from(users).where(eq(users.id, userId));
-  if (!row) throw badRequest("The owner does not exist", [{ path: "userId", message: "no such user" }]);
-}
-
 function randomSuffix(length: number): string {
   const alphabet = "23456789abcdefghijkmnpqrstuvwxyz";
   const bytes = crypto.getRandomValues(new Uint8Array(length));
@@ -126,8 +115,15 @@ function randomSuffix(length: number): string {
   return out;
 }
 
-/** Maps a UNIQUE violation on devices to the field that collided. */
-function deviceConflict(err: unknown, extension: string | undefined): AppError | undefined {
+/**
+ * Maps a failed device write to what the client did wrong: the owner (`userId`) does
+ * not exist (FOREIGN KEY; checked by the database instead of a read before every
+ * write), or the field that collided (UNIQUE). Anything else is not mapped.
+ */
+function deviceWriteError(err: unknown, extension: string | undefined): AppError | undefined {
+  if (isForeignKeyViolation(err)) {
+    return badRequest("The owner does not exist", [{ path: "userId", message: "no such user" }]);
+  }
   if (!isUniqueViolation(err)) return undefined;
   // The constraint message names the column ("UNIQUE constraint failed: devices.sip_username");
   // drizzle's wrapper message also quotes the SQL, so match the constraint part only.
@@ -238,7 +234,6 @@ export const devicesRouter = createRouter()
     const body = c.req.valid("json");
     const db = c.get("deps").db;
     const userId = body.userId ?? me.id;
-    await assertUserExists(db, userId);
     const realm = await getSipRealm(db);
     const sipPassword = generateSipPassword();
     // Allocation can race with another create; retry a few times on an extension collision.
@@ -264,9 +259,12 @@ export const devicesRouter = createRouter()
         if (!row) throw new Error("insert returned no row");
         return c.json({ ...toDeviceDto(row), sipPassword }, 201);
       } catch (err) {
-        const mapped = deviceConflict(err, extension);
+        const mapped = deviceWriteError(err, extension);
         if (!mapped) throw err;
-        if (body.extension !== undefined || attempt >= MAX_ALLOCATION_ATTEMPTS) throw mapped;
+        // Only a lost race for an allocated extension is worth another attempt.
+        const retry =
+          mapped.status === 409 && body.extension === undefined && attempt < MAX_ALLOCATION_ATTEMPTS;
+        if (!retry) throw mapped;
       }
     }
   })
@@ -280,7 +278,6 @@ export const devicesRouter = createRouter()
     const current = await findVisibleDevice(db, me, c.req.valid("param").id);
     const body = c.req.valid("json");
     forbiddenFields(me, body, SELF_SERVICE_FIELDS);
-    if (body.userId !== undefined) await assertUserExists(db, body.userId);
     const patch: Partial<typeof devices.$inferInsert> = {};
     for (const key of Object.keys(body) as (keyof UpdateDevice)[]) {
       if (body[key] !== undefined) Object.assign(patch, { [key]: body[key] });
@@ -293,7 +290,7 @@ export const devicesRouter = createRouter()
       if (!row) throw notFound("Device");
       return c.json(toDeviceDto(row), 200);
     } catch (err) {
-      throw deviceConflict(err, body.extension) ?? err;
+      throw deviceWriteError(err, body.extension) ?? err;
     }
   })
   .openapi(deleteRoute, async (c) => {
