@@ -146,6 +146,78 @@ async function sendTcp(
   return { sent, connections };
 }
 
+/**
+ * RFC 4475 requests an element must process (§3.1.1, plus the §3.1.2/§3.3 cases that are requests with all the
+ * headers needed for a response): each must get a final response (from the app, or 481/503 from the engine).
+ */
+const MUST_ANSWER = [
+  "wsinv",
+  "intmeth",
+  "esc01",
+  "escnull",
+  "esc02",
+  "lwsdisp",
+  "longreq",
+  "dblreq",
+  "semiuri",
+  "transports",
+  "mpart01",
+  "bext01",
+  "novelsc",
+  "unkscm",
+  "unksm2",
+  "cparam01",
+  "regaut01",
+  "regescrt",
+  "badbranch",
+  "baddate",
+  "zeromf",
+];
+
+/** Malformed requests (§3.1.2): answering them 400 or dropping them is fine, accepting them is not. */
+const MUST_NOT_ACCEPT = [
+  "badinv01",
+  "clerr",
+  "ltgtruri",
+  "lwsruri",
+  "lwsstart",
+  "trws",
+  "escruri",
+  "regbadct",
+  "badaspec",
+  "baddn",
+  "badvers",
+  "mismatch01",
+  "mismatch02",
+  "multi01",
+  "quotbal",
+  "scalar02",
+  "insuf",
+  "ncl",
+  "mcl01",
+];
+
+/** Sends one message on a new TCP connection: the first final status line, "closed" or "no response". */
+async function exchangeTcp(msg: Buffer, timeoutMs: number): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let got = "";
+    const sock = connect({ host: "127.0.0.1", port: engine.sipPort }, () => sock.write(msg));
+    const finish = (outcome: string): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => finish("no response"), timeoutMs);
+    sock.on("data", (d: Buffer) => {
+      got += d.toString("latin1");
+      const final = /(?:^|\r\n)(SIP\/2\.0 [2-6]\d\d[^\r\n]*)/.exec(got);
+      if (final?.[1]) finish(final[1]);
+    });
+    sock.on("error", () => finish("closed"));
+    sock.on("close", () => finish("closed"));
+  });
+}
+
 /** A valid OPTIONS over UDP or TCP; resolves with the status line of the first final response. */
 async function probeOptions(
   transport: "udp" | "tcp",
@@ -210,6 +282,24 @@ describe("engine robustness against malformed and mutated SIP over the network",
     expect(engine.alive(), engine.output()).toBe(true);
     expect(await probeOptions("udp")).toBe("SIP/2.0 200 OK");
     expect(await probeOptions("tcp")).toBe("SIP/2.0 200 OK");
+  });
+
+  it("answers every well-formed RFC 4475 request over TCP and never accepts a malformed one with 2xx", async () => {
+    // The torture messages carry fixed Call-IDs and branches: let the transactions of the previous test expire,
+    // or these copies are (rightly) absorbed as retransmissions.
+    await sleep(SETTLE_MS);
+    // One at a time: several torture messages share a branch and sent-by, so sent together they are one
+    // transaction (RFC 3261 §17.2.3) and the later copies are, correctly, absorbed as retransmissions.
+    const outcomes = new Map<string, string>();
+    for (const name of tortureNames()) outcomes.set(name, await exchangeTcp(tortureMessage(name), 800));
+    const report = [...outcomes].map(([n, o]) => `${n}: ${o}`).join("\n");
+    for (const name of MUST_ANSWER) {
+      expect(outcomes.get(name) ?? "missing", `${name}\n${report}`).toMatch(/^SIP\/2\.0 [2-6]\d\d/);
+    }
+    for (const name of MUST_NOT_ACCEPT) {
+      expect(outcomes.get(name) ?? "missing", `${name}\n${report}`).not.toMatch(/^SIP\/2\.0 2/);
+    }
+    expect(engine.alive(), engine.output()).toBe(true);
   });
 
   it("the engine as started by `npm run engine` (main.ts) also survives the torture corpus", async () => {
