@@ -54,7 +54,11 @@ async function main(): Promise<void> {
   let target: Target;
   if (process.env.DRACHTIO_HOST) {
     const r = externalSchema.safeParse(process.env);
-    if (!r.success) throw new ConfigError(r.error.issues.map((i) => i.message));
+    if (!r.success)
+      throw new ConfigError(
+        r.error.issues.map((i) => i.message),
+        "relay (external drachtio-server)",
+      );
     target = { host: r.data.DRACHTIO_HOST, port: r.data.DRACHTIO_PORT, secret: r.data.DRACHTIO_SECRET };
   } else {
     const opts = loadEngineConfig();

@@ -114,8 +114,11 @@ const schema = z.object({
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
-  constructor(readonly problems: string[]) {
-    super(`invalid engine configuration:\n  - ${problems.join("\n  - ")}`);
+  constructor(
+    readonly problems: string[],
+    subject = "engine",
+  ) {
+    super(`invalid ${subject} configuration:\n  - ${problems.join("\n  - ")}`);
   }
 }
 
