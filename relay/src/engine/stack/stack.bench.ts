@@ -1,7 +1,7 @@
 // Throughput of the SIP stack alone: a raw UDP load generator (in a worker thread, so it gets its own core) keeps
 // a window of REGISTER (non-INVITE) or INVITE transactions outstanding against a stack whose TU answers 200 at once.
 // Prints transactions/s, latency percentiles and what the stack holds afterwards.
-// Run: npx tsx relay/src/engine/stack/stack.bench.ts [register|invite] [seconds] [window] [rate]
+// Run: npx tsx relay/src/engine/stack/stack.bench.ts [register|invite] [seconds] [window] [rate] [udp|tcp]
 // window: outstanding transactions in closed-loop mode; rate > 0: open loop at that many requests/s instead
 // (the latency figures then show what a steady load sees, not queueing behind the window).
 import { readFileSync } from "node:fs";
@@ -14,22 +14,24 @@ const mode = process.argv[2] === "invite" ? "invite" : "register";
 const seconds = Number(process.argv[3] ?? 5);
 const windowSize = Number(process.argv[4] ?? 200);
 const rate = Number(process.argv[5] ?? 0);
+const transport = process.argv[6] === "tcp" ? "tcp" : "udp";
 
 // Load generator: plain JS so the worker needs no TypeScript loader.
 const generator = `
 const { parentPort, workerData } = require("node:worker_threads");
 const dgram = require("node:dgram");
-const { port, mode, seconds, windowSize, rate } = workerData;
-const sock = dgram.createSocket("udp4");
+const net = require("node:net");
+const { port, mode, seconds, windowSize, rate, transport } = workerData;
+let me = 0;
+let write;
 const sentAt = new Map();
 const latencies = [];
 let seq = 0, done = 0, errors = 0, stopped = false;
 function send() {
   const id = ++seq;
-  const me = sock.address().port;
   const method = mode === "invite" ? "INVITE" : "REGISTER";
   const text = method + " sip:bench@127.0.0.1 SIP/2.0\\r\\n" +
-    "Via: SIP/2.0/UDP 127.0.0.1:" + me + ";branch=z9hG4bKb" + id + ";rport\\r\\n" +
+    "Via: SIP/2.0/" + transport.toUpperCase() + " 127.0.0.1:" + me + ";branch=z9hG4bKb" + id + ";rport\\r\\n" +
     "Max-Forwards: 70\\r\\n" +
     "From: <sip:u" + (id % 1000) + "@127.0.0.1>;tag=f" + id + "\\r\\n" +
     "To: <sip:u" + (id % 1000) + "@127.0.0.1>\\r\\n" +
@@ -40,10 +42,9 @@ function send() {
     "User-Agent: stack-bench\\r\\n" +
     "Content-Length: 0\\r\\n\\r\\n";
   sentAt.set("bench-" + id, performance.now());
-  sock.send(text, port, "127.0.0.1");
+  write(text);
 }
-sock.on("message", (msg) => {
-  const text = msg.toString("latin1");
+function handle(text) {
   const status = Number(text.slice(8, 11));
   if (status < 200) return;
   const i = text.indexOf("Call-ID: ");
@@ -61,11 +62,31 @@ sock.on("message", (msg) => {
     const ack = "ACK sip:bench@127.0.0.1 SIP/2.0\\r\\nVia: " + via.replace(/branch=[^;]+/, "branch=z9hG4bKack" + callId) +
       "\\r\\nMax-Forwards: 70\\r\\nFrom: " + fromLine + "\\r\\nTo: " + toLine + "\\r\\nCall-ID: " + callId +
       "\\r\\nCSeq: 1 ACK\\r\\nContent-Length: 0\\r\\n\\r\\n";
-    sock.send(ack, port, "127.0.0.1");
+    write(ack);
   }
   if (!stopped && rate === 0) send();
-});
-sock.bind(0, "127.0.0.1", () => {
+}
+let close;
+if (transport === "tcp") {
+  const conn = net.connect(port, "127.0.0.1", () => { me = conn.localPort; run(); });
+  conn.setNoDelay(true);
+  let buf = "";
+  conn.on("data", (d) => {
+    buf += d.toString("latin1");
+    let i;
+    // responses carry no body: each ends at its blank line
+    while ((i = buf.indexOf("\\r\\n\\r\\n")) >= 0) { const m = buf.slice(0, i + 4); buf = buf.slice(i + 4); handle(m); }
+  });
+  write = (t) => conn.write(t);
+  close = () => conn.destroy();
+} else {
+  const sock = dgram.createSocket("udp4");
+  sock.on("message", (msg) => handle(msg.toString("latin1")));
+  sock.bind(0, "127.0.0.1", () => { me = sock.address().port; run(); });
+  write = (t) => sock.send(t, port, "127.0.0.1");
+  close = () => sock.close();
+}
+function run() {
   const start = performance.now();
   if (rate > 0) {
     let sent = 0;
@@ -82,10 +103,10 @@ sock.bind(0, "127.0.0.1", () => {
     const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
     setTimeout(() => {
       parentPort.postMessage({ done, errors, elapsed, lost: sentAt.size, p50: pct(0.5), p99: pct(0.99) });
-      sock.close();
+      close();
     }, 300);
   }, seconds * 1000);
-});
+}
 `;
 
 /** CPU seconds (user+system) of the main thread only, from /proc (Linux); the generator thread is excluded. */
@@ -99,7 +120,7 @@ function mainThreadCpu(): number {
   }
 }
 
-const stack = await SipStack.listen({ host: "127.0.0.1", port: 0, transports: ["udp"] });
+const stack = await SipStack.listen({ host: "127.0.0.1", port: 0, transports: [transport] });
 stack.on("request", (st, msg) => {
   st.respond(createResponse(msg.request, 200));
 });
@@ -116,7 +137,10 @@ const result = await new Promise<{
   p50: number;
   p99: number;
 }>((resolve, reject) => {
-  const worker = new Worker(generator, { eval: true, workerData: { port, mode, seconds, windowSize, rate } });
+  const worker = new Worker(generator, {
+    eval: true,
+    workerData: { port, mode, seconds, windowSize, rate, transport },
+  });
   worker.once("message", resolve);
   worker.once("error", reject);
 });
@@ -130,6 +154,7 @@ console.log(
   JSON.stringify(
     {
       mode,
+      transport,
       window: rate > 0 ? undefined : windowSize,
       rate: rate > 0 ? rate : undefined,
       transactionsPerSecond: Math.round(result.done / result.elapsed),
