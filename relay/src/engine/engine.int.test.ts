@@ -365,6 +365,44 @@ describe("engine with drachtio-srf", () => {
     await info;
   });
 
+  it("a re-INVITE the peer rejects is ACKed once, by the stack (the app's ACK is refused as drachtio does)", async () => {
+    const ctx = await setup();
+    let dialog: Srf.Dialog | undefined;
+    await connectApp(ctx, (srf) =>
+      srf.invite(async (req, res) => {
+        dialog = await srf.createUAS(req, res, { localSdp: sdp(40000) });
+      }),
+    );
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "INVITE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: tag,
+        body: sdp(30000),
+      }),
+      ctx.engine.sipPort,
+    );
+    const ok = await ctx.peer.response(200, "INVITE");
+    const toTag = tagOf(ok.headers.get("to") ?? "");
+    ctx.peer.send(
+      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    await until(() => dialog !== undefined);
+    const result = (dialog as Srf.Dialog).request({ method: "INVITE", body: sdp(41000) } as never);
+    const reinvite = await ctx.peer.request("INVITE");
+    ctx.peer.send(respond(reinvite, 488, "Not Acceptable Here"), ctx.engine.sipPort);
+    const ack = await ctx.peer.request("ACK");
+    expect(ack.headers.top("via")).toBe(reinvite.headers.top("via")); // the stack's hop-by-hop ACK
+    expect(await result).toMatchObject({ status: 488 });
+    expect(await ctx.peer.sees((r) => r.msg.kind === "request" && r.msg.method === "ACK", 300)).toBe(false);
+  });
+
   it("the app cancels its INVITE: the peer gets CANCEL, answers 487, the app sees the failure", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);

@@ -38,6 +38,8 @@ export interface Dialog {
   readonly app: AppSession;
   /** CSeq of the last INVITE we sent in this dialog (initial or re-INVITE), for its ACK. */
   inviteSeq: number;
+  /** Final status of the last INVITE we sent in this dialog: only a 2xx is ACKed by the app (the stack ACKs others). */
+  inviteFinal?: number;
   /** The ACK we sent for the last 2xx, re-sent when the 2xx is retransmitted. */
   lastAck?: { request: SipRequest; dest: Peer; seq: number };
   /** UAS: the ACK for our 2xx arrived. */
