@@ -39,7 +39,7 @@ export class Emitter<Events extends EventMap> {
       try {
         cb(...args);
       } catch (err) {
-        this.onListenerError(err);
+        this.onListenerError(err, event);
       }
     }
   }
@@ -48,5 +48,5 @@ export class Emitter<Events extends EventMap> {
     this.listeners = undefined;
   }
 
-  protected onListenerError(_err: unknown): void {}
+  protected onListenerError(_err: unknown, _event: keyof Events): void {}
 }

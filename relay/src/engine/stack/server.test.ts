@@ -388,7 +388,9 @@ describe("malformed input", () => {
     expect(requests).toHaveLength(0);
   });
 
-  it("survives a listener that throws", async () => {
+  it("survives a listener that throws, and reports it as internal-error", async () => {
+    const reported: unknown[] = [];
+    stack.on("internal-error", (err) => reported.push(err));
     stack.on("request", () => {
       throw new Error("app bug");
     });
@@ -397,6 +399,7 @@ describe("malformed input", () => {
     st.respond(ok(msg.request));
     await phone.next((m) => statusOf(m.text) === 200);
     expect(stack.stats().internalErrors).toBe(1);
+    expect(String(reported[0])).toContain("app bug");
   });
 
   it("drops datagrams over maxMessageSize", async () => {

@@ -385,20 +385,16 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     this.clientTx.set(ct.key, ct);
   }
 
+  /** Counts an exception caught at a socket/timer boundary or thrown by a listener and reports it. */
   listenerError(err: unknown): void {
     this.internalErrors++;
-    if (this.hasListeners("internal-error")) {
-      try {
-        this.emit("internal-error", err);
-      } catch {
-        // never let error reporting itself break the stack
-      }
-    }
+    this.emit("internal-error", err); // emit() catches a throwing "internal-error" listener itself
   }
 
-  protected override onListenerError(err: unknown): void {
-    this.internalErrors++;
-    void err;
+  protected override onListenerError(err: unknown, event: keyof StackEvents): void {
+    if (event === "internal-error")
+      this.internalErrors++; // do not report the reporter's own failure in a loop
+    else this.listenerError(err);
   }
 
   // -------------------------------------------------------------------------------------------------------------
