@@ -8,7 +8,11 @@
  *
  * Targets run in interleaved rounds (baseline, me, list, create, baseline, ...) and
  * each figure is the median over the rounds, so a burst of load from elsewhere on
- * the machine skews one round, not the comparison.
+ * the machine skews one round, not the comparison. The list always reads the same
+ * data set (an admin's LIST_DEVICES devices): the devices each create round adds
+ * are removed after the round, so later rounds do not list (or sort) a bigger table.
+ * The machine's load average is printed before and after: other work on the same
+ * cores shows in every figure.
  *
  * Options (env): BENCH_SECONDS (default 3) per target per round, BENCH_ROUNDS
  * (default 3), BENCH_CONNECTIONS (default 50). Everything runs in this one process
@@ -18,10 +22,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { devices } from "@gosip/drizzle";
 import { createAdaptorServer } from "@hono/node-server";
 import autocannon from "autocannon";
+import { like } from "drizzle-orm";
 import { Hono } from "hono";
 import { startNodeEdge } from "../../edge/src/platform/node/server.ts";
 import type { Logger } from "../../edge/src/platform/types.ts";
@@ -30,6 +36,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const WARMUP_SECONDS = 1;
+/** Devices in the listed data set (a home office has a handful to a few dozen). */
+const LIST_DEVICES = Number(process.env.BENCH_LIST_DEVICES ?? 30);
+const CREATED_NAME_PREFIX = "Bench phone ";
 
 interface Target {
   name: string;
@@ -114,6 +123,42 @@ function medianResult(rounds: Result[]): Result {
   };
 }
 
+/** Aligned table: absolute figures, then each target's ratio to the bare hono baseline. */
+function printTable(results: Result[]): void {
+  const base = results[0];
+  if (!base) throw new Error("no baseline result");
+  const header = [
+    "target",
+    "req/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "p50 ×base",
+    "p95 ×base",
+    "req/s ×base",
+    "failed",
+  ];
+  const rows = results.map((r) => [
+    r.name,
+    Math.round(r.reqPerSec).toString(),
+    r.p50.toFixed(2),
+    r.p95.toFixed(2),
+    r.p99.toFixed(2),
+    `${(r.p50 / base.p50).toFixed(1)}×`,
+    `${(r.p95 / base.p95).toFixed(1)}×`,
+    `${(r.reqPerSec / base.reqPerSec).toFixed(3)}×`,
+    String(r.non2xx + r.errors),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join("  ");
+  console.log(line(header));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const row of rows) console.log(line(row));
+}
+
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return (server.address() as AddressInfo).port;
@@ -141,7 +186,7 @@ async function main(): Promise<void> {
     if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${await setup.text()}`);
     const cookie = (setup.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
     const auth = { cookie, "x-gosip-csrf": "1", "content-type": "application/json" };
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < LIST_DEVICES; i++) {
       const res = await fetch(`${edge.url}/api/devices`, {
         method: "POST",
         headers: auth,
@@ -162,37 +207,40 @@ async function main(): Promise<void> {
         headers: auth,
         body: () => {
           serial += 1;
-          return JSON.stringify({ name: `Bench phone ${serial}`, extension: String(20_000 + serial) });
+          return JSON.stringify({
+            name: `${CREATED_NAME_PREFIX}${serial}`,
+            extension: String(20_000 + serial),
+          });
         },
       },
     ];
 
+    // Creates are measured, then removed, so the listed data set stays the same in every round.
+    const dropCreated = () =>
+      edge.deps.db.delete(devices).where(like(devices.name, `${CREATED_NAME_PREFIX}%`));
+    const run = async (target: Target, seconds: number): Promise<Result> => {
+      const result = await drive(target, seconds);
+      if (target.body) await dropCreated();
+      return result;
+    };
+
     console.log(
       `API benchmark: ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s per target ` +
-        `(after ${WARMUP_SECONDS} s warm-up each), medians over rounds; Node ${process.version}, libSQL file database`,
+        `(after ${WARMUP_SECONDS} s warm-up each), medians over rounds; Node ${process.version}, ` +
+        `libSQL file database, list of ${LIST_DEVICES} devices`,
     );
-    for (const target of targets) await drive(target, WARMUP_SECONDS);
+    const loadBefore = loadavg();
+    for (const target of targets) await run(target, WARMUP_SECONDS);
     const rounds: Result[][] = targets.map(() => []);
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [i, target] of targets.entries()) rounds[i]?.push(await drive(target, SECONDS));
+      for (const [i, target] of targets.entries()) rounds[i]?.push(await run(target, SECONDS));
     }
     const results = rounds.map(medianResult);
+    const loadAfter = loadavg();
 
-    const base = results[0];
-    if (!base) throw new Error("no baseline result");
-    const rows = results.map((r) => ({
-      target: r.name,
-      "req/s": Math.round(r.reqPerSec),
-      "p50 ms": r.p50.toFixed(2),
-      "p95 ms": r.p95.toFixed(2),
-      "p99 ms": r.p99.toFixed(2),
-      "p50 ×base": (r.p50 / base.p50).toFixed(1),
-      "p95 ×base": (r.p95 / base.p95).toFixed(1),
-      "req/s ÷base": (r.reqPerSec / base.reqPerSec).toFixed(2),
-      "non-2xx": r.non2xx,
-      errors: r.errors,
-    }));
-    console.table(rows);
+    printTable(results);
+    const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(" ");
+    console.log(`load average (1/5/15 min): before ${load(loadBefore)}, after ${load(loadAfter)}`);
     const failed = results.filter((r) => r.non2xx > 0 || r.errors > 0);
     if (failed.length > 0) {
       console.error(`Some requests failed: ${failed.map((r) => r.name).join(", ")}`);
@@ -206,4 +254,11 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Exit explicitly once done: a stray keep-alive socket or timer must not keep the process alive.
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -56,6 +56,20 @@ it("listPage returns one page in order with the total over all pages", async () 
     (row) => row.key,
   );
   expect(page).toEqual({ items: ["b", "c"], total: 4, limit: 2, offset: 1 });
+  const pastTheEnd = await listPage(
+    t.db,
+    settings,
+    { orderBy: [settings.key], limit: 2, offset: 9 },
+    (r) => r.key,
+  );
+  expect(pastTheEnd).toEqual({ items: [], total: 5, limit: 2, offset: 9 });
+  const none = await listPage(
+    t.db,
+    settings,
+    { where: eq(settings.key, "z"), orderBy: [settings.key], limit: 2, offset: 0 },
+    (r) => r.key,
+  );
+  expect(none).toEqual({ items: [], total: 0, limit: 2, offset: 0 });
 });
 
 it("findByIdOr404 and deleteByIdOr404 answer 404 for a missing row or one outside the scope", async () => {

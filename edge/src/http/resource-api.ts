@@ -7,7 +7,7 @@
  */
 import type { Db } from "@gosip/drizzle";
 import { z } from "@hono/zod-openapi";
-import { and, count, eq, type SQL } from "drizzle-orm";
+import { and, count, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import type { ErrorCode } from "./errors.ts";
@@ -149,9 +149,11 @@ export interface PageRequest {
 }
 
 /**
- * One page of `table` plus the total over all pages. Both reads go in one batch:
- * one round trip to a remote database (Turso) instead of two, and the total is
- * counted in the same snapshot as the items.
+ * One page of `table` plus the total over all pages, in one statement (the count
+ * is a subquery SQLite evaluates once): one round trip to a remote database
+ * (Turso), one statement locally, and the total is counted in the same snapshot as
+ * the items. Only a page past the end, which has no row to carry the total,
+ * costs a second statement.
  */
 export async function listPage<T extends SQLiteTable, Dto>(
   db: Db,
@@ -159,20 +161,26 @@ export async function listPage<T extends SQLiteTable, Dto>(
   { where, orderBy, limit, offset }: PageRequest,
   toDto: (row: T["$inferSelect"]) => Dto,
 ): Promise<Page<Dto>> {
-  const [rows, totals] = await db.batch([
-    db
-      .select()
-      .from(table as SQLiteTable)
-      .where(where)
-      .orderBy(...orderBy)
-      .limit(limit)
-      .offset(offset),
-    db
+  const filter = where ? sql` where ${where}` : sql``;
+  const rows = await db
+    .select({
+      row: getTableColumns(table as SQLiteTable),
+      total: sql<number>`(select count(*) from ${table}${filter})`.mapWith(Number),
+    })
+    .from(table as SQLiteTable)
+    .where(where)
+    .orderBy(...orderBy)
+    .limit(limit)
+    .offset(offset);
+  let total = rows[0]?.total;
+  if (total === undefined) {
+    const [counted] = await db
       .select({ n: count() })
       .from(table as SQLiteTable)
-      .where(where),
-  ]);
-  return { items: (rows as T["$inferSelect"][]).map(toDto), total: totals[0]?.n ?? 0, limit, offset };
+      .where(where);
+    total = counted?.n ?? 0;
+  }
+  return { items: rows.map((r) => toDto(r.row as T["$inferSelect"])), total, limit, offset };
 }
 
 /**
