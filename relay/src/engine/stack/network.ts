@@ -21,7 +21,8 @@ function ipv4Bytes(address: string): Uint8Array | undefined {
   return out;
 }
 
-function ipv6Bytes(address: string): Uint8Array | undefined {
+/** 16 bytes of an IPv6 address (IPv4-mapped tails and zone ids allowed); undefined when invalid. */
+export function ipv6Bytes(address: string): Uint8Array | undefined {
   let addr = address;
   const zone = addr.indexOf("%");
   if (zone >= 0) addr = addr.slice(0, zone);

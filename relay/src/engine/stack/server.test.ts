@@ -349,6 +349,25 @@ describe("dual stack", () => {
   });
 });
 
+describe("STUN keepalive (RFC 5626 over UDP)", () => {
+  it("answers a Binding request with the phone's address and port (XOR-MAPPED-ADDRESS)", async () => {
+    const req = Buffer.alloc(20);
+    req.writeUInt16BE(0x0001, 0);
+    req.writeUInt32BE(0x2112a442, 4);
+    Buffer.from("0123456789ab").copy(req, 8);
+    const got = new Promise<Buffer>((resolve) => phone.socket.once("message", (m) => resolve(m)));
+    phone.send(req, port());
+    const res = await got;
+    expect(res.readUInt16BE(0)).toBe(0x0101);
+    expect(res.subarray(8, 20).toString()).toBe("0123456789ab");
+    expect(res.readUInt16BE(20)).toBe(0x0020);
+    expect(res.readUInt16BE(26) ^ 0x2112).toBe(phone.port);
+    expect([28, 29, 30, 31].map((i, k) => (res[i] ?? 0) ^ (req[4 + k] ?? 0))).toEqual([127, 0, 0, 1]);
+    expect(requests).toHaveLength(0);
+    expect(stack.stats().parseErrors).toBe(0);
+  });
+});
+
 describe("malformed input", () => {
   it("answers 400 when the request is readable enough, drops garbage, and keeps serving", async () => {
     const errors: string[] = [];

@@ -14,6 +14,7 @@ import {
 import { StreamFramer } from "../sip/message.ts";
 import { StackError } from "./errors.ts";
 import type { Peer, TransportName } from "./index.ts";
+import { ipv6Bytes } from "./network.ts";
 
 /** Receives what the transports read. */
 export interface TransportSink {
@@ -180,11 +181,16 @@ export class Transports {
       this.dropped++;
       return;
     }
-    // Keepalives: CRLF pings and STUN (first byte 0x00/0x01) need no answer over UDP.
+    // Keepalives: CRLF pings need no answer over UDP; a STUN Binding request (RFC 5626 §4.4.2) gets its
+    // Binding response; any other STUN or non-SIP binary is dropped.
     const first = msg[0];
     if (first === undefined || first === 0x0d || first === 0x0a || first === 0x00 || first === 0x01) {
       if (isBlank(msg)) return;
-      if (first === 0x00 || first === 0x01) return;
+      if (first === 0x00 || first === 0x01) {
+        const answer = stunBindingResponse(msg, normalizeAddress(rinfo.address), rinfo.port);
+        if (answer && this.udp) this.udp.send(answer, rinfo.port, rinfo.address, this.onUdpSent);
+        return;
+      }
     }
     const local = this.udpLocal;
     if (local === undefined) return;
@@ -437,6 +443,38 @@ function numericLookup6(
 ): void {
   if (isIP(address) === 4) callback(null, `::ffff:${address}`, 6);
   else numericLookup(address, family, callback);
+}
+
+const STUN_MAGIC = 0x2112a442;
+
+/**
+ * RFC 5389 Binding success response with XOR-MAPPED-ADDRESS for a Binding request (the RFC 5626 keepalive over
+ * UDP, which also tells the phone its public address). Undefined for anything else.
+ */
+export function stunBindingResponse(req: Buffer, address: string, port: number): Buffer | undefined {
+  if (req.length < 20 || req.readUInt16BE(0) !== 0x0001 || req.readUInt32BE(4) !== STUN_MAGIC)
+    return undefined;
+  if (req.readUInt16BE(2) !== req.length - 20) return undefined;
+  const v4 = isIP(address) === 4;
+  if (!v4 && isIP(address) !== 6) return undefined;
+  const addrLen = v4 ? 4 : 16;
+  const res = Buffer.alloc(20 + 4 + 4 + addrLen);
+  res.writeUInt16BE(0x0101, 0);
+  res.writeUInt16BE(4 + 4 + addrLen, 2);
+  req.copy(res, 4, 4, 20); // magic cookie + transaction id
+  res.writeUInt16BE(0x0020, 20); // XOR-MAPPED-ADDRESS
+  res.writeUInt16BE(4 + addrLen, 22);
+  res.writeUInt8(v4 ? 0x01 : 0x02, 25);
+  res.writeUInt16BE(port ^ (STUN_MAGIC >>> 16), 26);
+  if (v4) {
+    const parts = address.split(".").map(Number);
+    for (let i = 0; i < 4; i++) res.writeUInt8((parts[i] ?? 0) ^ (res[4 + i] ?? 0), 28 + i);
+  } else {
+    const bytes = ipv6Bytes(address) ?? new Uint8Array(16);
+    // XOR with magic cookie + transaction id (bytes 4..19 of the header)
+    for (let i = 0; i < 16; i++) res.writeUInt8((bytes[i] ?? 0) ^ (res[4 + i] ?? 0), 28 + i);
+  }
+  return res;
 }
 
 function uncork(conn: Connection): void {
