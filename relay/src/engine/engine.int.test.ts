@@ -246,6 +246,53 @@ describe("engine with drachtio-srf", () => {
     await ctx.peer.response(481, "BYE");
   });
 
+  it("CDR events: attempt, start and stop reach an app that asked for them", async () => {
+    const ctx = await setup();
+    const cdrs: string[] = [];
+    await connectApp(ctx, (srf) => {
+      const on = srf.on.bind(srf) as (e: string, fn: (...a: unknown[]) => void) => void;
+      on("cdr:attempt", (source, _time, msg) =>
+        cdrs.push(`attempt ${source} ${(msg as { method: string }).method}`),
+      );
+      on("cdr:start", (source, _time, role, msg) =>
+        cdrs.push(`start ${source} ${role} ${(msg as { status: number }).status}`),
+      );
+      on("cdr:stop", (source, _time, reason) => cdrs.push(`stop ${source} ${reason}`));
+      srf.invite((req, res) => void srf.createUAS(req, res, { localSdp: sdp(40000) }));
+    });
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "INVITE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: tag,
+        body: sdp(1),
+      }),
+      ctx.engine.sipPort,
+    );
+    const ok = await ctx.peer.response(200, "INVITE");
+    const toTag = tagOf(ok.headers.get("to") ?? "");
+    ctx.peer.send(
+      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    ctx.peer.send(
+      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(200, "BYE");
+    await until(() => cdrs.length >= 3);
+    expect(cdrs).toEqual([
+      "attempt network INVITE",
+      "start application uas 200",
+      "stop network normal-release",
+    ]);
+  });
+
   it("INVITE rejected by the app reaches the caller; requests in unknown dialogs get 481", async () => {
     const ctx = await setup();
     await connectApp(ctx, (srf) => srf.invite((_req, res) => res.send(486)));

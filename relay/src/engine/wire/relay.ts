@@ -30,7 +30,7 @@ import type {
   SipStack,
 } from "../stack/index.ts";
 import { parseAppSip } from "./app-sip.ts";
-import { type AppMessage, newId, sentLeader, sipLeader, type WireMeta } from "./protocol.ts";
+import { type AppMessage, newId, sentLeader, sipLeader, type WireMeta, wireTime } from "./protocol.ts";
 import { ProxyOperation } from "./proxy.ts";
 import { resolveTarget } from "./resolve.ts";
 import type { AdminServer, AppHandler, AppSession } from "./server.ts";
@@ -144,6 +144,7 @@ export class Relay implements AppHandler {
     };
     this.track(txn);
     app.send(sipLeader(networkMeta(msg), txn.id, "", `${msg.local.address}|${msg.local.port}`), rawOf(msg));
+    if (req.method === "INVITE") this.cdr("attempt", "network", msg.raw);
   }
 
   private onInDialogRequest(st: ServerTransaction, msg: IncomingRequest, toTag: string): void {
@@ -178,6 +179,7 @@ export class Relay implements AppHandler {
     };
     this.track(txn);
     d.app.send(sipLeader(networkMeta(msg), txn.id, d.id), rawOf(msg));
+    if (req.method === "BYE" && d.kind === "INVITE") this.cdr("stop", "network", msg.raw, "normal-release");
     // drachtio ends the dialog when the BYE (or final NOTIFY of a subscription) arrives
     if (req.method === "BYE" || (req.method === "NOTIFY" && d.kind === "SUBSCRIBE" && isTerminated(req))) {
       this.dialogs.remove(d);
@@ -228,6 +230,7 @@ export class Relay implements AppHandler {
     if (txn === undefined || txn.app.closed) return;
     // srf finds the INVITE by Call-ID; drachtio sends the INVITE's transaction id and the dialog id
     txn.app.send(sipLeader(networkMeta(cancel), txn.id, txn.dialogId), rawOf(cancel));
+    if (txn.request.method === "INVITE") this.cdr("stop", "network", cancel.raw, "call-canceled");
     this.forgetNet(txn);
   }
 
@@ -361,6 +364,10 @@ export class Relay implements AppHandler {
       wire,
       dialogId !== "" && status < 300,
     );
+    if (method === "INVITE" && txn.dialog === undefined && status >= 200) {
+      if (status < 300) this.cdr("start", "application", wire, "uas");
+      else this.cdr("stop", "application", wire, "call-rejected");
+    }
     if (status >= 200) this.forgetNet(txn);
   }
 
@@ -437,6 +444,8 @@ export class Relay implements AppHandler {
       return;
     }
     const ct = this.stack.sendRequest(req, dest);
+    if (req.method === "BYE" && d.kind === "INVITE")
+      this.cdr("stop", "application", ct.wire, "normal-release");
     const txn: AppTxn = { id: txnId, ct, app, dest, dialog: d, final: false };
     this.watchAppTxn(txn);
     app.send(sentLeader(msgId, appMeta(ct.wire, dest), txnId), ct.wire);
@@ -533,6 +542,7 @@ export class Relay implements AppHandler {
       body: stub.body,
     };
     const ct = this.stack.sendRequest(req, dest);
+    if (method === "INVITE") this.cdr("attempt", "application", ct.wire);
     const txnId = newId();
     const txn: AppTxn = {
       id: txnId,
@@ -544,6 +554,22 @@ export class Relay implements AppHandler {
     };
     this.watchAppTxn(txn);
     app.send(sentLeader(msgId, appMeta(ct.wire, dest), txnId), ct.wire);
+  }
+
+  /**
+   * drachtio's CDR events (srf.on('cdr:attempt'|'cdr:start'|'cdr:stop')): sent to one app that routed the record
+   * type: `<id>|cdr:<type>|<source>|<time>[|<role or reason>]` + the SIP message. Free when no app asked for them.
+   */
+  private cdr(
+    type: "attempt" | "start" | "stop",
+    source: string,
+    msg: Buffer | string,
+    extra?: string,
+  ): void {
+    const app = this.admin?.selectApp(`cdr:${type}`);
+    if (app === undefined) return;
+    const tail = extra === undefined ? "" : `|${extra}`;
+    app.send(`${newId()}|cdr:${type}|${source}|${wireTime(Date.now())}${tail}\r\n`, msg);
   }
 
   /** Whether a destination is one of our own SIP listeners. */
@@ -603,6 +629,10 @@ export class Relay implements AppHandler {
     if (txn.final) return;
     if (status >= 200) {
       txn.final = true;
+      if (method === "INVITE" && txn.dialog === undefined) {
+        if (status < 300) this.cdr("start", "network", raw, "uac");
+        else this.cdr("stop", "network", raw, status === 487 ? "call-canceled" : "call-rejected");
+      }
       if (method === "INVITE" && txn.dialog !== undefined) txn.dialog.inviteFinal = status;
       this.forgetApp(txn);
       const d = txn.dialog;
