@@ -218,6 +218,19 @@ describe("client transactions", () => {
     expect(stack.stats().clientTransactions).toBe(0);
   });
 
+  it("a destination that cannot exist is a transport-error, not an exception", async () => {
+    for (const bad of [
+      { transport: "udp" as const, address: "127.0.0.1", port: 0 },
+      { transport: "udp" as const, address: "not-an-ip", port: 5060 },
+      { transport: "tcp" as const, address: "127.0.0.1", port: 70000 },
+    ]) {
+      const ct = stack.sendRequest(request("OPTIONS"), bad);
+      const err = await new Promise<Error>((resolve) => ct.on("transport-error", resolve));
+      expect(err.message).toMatch(/invalid destination/);
+    }
+    await settled();
+  });
+
   it("surfaces a TCP connect failure as transport-error", async () => {
     const ct = stack.sendRequest(request("OPTIONS"), { transport: "tcp", address: "127.0.0.1", port: 1 });
     const err = await new Promise<Error>((resolve) => ct.on("transport-error", resolve));

@@ -299,6 +299,12 @@ export class Transports {
       return;
     }
     this.sent++;
+    // A bad destination (port 0 in a Via, a garbage address from a peer or an app) is a failed send, never a throw.
+    const portOk = Number.isInteger(dest.port) && dest.port > 0 && dest.port < 65536;
+    if (!portOk || isIP(dest.address) === 0) {
+      this.reportSync(errorTarget, new StackError("transport", "invalid destination address"));
+      return;
+    }
     if (dest.transport === "udp") {
       const udp = this.udp;
       if (udp === undefined) {
