@@ -1,6 +1,7 @@
 // Child-process entry for the engine's robustness and memory tests: like `npm run engine` (main.ts) but with
 // SIP timers from TEST_T1/TEST_T2/TEST_T4 (short timers let transactions expire within a test run), and an IPC
 // "memory" request that runs a full GC and reports process.memoryUsage(). Started by harness.ts with --expose-gc.
+import { PerformanceObserver } from "node:perf_hooks";
 import { startEngine } from "../src/engine/index.ts";
 
 function num(name: string): number | undefined {
@@ -24,7 +25,23 @@ const engine = await startEngine({
   timers,
 });
 
+// GC pauses, for latency investigations: count, total and longest, and how many took over 5 ms.
+const gcStats = { count: 0, totalMs: 0, maxMs: 0, over5ms: 0 };
+const gcObserver = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gcStats.count++;
+    gcStats.totalMs += entry.duration;
+    gcStats.maxMs = Math.max(gcStats.maxMs, entry.duration);
+    if (entry.duration > 5) gcStats.over5ms++;
+  }
+});
+gcObserver.observe({ entryTypes: ["gc"] });
+
 process.on("message", (msg: unknown) => {
+  if (msg === "gc-stats") {
+    process.send?.({ gcStats });
+    return;
+  }
   if (msg !== "memory") return;
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();

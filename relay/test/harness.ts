@@ -114,6 +114,8 @@ export interface EngineProcess extends TestEngine {
   rssKb(): Promise<number>;
   /** CPU time (user + system) the engine process used so far, ms, from /proc/<pid>/stat. */
   cpuMs(): Promise<number>;
+  /** GC pauses in the engine process so far (test entry only). */
+  gcStats(): Promise<{ count: number; totalMs: number; maxMs: number; over5ms: number } | undefined>;
   /** After a full GC in the engine process: its memoryUsage() (test entry only, undefined for the CLI). */
   memory(): Promise<NodeJS.MemoryUsage | undefined>;
   alive(): boolean;
@@ -191,14 +193,35 @@ export async function startEngineProcess(options: EngineProcessOptions = {}): Pr
       const ticks = Number(fields[11]) + Number(fields[12]);
       return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
     },
+    async gcStats() {
+      if (entry !== "test" || !child.connected) return undefined;
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), 5000);
+        const onMessage = (msg: unknown): void => {
+          const stats = (
+            msg as { gcStats?: { count: number; totalMs: number; maxMs: number; over5ms: number } }
+          ).gcStats;
+          if (!stats) return;
+          clearTimeout(timer);
+          child.off("message", onMessage);
+          resolve(stats);
+        };
+        child.on("message", onMessage);
+        child.send("gc-stats");
+      });
+    },
     async memory() {
       if (entry !== "test" || !child.connected) return undefined;
       return new Promise<NodeJS.MemoryUsage | undefined>((resolve) => {
         const timer = setTimeout(() => resolve(undefined), 5000);
-        child.once("message", (msg: unknown) => {
+        const onMessage = (msg: unknown): void => {
+          const memory = (msg as { memory?: NodeJS.MemoryUsage }).memory;
+          if (!memory) return;
           clearTimeout(timer);
-          resolve((msg as { memory?: NodeJS.MemoryUsage }).memory);
-        });
+          child.off("message", onMessage);
+          resolve(memory);
+        };
+        child.on("message", onMessage);
         child.send("memory");
       });
     },

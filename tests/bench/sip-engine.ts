@@ -1,12 +1,14 @@
 // SIP engine benchmark: prints figures, asserts nothing. Run: `npm run bench:sip -w @gosip/tests`
 // (or `npx tsx tests/bench/sip-engine.ts`). Loopback only, every run bounded in calls and time.
 //
-// Measured in one run, each at a fixed target rate for BENCH_SECONDS (default 5 s), then again at half rate:
+// Measured in one run, each at a fixed target rate for BENCH_SECONDS (default 5 s), then at half rate
+// (BENCH_HALF_RATE_RUNS times for the engine, default 3, judged by the median p99):
 //   1. baseline: sipp UAC -> sipp UAS (REGISTER challenged with 401 then 200, digest verified by sipp;
 //      INVITE/200/ACK/BYE calls), plus a short capacity run at a high rate;
 //   2. sipp -> engine (child process, relay/src/engine/main.ts) + drachtio-srf app (this process) doing
 //      the digest REGISTER;
-//   3. sipp -> engine B2BUA (srf.createB2BUA in the app) -> sipp UAS, signalling only.
+//   3. sipp -> engine B2BUA (srf.createB2BUA in the app) -> sipp UAS, signalling only;
+//   then short capacity runs of 2 and 3 (6,000 REGISTER/s, 2,000 calls/s offered for 3 s each).
 // Figures: achieved rate (completed dialogs or calls / time between first and last completion), failed
 // count, p50/p99 response time (REGISTER: first REGISTER to the final 200; calls: INVITE to 200), from
 // sipp's -trace_rtt (whole ms; on this kernel sipp's clock advances in 4 ms steps, so "p99 < 10 ms" reads as a
@@ -38,6 +40,7 @@ const P99_GOAL_MS = 10;
 const TARGET_REGISTER = Number(process.env.BENCH_REGISTER_RATE ?? 3000);
 const TARGET_B2BUA = Number(process.env.BENCH_B2BUA_RATE ?? 1000);
 const CREDENTIALS = { username: "alice", password: "secret" };
+const HALF_RATE_RUNS = Number(process.env.BENCH_HALF_RATE_RUNS ?? 3);
 const BIG_BUFFERS = ["-buff_size", "4194304"];
 
 interface Figures {
@@ -137,12 +140,20 @@ async function withCpu(engine: EngineProcess, run: () => Promise<Figures>): Prom
   return f;
 }
 
-async function engineRegister(engine: EngineProcess, name: string, rate: number): Promise<Figures> {
+async function engineRegister(
+  engine: EngineProcess,
+  name: string,
+  rate: number,
+  seconds = SECONDS,
+): Promise<Figures> {
   return withCpu(engine, async () => {
-    const { r, attempted } = await load(engine.sipTarget, "uac-register-auth.xml", rate, {
-      service: CREDENTIALS.username,
-      auth: CREDENTIALS,
-    });
+    const { r, attempted } = await load(
+      engine.sipTarget,
+      "uac-register-auth.xml",
+      rate,
+      { service: CREDENTIALS.username, auth: CREDENTIALS },
+      seconds,
+    );
     return figures(name, rate, attempted, r);
   });
 }
@@ -152,8 +163,9 @@ async function engineB2bua(
   setTarget: (uri: string) => void,
   name: string,
   rate: number,
+  seconds = SECONDS,
 ): Promise<Figures> {
-  return withCpu(engine, () => b2buaRun(engine, setTarget, name, rate));
+  return withCpu(engine, () => b2buaRun(engine, setTarget, name, rate, seconds));
 }
 
 async function b2buaRun(
@@ -161,20 +173,27 @@ async function b2buaRun(
   setTarget: (uri: string) => void,
   name: string,
   rate: number,
+  seconds: number,
 ): Promise<Figures> {
   const port = await freePort();
-  const calls = Math.round(rate * SECONDS);
+  const calls = Math.round(rate * seconds);
   const bLeg = await startSipp({
     scenario: "uas-answer.xml",
     port,
     calls,
-    timeoutSeconds: SECONDS + 15,
+    timeoutSeconds: seconds + 15,
     extraArgs: BIG_BUFFERS,
   });
   try {
     await waitForListening(port, "udp");
     setTarget(`sip:callee@127.0.0.1:${port}`);
-    const { r, attempted } = await load(engine.sipTarget, "uac-invite.xml", rate, { service: "b2bua" });
+    const { r, attempted } = await load(
+      engine.sipTarget,
+      "uac-invite.xml",
+      rate,
+      { service: "b2bua" },
+      seconds,
+    );
     // The b-leg's BYE follows the a-leg's; give the last ones a moment before counting.
     const grace = setTimeout(() => bLeg.kill(), 5000);
     const b = await bLeg.done;
@@ -186,6 +205,14 @@ async function b2buaRun(
   } finally {
     bLeg.kill();
   }
+}
+
+/** The run with the median p99 of several. */
+function medianByP99(runs: Figures[]): Figures {
+  const sorted = [...runs].sort((a, b) => a.p99 - b.p99);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (!mid) throw new Error("no runs");
+  return mid;
 }
 
 function fmt(n: number, digits = 0): string {
@@ -297,10 +324,23 @@ async function main(): Promise<void> {
     // A short warm-up so JIT compilation is not measured as latency.
     await engineRegister(engine, "warm-up", 200);
     const reg = await engineRegister(engine, "engine REGISTER (app digest)", TARGET_REGISTER);
-    const regHalf = await engineRegister(engine, "engine REGISTER half", GOAL_REGISTER / 2);
+    // The half-rate runs decide the p99 target; other work on a shared machine easily spoils a single run, so
+    // each is run HALF_RATE_RUNS times and judged by the median p99 (every run is printed).
+    const regHalves: Figures[] = [];
+    for (let i = 1; i <= HALF_RATE_RUNS; i++) {
+      regHalves.push(await engineRegister(engine, `engine REGISTER half #${i}`, GOAL_REGISTER / 2));
+    }
+    const regHalf = medianByP99(regHalves);
     const b2b = await engineB2bua(engine, setTarget, "engine B2BUA", TARGET_B2BUA);
-    const b2bHalf = await engineB2bua(engine, setTarget, "engine B2BUA half", GOAL_B2BUA / 2);
-    rows.push(reg, regHalf, b2b, b2bHalf);
+    const b2bHalves: Figures[] = [];
+    for (let i = 1; i <= HALF_RATE_RUNS; i++) {
+      b2bHalves.push(await engineB2bua(engine, setTarget, `engine B2BUA half #${i}`, GOAL_B2BUA / 2));
+    }
+    const b2bHalf = medianByP99(b2bHalves);
+    // Capacity: well above the targets, short, last (so its backlog cannot disturb the runs above).
+    const capEngineReg = await engineRegister(engine, "engine REGISTER capacity", 6000, 3);
+    const capEngineB2b = await engineB2bua(engine, setTarget, "engine B2BUA capacity", 2000, 3);
+    rows.push(reg, ...regHalves, b2b, ...b2bHalves, capEngineReg, capEngineB2b);
     console.log(`engine RSS after the runs: ${fmt((await engine.rssKb()) / 1024, 1)} MB`);
 
     console.log("");
@@ -308,10 +348,12 @@ async function main(): Promise<void> {
     console.log("");
     console.log("vs the sipp-to-sipp baseline (same rate, same run):");
     console.log(
-      `  REGISTER achieved ${fmt(reg.achievedRate / baseReg.achievedRate, 2)}x, p99 ${fmt(reg.p99)} vs ${fmt(baseReg.p99)} ms; capacity baseline ${fmt(capReg.achievedRate)}/s -> engine at ${fmt((reg.achievedRate / capReg.achievedRate) * 100, 1)}% of it`,
+      `  REGISTER at ${TARGET_REGISTER}/s: achieved ${fmt(reg.achievedRate / baseReg.achievedRate, 2)}x, p99 ${fmt(reg.p99)} vs ${fmt(baseReg.p99)} ms; ` +
+        `capacity run: engine ${fmt(capEngineReg.achievedRate)}/s (${capEngineReg.failed} failed) vs sipp-to-sipp ${fmt(capReg.achievedRate)}/s (${capReg.failed} failed) = ${fmt(capEngineReg.achievedRate / capReg.achievedRate, 2)}x`,
     );
     console.log(
-      `  B2BUA    achieved ${fmt(b2b.achievedRate / baseCall.achievedRate, 2)}x, p99 ${fmt(b2b.p99)} vs ${fmt(baseCall.p99)} ms; capacity baseline ${fmt(capCall.achievedRate)}/s -> engine at ${fmt((b2b.achievedRate / capCall.achievedRate) * 100, 1)}% of it`,
+      `  B2BUA    at ${TARGET_B2BUA}/s: achieved ${fmt(b2b.achievedRate / baseCall.achievedRate, 2)}x, p99 ${fmt(b2b.p99)} vs ${fmt(baseCall.p99)} ms; ` +
+        `capacity run: engine ${fmt(capEngineB2b.achievedRate)}/s (${capEngineB2b.failed} failed) vs sipp-to-sipp ${fmt(capCall.achievedRate)}/s (${capCall.failed} failed) = ${fmt(capEngineB2b.achievedRate / capCall.achievedRate, 2)}x`,
     );
     // CPU per operation does not depend much on what else runs on the machine; a projection from it is a useful
     // cross-check when the load average shows the wall-clock figures above are disturbed.
@@ -341,15 +383,15 @@ async function main(): Promise<void> {
     console.log(
       verdict(
         `REGISTER p99 < ${P99_GOAL_MS} ms at ${GOAL_REGISTER / 2}/s`,
-        regHalf.p99 < P99_GOAL_MS && regHalf.failed === 0,
-        `p99 ${fmt(regHalf.p99)} ms, failed ${regHalf.failed}`,
+        regHalf.p99 < P99_GOAL_MS && regHalves.every((f) => f.failed === 0),
+        `median p99 ${fmt(regHalf.p99)} ms (runs: ${regHalves.map((f) => fmt(f.p99)).join(", ")}), failed ${regHalves.reduce((n, f) => n + f.failed, 0)}`,
       ),
     );
     console.log(
       verdict(
         `B2BUA p99 < ${P99_GOAL_MS} ms at ${GOAL_B2BUA / 2}/s`,
-        b2bHalf.p99 < P99_GOAL_MS && b2bHalf.failed === 0,
-        `p99 ${fmt(b2bHalf.p99)} ms, failed ${b2bHalf.failed}`,
+        b2bHalf.p99 < P99_GOAL_MS && b2bHalves.every((f) => f.failed === 0),
+        `median p99 ${fmt(b2bHalf.p99)} ms (runs: ${b2bHalves.map((f) => fmt(f.p99)).join(", ")}), failed ${b2bHalves.reduce((n, f) => n + f.failed, 0)}`,
       ),
     );
   } finally {
