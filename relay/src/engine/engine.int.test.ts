@@ -676,6 +676,56 @@ describe("engine with drachtio-srf", () => {
     }
   });
 
+  it("srf.proxyRequest with simultaneous forking: both ring, the first 200 wins, the other branch is CANCELed", async () => {
+    const ctx = await setup();
+    const b = await UdpPeer.open();
+    const c = await UdpPeer.open();
+    try {
+      let results: { connected: boolean; finalStatus: number } | undefined;
+      await connectApp(ctx, (srf) =>
+        srf.invite(async (req) => {
+          results = (await (
+            srf.proxyRequest as (r: unknown, d: string[], o: object) => Promise<typeof results>
+          )(req, [`sip:carol@127.0.0.1:${c.port}`, `sip:bob@127.0.0.1:${b.port}`], {
+            forking: "simultaneous",
+          })) as typeof results;
+        }),
+      );
+      const { callId, tag } = ids();
+      const uri = `sip:fork@127.0.0.1:${ctx.engine.sipPort}`;
+      ctx.peer.send(
+        request({
+          method: "INVITE",
+          uri,
+          peerPort: ctx.peer.port,
+          callId,
+          cseq: 1,
+          fromTag: tag,
+          body: sdp(1000),
+        }),
+        ctx.engine.sipPort,
+      );
+      const [toB, toC] = await Promise.all([b.request("INVITE"), c.request("INVITE")]);
+      c.send(respond(toC, 180, "Ringing", { toTag: "c1" }), ctx.engine.sipPort);
+      b.send(respond(toB, 180, "Ringing", { toTag: "b1" }), ctx.engine.sipPort);
+      b.send(
+        respond(toB, 200, "OK", { toTag: "b1", contact: `<sip:bob@127.0.0.1:${b.port}>`, body: sdp(2) }),
+        ctx.engine.sipPort,
+      );
+      const ok = await ctx.peer.response(200, "INVITE");
+      expect(ok.headers.get("contact")).toBe(`<sip:bob@127.0.0.1:${b.port}>`);
+      const cancel = await c.request("CANCEL");
+      c.send(respond(cancel, 200, "OK"), ctx.engine.sipPort);
+      c.send(respond(toC, 487, "Request Terminated", { toTag: "c1" }), ctx.engine.sipPort);
+      await until(() => results !== undefined);
+      expect(results).toMatchObject({ connected: true, finalStatus: 200 });
+      expect(await ctx.peer.sees((r) => r.msg.kind === "response" && r.msg.status === 487, 300)).toBe(false);
+    } finally {
+      b.close();
+      c.close();
+    }
+  });
+
   it("the app as UAC gets the failure when the peer rejects", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);

@@ -1,8 +1,8 @@
 // srf's req.proxy() / srf.proxyRequest(): the engine forwards a received request as a stateful proxy (RFC 3261
-// §16) to the app's destinations one after another (serial forking), relays responses back upstream, and reports
-// every response to the app (`response|<msgId>|OK|<meta>|<txnId>||continue` + raw) and then `OK|done`.
-// Not supported (answered NOK): simultaneous forking. remainInDialog is accepted but no Record-Route is added, so
-// requests later in the dialog go end to end without the engine.
+// §16) to the app's destinations, one after another (serial) or all at once (simultaneous), relays responses back
+// upstream, and reports every response to the app (`response|<msgId>|OK|<meta>|<txnId>||continue` + raw), then
+// `OK|done`. remainInDialog is accepted but no Record-Route is added, so requests later in the dialog go end to
+// end without the engine; followRedirects and the provisional/final timeouts are not implemented.
 import { createResponse, newTag, type SipRequest, type SipResponse } from "../sip/message.ts";
 import type { ClientTransaction, Peer, ServerTransaction, SipStack } from "../stack/index.ts";
 import { formatMeta, newId } from "./protocol.ts";
@@ -13,17 +13,26 @@ export interface ProxyOptions {
   msgId: string;
   txnId: string;
   destinations: string[];
+  simultaneous: boolean;
   /** Extra headers the app asked for on the forwarded request. */
   headers: [string, string][];
 }
 
-/** One proxied request: tries each destination until one answers 2xx or 6xx, or they run out. */
+/**
+ * One proxied request. Serial: the next destination is tried after a 3xx-5xx (or timeout/transport failure);
+ * simultaneous: all are tried at once and the first 2xx cancels the others. A 2xx or 6xx ends it; otherwise the
+ * best final response (lowest status) goes upstream once every branch has failed.
+ */
 export class ProxyOperation {
   private index = 0;
-  private current: ClientTransaction | undefined;
-  private lastFinal: SipResponse | undefined;
+  /** branches still waiting for a final response (including ones whose destination is being resolved) */
+  private outstanding = 0;
+  private readonly branches = new Set<ClientTransaction>();
+  private best: SipResponse | undefined;
   private finished = false;
   private canceled = false;
+  /** set while simultaneous branches are being started, so an early failure does not end it prematurely */
+  private launching = false;
 
   constructor(
     private readonly stack: SipStack,
@@ -39,39 +48,48 @@ export class ProxyOperation {
       this.finishWith(upstreamStatus(this.st.request, 483, "Too Many Hops"));
       return;
     }
-    this.tryNext();
+    if (this.opts.simultaneous) {
+      this.launching = true;
+      const all = this.opts.destinations.length;
+      for (let i = 0; i < all; i++) this.launchNext();
+      this.launching = false;
+      this.settle();
+    } else this.launchNext();
   }
 
   /** The caller CANCELed (the stack already answered it and sent 487 upstream). */
   cancel(): void {
     this.canceled = true;
-    this.current?.cancel();
+    for (const ct of this.branches) ct.cancel();
   }
 
-  private tryNext(): void {
-    if (this.finished) return;
+  private launchNext(): void {
     const uri = this.opts.destinations[this.index++];
     if (uri === undefined || this.canceled) {
-      this.finishWith(this.lastFinal ?? upstreamStatus(this.st.request, 480, "Temporarily Unavailable"));
+      this.settle();
       return;
     }
+    this.outstanding++;
     let target: Peer | Promise<Peer>;
     try {
       target = resolveTarget(this.stack, uri);
     } catch {
-      this.tryNext();
+      this.branchFailed();
       return;
     }
     if (target instanceof Promise) {
       target.then(
         (dest) => this.send(uri, dest),
-        () => this.tryNext(),
+        () => this.branchFailed(),
       );
     } else this.send(uri, target);
   }
 
   private send(uri: string, dest: Peer): void {
-    if (this.finished || this.app.closed) return;
+    if (this.finished || this.app.closed || this.canceled) {
+      this.branchFailed();
+      return;
+    }
     const orig = this.st.request;
     const headers = orig.headers.clone();
     const mf = Number.parseInt(headers.get("max-forwards") ?? "70", 10);
@@ -82,39 +100,66 @@ export class ProxyOperation {
     try {
       ct = this.stack.sendRequest(req, dest);
     } catch {
-      this.tryNext();
+      this.branchFailed();
       return;
     }
-    this.current = ct;
+    this.branches.add(ct);
     ct.on("response", (res, raw, source) => this.onResponse(ct, res, raw, source));
     ct.on("timeout", () => this.onFailure(ct, 408));
     ct.on("transport-error", () => this.onFailure(ct, 503));
   }
 
   private onResponse(ct: ClientTransaction, res: SipResponse, raw: Buffer, source: Peer): void {
-    if (ct !== this.current || res.status === 100) return;
+    if (res.status === 100) return;
+    const isFinal = res.status >= 200;
     if (this.finished) {
-      // 2xx retransmissions of the winning branch still go upstream (the caller re-ACKs them)
+      // 2xx from the winning (or a late) branch still go upstream: the caller ACKs them end to end
       if (res.status >= 200 && res.status < 300) this.st.respond(upstream(res));
       return;
     }
+    if (isFinal && !this.branches.delete(ct)) return; // a retransmitted final of a finished branch
     this.report(raw, source);
-    if (res.status < 200) {
+    if (!isFinal) {
       this.st.respond(upstream(res));
       return;
     }
+    this.outstanding--;
     if (res.status < 300 || res.status >= 600) {
+      for (const other of this.branches) other.cancel();
       this.finishWith(upstream(res));
       return;
     }
-    this.lastFinal = upstream(res);
-    this.tryNext();
+    this.consider(upstream(res));
+    this.afterBranch();
   }
 
   private onFailure(ct: ClientTransaction, status: number): void {
-    if (ct !== this.current || this.finished) return;
-    this.lastFinal = upstreamStatus(this.st.request, status);
-    this.tryNext();
+    if (this.finished || !this.branches.delete(ct)) return;
+    this.outstanding--;
+    this.consider(upstreamStatus(this.st.request, status));
+    this.afterBranch();
+  }
+
+  /** A branch ended before sending anything (unresolvable, send failure). */
+  private branchFailed(): void {
+    this.outstanding--;
+    this.afterBranch();
+  }
+
+  private afterBranch(): void {
+    if (this.finished) return;
+    if (this.opts.simultaneous) this.settle();
+    else this.launchNext();
+  }
+
+  /** When nothing is outstanding any more, send the best final response upstream. */
+  private settle(): void {
+    if (this.finished || this.launching || this.outstanding > 0) return;
+    this.finishWith(this.best ?? upstreamStatus(this.st.request, 480, "Temporarily Unavailable"));
+  }
+
+  private consider(res: SipResponse): void {
+    if (this.best === undefined || res.status < this.best.status) this.best = res;
   }
 
   private finishWith(res: SipResponse): void {

@@ -247,11 +247,9 @@ export class Relay implements AppHandler {
       app.reply(msg.msgId, false, `unknown transaction id: ${txnId}`);
       return;
     }
-    if (mode === "simultaneous" || destinations.length === 0) {
+    if (destinations.length === 0) {
       // srf checks for "NOK" on proxy failures
-      app.send(
-        `${newId()}|response|${msg.msgId}|NOK|${destinations.length === 0 ? "no destination" : "simultaneous forking is not supported"}`,
-      );
+      app.send(`${newId()}|response|${msg.msgId}|NOK|no destination`);
       return;
     }
     const extra: [string, string][] = [];
@@ -269,7 +267,7 @@ export class Relay implements AppHandler {
       this.stack,
       st,
       app,
-      { msgId: msg.msgId, txnId, destinations, headers: extra },
+      { msgId: msg.msgId, txnId, destinations, simultaneous: mode === "simultaneous", headers: extra },
       () => this.proxies.delete(st.id),
     );
     this.proxies.set(st.id, op);
