@@ -58,6 +58,11 @@ async function connectApp(ctx: Ctx, install: (srf: Srf) => void): Promise<Srf> {
   return srf;
 }
 
+/** The Srf instance a Dialog belongs to (srf sets dialog.srf; missing from its type declarations). */
+function srfOf(d: Srf.Dialog): Srf {
+  return (d as unknown as { srf: Srf }).srf;
+}
+
 /** srf's Dialog#id (the engine's dialog id), missing from srf's type declarations. */
 function dialogId(d: Srf.Dialog): string {
   return (d as unknown as { id: string }).id;
@@ -400,13 +405,28 @@ describe("engine with drachtio-srf", () => {
     expect(ack.headers.get("cseq")).toBe(`${reSeq.split(" ")[0]} ACK`);
     expect(await modified).toContain("m=audio 30002");
 
+    // a request the app sends without a dialog id but with the dialog's Call-ID goes in the dialog (drachtio)
+    const viaCallId = (srfOf(d).request as (u: string, o: object) => Promise<unknown>)(
+      `sip:x@127.0.0.1:${ctx.peer.port}`,
+      {
+        method: "MESSAGE",
+        headers: { "Call-ID": callId, "Content-Type": "text/plain" },
+        body: "hi",
+      },
+    );
+    const msgInDialog = await ctx.peer.request("MESSAGE");
+    expect(tagOf(msgInDialog.headers.get("to") ?? "")).toBe(tag);
+    expect(msgInDialog.uri).toBe(`sip:x@127.0.0.1:${ctx.peer.port}`); // an explicit Request-URI is kept
+    ctx.peer.send(respond(msgInDialog, 200, "OK"), ctx.engine.sipPort);
+    await viaCallId;
+
     const info = d.request({
       method: "INFO",
       headers: { "Content-Type": "application/dtmf-relay" },
       body: "Signal=5\r\n",
     } as never);
     const got = await ctx.peer.request("INFO");
-    expect(Number(got.headers.get("cseq")?.split(" ")[0])).toBe(Number(reSeq.split(" ")[0]) + 1);
+    expect(Number(got.headers.get("cseq")?.split(" ")[0])).toBe(Number(reSeq.split(" ")[0]) + 2);
     expect(got.body.toString()).toBe("Signal=5\r\n");
     ctx.peer.send(respond(got, 200, "OK"), ctx.engine.sipPort);
     await info;

@@ -75,7 +75,7 @@ export function uriOf(value: string | undefined): string | undefined {
 export class DialogTable {
   private readonly byId = new Map<string, Dialog>();
   /** Call-ID → dialogs with that Call-ID (almost always one; a B2BUA looping to itself would make two) */
-  private readonly byCallId = new Map<string, Dialog[]>();
+  private readonly byCallIdMap = new Map<string, Dialog[]>();
 
   get size(): number {
     return this.byId.size;
@@ -83,8 +83,8 @@ export class DialogTable {
 
   add(d: Dialog): void {
     this.byId.set(d.id, d);
-    const list = this.byCallId.get(d.callId);
-    if (list === undefined) this.byCallId.set(d.callId, [d]);
+    const list = this.byCallIdMap.get(d.callId);
+    if (list === undefined) this.byCallIdMap.set(d.callId, [d]);
     else list.push(d);
     d.app.dialogs.add(d.id);
   }
@@ -95,20 +95,25 @@ export class DialogTable {
 
   /** Dialog a request from the peer belongs to: its To tag is our local tag. */
   match(callId: string, localTag: string): Dialog | undefined {
-    const list = this.byCallId.get(callId);
+    const list = this.byCallIdMap.get(callId);
     if (list === undefined) return undefined;
     for (const d of list) if (d.localTag === localTag) return d;
     return undefined;
   }
 
+  /** Any live dialog with this Call-ID (the first one created). */
+  byCallId(callId: string): Dialog | undefined {
+    return this.byCallIdMap.get(callId)?.[0];
+  }
+
   remove(d: Dialog): void {
     d.terminated = true;
     if (this.byId.get(d.id) === d) this.byId.delete(d.id);
-    const list = this.byCallId.get(d.callId);
+    const list = this.byCallIdMap.get(d.callId);
     if (list !== undefined) {
       const i = list.indexOf(d);
       if (i !== -1) list.splice(i, 1);
-      if (list.length === 0) this.byCallId.delete(d.callId);
+      if (list.length === 0) this.byCallIdMap.delete(d.callId);
     }
     d.app.dialogs.delete(d.id);
   }

@@ -293,7 +293,13 @@ export class Relay implements AppHandler {
       if (sip.kind === "response") this.appResponse(app, msg.msgId, txnId, sip);
       else if (dialogId !== "") this.appInDialogRequest(app, msg.msgId, dialogId, sip);
       else if (sip.method === "CANCEL" && txnId !== "") this.appCancel(app, msg.msgId, txnId, sip);
-      else this.appNewRequest(app, msg.msgId, route, sip);
+      else {
+        // like drachtio: a request without ids whose Call-ID belongs to one of the app's dialogs is sent in it
+        const inDialog = txnId === "" ? this.dialogs.byCallId(sip.headers.get("call-id") ?? "") : undefined;
+        if (inDialog !== undefined && inDialog.app === app)
+          this.appInDialogRequest(app, msg.msgId, inDialog.id, sip);
+        else this.appNewRequest(app, msg.msgId, route, sip);
+      }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, "app request failed");
       app.reply(msg.msgId, false, `Server error: ${(err as Error).message}`);
