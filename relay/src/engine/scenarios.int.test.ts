@@ -68,6 +68,7 @@ async function during<T>(
     "info",
     "notify",
     "b2bua-connected",
+    "b2bua-cancelled",
     "b2bua-a-hangup",
     "b2bua-b-hangup",
     "error",
@@ -219,6 +220,24 @@ describe("SIP engine with a drachtio-srf app and sipp", () => {
     // The engine answers the CANCEL itself and tells the app afterwards, so give the app a moment.
     await until(() => delta("cancel") >= 10, 2000);
     expect(delta("cancel")).toBe(10);
+  });
+
+  it("CANCEL through the B2BUA: the caller cancels while the callee rings, the callee gets CANCEL and answers 487", async () => {
+    const calls = 10;
+    const { uas, uri } = await callee("uas-cancel.xml", calls);
+    b2buaTarget = uri;
+    try {
+      const { result, delta } = await during(() =>
+        callEngine({ scenario: "uac-invite-cancel.xml", calls, service: "b2bua" }),
+      );
+      const b = await uas.done;
+      expectAllSucceeded(result, calls); // 180 relayed from the callee, then 200 (CANCEL) and 487
+      expectAllSucceeded(b, calls); // the callee's scenario requires the CANCEL and the ACK for its 487
+      expect(delta("b2bua-connected")).toBe(0);
+      expect(delta("b2bua-cancelled")).toBe(calls);
+    } finally {
+      uas.kill();
+    }
   });
 
   it("re-INVITE in a dialog is answered by the app (dialog 'modify')", async () => {

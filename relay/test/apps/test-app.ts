@@ -44,6 +44,7 @@ export type AppEvent =
   | "notify"
   | "b2bua-connected"
   | "b2bua-failed"
+  | "b2bua-cancelled"
   | "b2bua-a-hangup"
   | "b2bua-b-hangup"
   | "error";
@@ -162,6 +163,11 @@ export function installTestApp(srf: Srf, options: TestAppOptions = {}): TestApp 
         hangUp(uas);
       }
     } catch (err) {
+      // The caller hanging up before the answer (CANCEL) rejects with 487: a normal outcome, not an error.
+      if ((err as { status?: number }).status === 487) {
+        bump("b2bua-cancelled");
+        return;
+      }
       bump("b2bua-failed");
       fail(err);
     }
