@@ -69,6 +69,7 @@ async function during<T>(
     "notify",
     "b2bua-connected",
     "b2bua-cancelled",
+    "b2bua-rejected",
     "b2bua-a-hangup",
     "b2bua-b-hangup",
     "error",
@@ -220,6 +221,23 @@ describe("SIP engine with a drachtio-srf app and sipp", () => {
     // The engine answers the CANCEL itself and tells the app afterwards, so give the app a moment.
     await until(() => delta("cancel") >= 10, 2000);
     expect(delta("cancel")).toBe(10);
+  });
+
+  it("B2BUA: the callee's 486 Busy Here reaches the caller, both ACKs are exchanged", async () => {
+    const calls = 10;
+    const { uas, uri } = await callee("uas-reject.xml", calls);
+    b2buaTarget = uri;
+    try {
+      const { result, delta } = await during(() =>
+        callEngine({ scenario: "uac-invite-rejected.xml", calls, service: "b2bua" }),
+      );
+      const b = await uas.done;
+      expectAllSucceeded(result, calls);
+      expectAllSucceeded(b, calls); // the callee's scenario requires the ACK for its 486
+      expect(delta("b2bua-rejected")).toBe(calls);
+    } finally {
+      uas.kill();
+    }
   });
 
   it("CANCEL through the B2BUA: the caller cancels while the callee rings, the callee gets CANCEL and answers 487", async () => {

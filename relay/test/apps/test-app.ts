@@ -45,6 +45,7 @@ export type AppEvent =
   | "b2bua-connected"
   | "b2bua-failed"
   | "b2bua-cancelled"
+  | "b2bua-rejected"
   | "b2bua-a-hangup"
   | "b2bua-b-hangup"
   | "error";
@@ -164,8 +165,14 @@ export function installTestApp(srf: Srf, options: TestAppOptions = {}): TestApp 
       }
     } catch (err) {
       // The caller hanging up before the answer (CANCEL) rejects with 487: a normal outcome, not an error.
-      if ((err as { status?: number }).status === 487) {
+      const status = (err as { status?: number }).status;
+      if (status === 487) {
         bump("b2bua-cancelled");
+        return;
+      }
+      // The callee refusing (busy, declined...) is relayed to the caller by srf (passFailure): also normal.
+      if (status !== undefined && status >= 400) {
+        bump("b2bua-rejected");
         return;
       }
       bump("b2bua-failed");
