@@ -318,7 +318,7 @@ describe("IPv6", () => {
       const res = await got;
       expect(statusOf(res)).toBe(200);
       expect(headerOf(res, "via")).toBe(
-        `SIP/2.0/UDP [::1]:${me};branch=${/branch=([^;\r]+)/.exec(text)?.[1]};rport=${me}`,
+        `SIP/2.0/UDP [::1]:${me};branch=${/branch=([^;\r]+)/.exec(text)?.[1]};rport=${me};received=::1`,
       );
       expect(v6.advertisedAddress({ transport: "udp", address: "::1", port: 5060 }).address).toBe("::1");
     } finally {
@@ -341,8 +341,8 @@ describe("dual stack", () => {
         dual.hostports[0]?.port ?? 0,
       );
       const res = await phone.next((m) => statusOf(m.text) === 200);
-      expect(headerOf(res.text, "via")).toContain(`rport=${phone.port}`);
-      expect(headerOf(res.text, "via")).not.toContain("received=");
+      // RFC 3581 §4: with rport, received is added even when it equals the sent-by host
+      expect(headerOf(res.text, "via")).toContain(`rport=${phone.port};received=127.0.0.1`);
     } finally {
       await dual.close();
     }

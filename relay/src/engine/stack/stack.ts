@@ -180,10 +180,12 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     }
     const sentBy = `${via.host}:${via.port ?? ""}`;
     const rportRequested = via.rport !== undefined;
-    // RFC 3261 §18.2.1 + RFC 3581 §4: record where the request really came from.
+    // RFC 3261 §18.2.1: record the source address when it differs from the sent-by host. RFC 3581 §4: a sender
+    // that asked for rport gets rport=<source port> and received=<source address> "even if it is identical to
+    // the value of the sent-by component".
     const host = bareHost(via.host);
     if (host !== source.address || rportRequested) {
-      if (host !== source.address) via.received = source.address;
+      via.received = source.address;
       if (rportRequested) via.rport = source.port;
       headers.removeFirst("via");
       headers.prepend("Via", formatVia(via));
