@@ -11,8 +11,8 @@ type Level = EdgeConfig["logLevel"];
 
 /**
  * Keys whose values never reach the logs, wherever they appear in logged data
- * (defence in depth: callers already avoid logging them). Same list as the Node
- * logger's pino redaction.
+ * (defence in depth: callers already avoid logging them). The one list both
+ * loggers redact: this JSON logger and the Node logger's pino paths.
  */
 export const SECRET_LOG_KEYS: readonly string[] = [
   "password",

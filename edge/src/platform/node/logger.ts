@@ -5,24 +5,11 @@
  */
 import pino from "pino";
 import type { EdgeConfig } from "../../config.ts";
+import { SECRET_LOG_KEYS } from "../shared.ts";
 import type { Logger } from "../types.ts";
 
-const SECRET_KEYS = [
-  "password",
-  "currentPassword",
-  "newPassword",
-  "passwordHash",
-  "token",
-  "authToken",
-  "authorization",
-  "cookie",
-  "ha1",
-  "secret",
-  "databaseAuthToken",
-];
-
 /** Redaction paths: each secret key at the top level and one or two levels down. */
-export const redactPaths = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
+export const redactPaths = SECRET_LOG_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
 export function createNodeLogger(
   level: EdgeConfig["logLevel"],
