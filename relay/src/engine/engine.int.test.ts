@@ -298,6 +298,64 @@ describe("engine with drachtio-srf", () => {
     ]);
   });
 
+  it("early dialog: UPDATE from the caller reaches the app's pending INVITE; a BYE then ends it like a CANCEL", async () => {
+    const ctx = await setup();
+    let updates = 0;
+    let canceled = false;
+    await connectApp(ctx, (srf) =>
+      srf.invite((req, res) => {
+        const r = req as unknown as NodeJS.EventEmitter;
+        r.on("update", (_u: unknown, ures: Srf.SrfResponse) => {
+          updates++;
+          ures.send(200);
+        });
+        r.on("cancel", () => {
+          canceled = true;
+        });
+        res.send(183, { body: sdp(40000) });
+      }),
+    );
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "INVITE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: tag,
+        body: sdp(1),
+      }),
+      ctx.engine.sipPort,
+    );
+    const progress = await ctx.peer.response(183, "INVITE");
+    const toTag = tagOf(progress.headers.get("to") ?? "");
+    expect(progress.headers.get("contact")).toContain(`127.0.0.1:${ctx.engine.sipPort}`);
+    ctx.peer.send(
+      request({
+        method: "UPDATE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 2,
+        fromTag: tag,
+        toTag,
+        body: sdp(2),
+      }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(200, "UPDATE");
+    expect(updates).toBe(1);
+    ctx.peer.send(
+      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 3, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(200, "BYE");
+    await ctx.peer.response(487, "INVITE");
+    await until(() => canceled);
+  });
+
   it("INVITE rejected by the app reaches the caller; requests in unknown dialogs get 481", async () => {
     const ctx = await setup();
     await connectApp(ctx, (srf) => srf.invite((_req, res) => res.send(486)));

@@ -48,6 +48,11 @@ export interface Dialog {
   lastAckSeq?: number;
   terminated: boolean;
   /**
+   * UAS early dialog: created by our first provisional response with a To tag, confirmed by the 2xx, removed by a
+   * failure response or CANCEL. Holds the id of the INVITE's relay transaction.
+   */
+  early?: { inviteTxnId: string };
+  /**
    * UAC: the app CANCELed the INVITE but a 2xx crossed the CANCEL. As drachtio-server does, the engine ends
    * such a call right after the ACK (ACK, then BYE) and tells the app with an unsolicited BYE.
    */

@@ -49,6 +49,8 @@ interface NetTxn {
   localTag?: string;
   /** drachtio id the dialog will have if this request (INVITE/SUBSCRIBE) creates one. */
   readonly dialogId: string;
+  /** The early dialog our provisional response created (INVITE). */
+  early?: Dialog;
 }
 
 /** A request an app sent, waiting for its final response. */
@@ -154,6 +156,10 @@ export class Relay implements AppHandler {
       st.respond(createResponse(req, 481));
       return;
     }
+    if (d.early !== undefined && req.method === "BYE") {
+      this.earlyBye(st, msg, d);
+      return;
+    }
     const cseq = parseCSeq(req.headers.get("cseq") ?? "");
     if (cseq !== undefined) {
       if (d.remoteSeq !== undefined && cseq.seq < d.remoteSeq) {
@@ -186,11 +192,33 @@ export class Relay implements AppHandler {
     }
   }
 
+  /**
+   * The caller hung up an early dialog with BYE (RFC 3261 §15): answer it, end the INVITE with 487, and tell the
+   * app the way srf understands, as a CANCEL of its pending INVITE.
+   */
+  private earlyBye(st: ServerTransaction, msg: IncomingRequest, d: Dialog): void {
+    st.respond(createResponse(msg.request, 200));
+    this.dialogs.remove(d);
+    const invite = this.netTxns.get(d.early?.inviteTxnId ?? "");
+    if (invite === undefined) return;
+    this.forgetNet(invite);
+    invite.st.respond(createResponse(invite.request, 487, undefined, { toTag: invite.localTag }));
+    const cancel = cancelFor(invite.request);
+    const raw = serializeMessage(cancel);
+    const meta = { ...networkMeta(msg), bytes: raw.length };
+    if (!invite.app.closed) invite.app.send(sipLeader(meta, invite.id, invite.dialogId), raw);
+    this.cdr("stop", "network", raw, "call-canceled");
+  }
+
   private track(txn: NetTxn): void {
     this.netTxns.set(txn.id, txn);
     this.netByStId.set(txn.st.id, txn);
     txn.app.netTxns.add(txn.id);
-    txn.st.on("terminated", () => this.forgetNet(txn));
+    txn.st.on("terminated", () => {
+      this.forgetNet(txn);
+      // an early dialog whose INVITE ended without our 2xx (e.g. the stack answered a CANCEL)
+      if (txn.early?.early !== undefined) this.dialogs.remove(txn.early);
+    });
   }
 
   private forgetNet(txn: NetTxn): void {
@@ -232,6 +260,7 @@ export class Relay implements AppHandler {
     txn.app.send(sipLeader(networkMeta(cancel), txn.id, txn.dialogId), rawOf(cancel));
     if (txn.request.method === "INVITE") this.cdr("stop", "network", cancel.raw, "call-canceled");
     this.forgetNet(txn);
+    if (txn.early !== undefined) this.dialogs.remove(txn.early);
   }
 
   // ---------------------------------------------------------------- app → network
@@ -356,12 +385,19 @@ export class Relay implements AppHandler {
         const contact = res.headers.top("contact");
         if (contact !== undefined) txn.dialog.localContact = contact;
       }
+    } else if (method === "INVITE" && status > 100 && status < 200) {
+      txn.early ??= this.createUasDialog(txn, res, true);
+      dialogId = txn.early.id;
+    } else if (method === "INVITE" && status >= 200 && status < 300 && txn.early !== undefined) {
+      dialogId = this.confirmEarly(txn, res).id;
     } else if (
       status >= 200 &&
       status < 300 &&
       (method === "INVITE" || (method === "SUBSCRIBE" && (status === 200 || status === 202)))
     ) {
       dialogId = this.createUasDialog(txn, res).id;
+    } else if (status >= 300 && txn.early !== undefined) {
+      this.dialogs.remove(txn.early);
     }
     app.send(
       sentLeader(msgId, appMeta(wire, txn.source), txnId, dialogId),
@@ -375,7 +411,7 @@ export class Relay implements AppHandler {
     if (status >= 200) this.forgetNet(txn);
   }
 
-  private createUasDialog(txn: NetTxn, res: SipResponse): Dialog {
+  private createUasDialog(txn: NetTxn, res: SipResponse, early = false): Dialog {
     const req = txn.request;
     const callId = req.headers.get("call-id") ?? "";
     const remoteHeader = req.headers.get("from") ?? "";
@@ -401,14 +437,27 @@ export class Relay implements AppHandler {
       acked: false,
       terminated: false,
     };
+    if (early) d.early = { inviteTxnId: txn.id };
     this.dialogs.add(d);
     this.resolveRoute(d);
-    if (req.method === "INVITE") {
-      txn.st.on("ack-timeout", () => {
-        if (!d.acked && !d.terminated) this.teardown(d, "ACK timeout", true);
-      });
-    }
+    if (req.method === "INVITE" && !early) this.watchAck(txn, d);
     return d;
+  }
+
+  /** The 2xx confirms the early dialog our provisional response created. */
+  private confirmEarly(txn: NetTxn, res: SipResponse): Dialog {
+    const d = txn.early as Dialog;
+    d.early = undefined;
+    d.localContact = res.headers.top("contact") ?? d.localContact;
+    this.watchAck(txn, d);
+    return d;
+  }
+
+  /** No ACK for our 2xx within 64*T1: end the call as drachtio does (BYE, unsolicited BYE to the app). */
+  private watchAck(txn: NetTxn, d: Dialog): void {
+    txn.st.on("ack-timeout", () => {
+      if (!d.acked && !d.terminated) this.teardown(d, "ACK timeout", true);
+    });
   }
 
   private appInDialogRequest(app: AppSession, msgId: string, dialogId: string, stub: SipRequest): void {
@@ -748,7 +797,8 @@ export class Relay implements AppHandler {
   private teardown(d: Dialog, reason: string, notifyApp: boolean): void {
     if (d.terminated) return;
     this.dialogs.remove(d);
-    if (d.kind !== "INVITE") return;
+    // an early dialog ends with the INVITE's final response, not with a BYE
+    if (d.kind !== "INVITE" || d.early !== undefined) return;
     const bye = buildInDialogRequest(d, emptyStub("BYE", [["Reason", `SIP ;cause=200 ;text="${reason}"`]]));
     const dest = dialogDestination(d, this.stack);
     let ct: ClientTransaction;
@@ -800,10 +850,33 @@ export class Relay implements AppHandler {
       if (now - txn.createdAt > limit) {
         this.forgetNet(txn);
         const status = txn.request.method === "INVITE" ? 408 : 500;
+        if (txn.early !== undefined) this.dialogs.remove(txn.early);
         this.guard(() => txn.st.respond(createResponse(txn.request, status)), "stale transaction response");
       }
     }
   }
+}
+
+/** The CANCEL a caller would have sent for this INVITE (§9.1): what srf expects when an INVITE is abandoned. */
+function cancelFor(invite: SipRequest): SipRequest {
+  const src = invite.headers;
+  const headers = new SipHeaders();
+  const via = src.top("via");
+  if (via !== undefined) headers.append("Via", via);
+  headers.append("Max-Forwards", "70");
+  for (const name of ["from", "to", "call-id"]) {
+    const v = src.get(name);
+    if (v !== undefined) headers.append(name, v);
+  }
+  headers.append("CSeq", `${parseCSeq(src.get("cseq") ?? "")?.seq ?? 1} CANCEL`);
+  return {
+    kind: "request",
+    method: "CANCEL",
+    uri: invite.uri,
+    version: "SIP/2.0",
+    headers,
+    body: Buffer.alloc(0),
+  };
 }
 
 /** An in-dialog request stub like the ones srf sends (`BYE sip:placeholder SIP/2.0`). */
