@@ -330,3 +330,34 @@ async function tcpAccepts(port: number): Promise<boolean> {
     sock.once("error", () => resolve(false));
   });
 }
+
+/**
+ * Starts a sipp UAS on a free port and resolves once it listens. The port is picked just before sipp binds
+ * it, so another process can take it in between: if sipp exits during start-up, it is retried on a new port.
+ */
+export async function startSippServer(
+  opts: Omit<SippOptions, "port" | "remote">,
+  attempts = 3,
+): Promise<SippProcess> {
+  const transport = opts.transport ?? "udp";
+  let lastLog = "";
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const sipp = await startSipp({ ...opts, port: await freePort() });
+    const exited = sipp.done.then((r) => r);
+    const started = await Promise.race([
+      waitForListening(sipp.port, transport).then(() => "listening" as const),
+      exited.then(() => "exited" as const),
+    ]).catch(() => "timeout" as const);
+    if (started === "listening") {
+      // Something else may hold the port: make sure the listener is sipp, which would otherwise exit on bind.
+      const early = await Promise.race([
+        exited.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), 100)),
+      ]);
+      if (!early) return sipp;
+    }
+    sipp.kill();
+    lastLog = describe(await sipp.done);
+  }
+  throw new Error(`sipp UAS ${opts.scenario} did not start after ${attempts} attempts:\n${lastLog}`);
+}

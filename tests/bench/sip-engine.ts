@@ -21,15 +21,13 @@ import { cpus, loadavg } from "node:os";
 import { installTestApp } from "../../relay/test/apps/test-app.ts";
 import {
   type EngineProcess,
-  freePort,
   killAll,
   quantile,
   runSipp,
   type SippOptions,
   type SippResult,
   startEngineProcess,
-  startSipp,
-  waitForListening,
+  startSippServer,
 } from "../../relay/test/harness.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -72,7 +70,9 @@ function figures(name: string, targetRate: number, attempted: number, r: SippRes
     achievedRate: completions.length > 1 ? (completions.length - 1) / spanSeconds : 0,
     p50: quantile(r.rtt, 0.5),
     p99: quantile(r.rtt, 0.99),
-    note: note || (r.exitCode === 0 ? "" : `sipp exit ${r.exitCode}`),
+    note: [note, r.exitCode === 0 ? "" : `sipp exit ${r.exitCode}: ${firstError(r)}`]
+      .filter(Boolean)
+      .join("; "),
   };
 }
 
@@ -108,19 +108,16 @@ async function sippToSipp(
   extra: Partial<SippOptions>,
   seconds = SECONDS,
 ) {
-  const port = await freePort();
   const calls = Math.round(rate * seconds);
-  const server = await startSipp({
+  const server = await startSippServer({
     scenario: uas,
-    port,
     calls,
     timeoutSeconds: seconds + 15,
     keys: { user: CREDENTIALS.username, password: CREDENTIALS.password },
     extraArgs: BIG_BUFFERS,
   });
   try {
-    await waitForListening(port, "udp");
-    const { r, attempted } = await load(`127.0.0.1:${port}`, uac, rate, extra, seconds);
+    const { r, attempted } = await load(`127.0.0.1:${server.port}`, uac, rate, extra, seconds);
     return figures(name, rate, attempted, r);
   } finally {
     server.kill();
@@ -175,18 +172,15 @@ async function b2buaRun(
   rate: number,
   seconds: number,
 ): Promise<Figures> {
-  const port = await freePort();
   const calls = Math.round(rate * seconds);
-  const bLeg = await startSipp({
+  const bLeg = await startSippServer({
     scenario: "uas-answer.xml",
-    port,
     calls,
     timeoutSeconds: seconds + 15,
     extraArgs: BIG_BUFFERS,
   });
   try {
-    await waitForListening(port, "udp");
-    setTarget(`sip:callee@127.0.0.1:${port}`);
+    setTarget(`sip:callee@127.0.0.1:${bLeg.port}`);
     const { r, attempted } = await load(
       engine.sipTarget,
       "uac-invite.xml",
@@ -205,6 +199,13 @@ async function b2buaRun(
   } finally {
     bLeg.kill();
   }
+}
+
+/** sipp's first logged error, shortened, so a failed row says why. */
+function firstError(r: SippResult): string {
+  const line =
+    r.errors.split("\n").find((l) => /\d{4}-\d\d-\d\d/.test(l)) ?? r.log.trim().split("\n")[0] ?? "";
+  return line.replace(/^\S+\s+\S+\s+\S+:\s*/, "").slice(0, 100);
 }
 
 /** The run with the median p99 of several. */

@@ -7,14 +7,12 @@ import { ANSWER_SDP, installTestApp, type TestApp } from "../../test/apps/test-a
 import {
   cleanup,
   describe as explain,
-  freePort,
   runSipp,
   type SippOptions,
   type SippResult,
-  startSipp,
+  startSippServer,
   startTestEngine,
   type TestEngine,
-  waitForListening,
 } from "../../test/harness.ts";
 
 let engine: TestEngine;
@@ -86,11 +84,9 @@ async function until(check: () => boolean, timeoutMs: number): Promise<void> {
 
 /** Starts a sipp UAS (callee) on a free port and waits until it listens. */
 async function callee(scenario: string, calls: number, extra: Partial<SippOptions> = {}) {
-  const port = await freePort();
   const transport = extra.transport ?? "udp";
-  const uas = await startSipp({ scenario, port, calls, timeoutSeconds: 20, transport, ...extra });
-  await waitForListening(port, transport);
-  const uri = `sip:callee@127.0.0.1:${port}${transport === "tcp" ? ";transport=tcp" : ""}`;
+  const uas = await startSippServer({ scenario, calls, timeoutSeconds: 20, transport, ...extra });
+  const uri = `sip:callee@127.0.0.1:${uas.port}${transport === "tcp" ? ";transport=tcp" : ""}`;
   return { uas, uri };
 }
 

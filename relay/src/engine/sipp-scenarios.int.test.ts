@@ -1,14 +1,7 @@
 // Validates the sipp scenario files in relay/test/sipp sipp-to-sipp, without the engine: when an engine
 // test with the same scenario fails, the fault is the engine's (or the app's), not the scenario's.
 import { describe, expect, it } from "vitest";
-import {
-  describe as explain,
-  freePort,
-  runSipp,
-  type SippOptions,
-  startSipp,
-  waitForListening,
-} from "../../test/sipp.ts";
+import { describe as explain, runSipp, type SippOptions, startSippServer } from "../../test/sipp.ts";
 
 const CREDENTIALS = { username: "alice", password: "secret" };
 
@@ -19,14 +12,12 @@ async function pair(
   uasExtra: Partial<SippOptions> = {},
 ) {
   const calls = 5;
-  const port = await freePort();
   const transport = uacExtra.transport ?? "udp";
-  const server = await startSipp({ scenario: uas, port, calls, timeoutSeconds: 15, transport, ...uasExtra });
+  const server = await startSippServer({ scenario: uas, calls, timeoutSeconds: 15, transport, ...uasExtra });
   try {
-    await waitForListening(port, transport);
     const client = await runSipp({
       scenario: uac,
-      remote: `127.0.0.1:${port}`,
+      remote: `127.0.0.1:${server.port}`,
       calls,
       rate: 50,
       timeoutSeconds: 15,
