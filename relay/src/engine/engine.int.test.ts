@@ -804,6 +804,51 @@ describe("engine with drachtio-srf", () => {
     }
   });
 
+  it("a SUBSCRIBE dialog whose subscriber never refreshes is forgotten after Expires (+ grace)", async () => {
+    const ctx = await setup();
+    await connectApp(ctx, (srf) =>
+      srf.use(
+        "subscribe",
+        (req, res) => void srf.createUAS(req, res, { headers: { Expires: "1" } } as never),
+      ),
+    );
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "SUBSCRIBE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: tag,
+        extra: ["Event: presence", "Expires: 1"],
+      }),
+      ctx.engine.sipPort,
+    );
+    const accepted = await ctx.peer.response(202, "SUBSCRIBE");
+    const toTag = tagOf(accepted.headers.get("to") ?? "");
+    expect(ctx.engine.stats().dialogs).toBe(1);
+    const deadline = Date.now() + 9000;
+    while (ctx.engine.stats().dialogs > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(ctx.engine.stats().dialogs).toBe(0);
+    ctx.peer.send(
+      request({
+        method: "SUBSCRIBE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 2,
+        fromTag: tag,
+        toTag,
+        extra: ["Event: presence"],
+      }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(481, "SUBSCRIBE");
+  }, 15_000);
+
   it("the app as UAC gets the failure when the peer rejects", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);

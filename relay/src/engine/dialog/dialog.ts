@@ -53,6 +53,11 @@ export interface Dialog {
    */
   early?: { inviteTxnId: string };
   /**
+   * SUBSCRIBE dialogs: when the subscription lapses without a refresh (plus a grace period). A subscriber that
+   * vanished never sends the terminating request, so the engine forgets the dialog then.
+   */
+  expiresAt?: number;
+  /**
    * UAC: the app CANCELed the INVITE but a 2xx crossed the CANCEL. As drachtio-server does, the engine ends
    * such a call right after the ACK (ACK, then BYE) and tells the app with an unsolicited BYE.
    */

@@ -172,6 +172,8 @@ export class Relay implements AppHandler {
     if (req.method === "INVITE" || req.method === "UPDATE") {
       const target = uriOf(req.headers.top("contact"));
       if (target !== undefined) d.remoteTarget = target;
+    } else if (req.method === "SUBSCRIBE" && d.kind === "SUBSCRIBE") {
+      refreshSubscription(d, req.headers.get("expires"));
     }
     const txn: NetTxn = {
       id: newId(),
@@ -438,6 +440,8 @@ export class Relay implements AppHandler {
       terminated: false,
     };
     if (early) d.early = { inviteTxnId: txn.id };
+    if (d.kind === "SUBSCRIBE")
+      refreshSubscription(d, res.headers.get("expires") ?? req.headers.get("expires"));
     this.dialogs.add(d);
     this.resolveRoute(d);
     if (req.method === "INVITE" && !early) this.watchAck(txn, d);
@@ -676,10 +680,15 @@ export class Relay implements AppHandler {
       }
     } else if (status >= 200 && status < 300 && method === "SUBSCRIBE" && txn.dialogId !== undefined) {
       if (!txn.final && this.dialogs.get(txn.dialogId) === undefined) {
-        dialogId = this.createUacDialog(txn, res, source).id;
+        const d = this.createUacDialog(txn, res, source);
+        refreshSubscription(d, res.headers.get("expires") ?? txn.ct.request.headers.get("expires"));
+        dialogId = d.id;
       }
     }
     if (txn.final) return;
+    if (status >= 200 && status < 300 && method === "SUBSCRIBE" && txn.dialog !== undefined) {
+      refreshSubscription(txn.dialog, res.headers.get("expires") ?? txn.ct.request.headers.get("expires"));
+    }
     if (status >= 200) {
       txn.final = true;
       if (method === "INVITE" && txn.dialog === undefined) {
@@ -854,7 +863,18 @@ export class Relay implements AppHandler {
         this.guard(() => txn.st.respond(createResponse(txn.request, status)), "stale transaction response");
       }
     }
+    for (const d of this.dialogs.values()) {
+      if (d.expiresAt !== undefined && d.expiresAt < now) this.dialogs.remove(d);
+    }
   }
+}
+
+/** Subscription lifetime from an Expires value (default 3600 s), plus a grace of up to 32 s for late refreshes. */
+function refreshSubscription(d: Dialog, expires: string | undefined): void {
+  const n = expires === undefined ? Number.NaN : Number.parseInt(expires, 10);
+  const secs = Number.isFinite(n) && n >= 0 ? n : 3600;
+  if (secs === 0) return; // an unsubscribe: the terminating NOTIFY ends the dialog
+  d.expiresAt = Date.now() + secs * 1000 + Math.min(32_000, secs * 1000);
 }
 
 /** The CANCEL a caller would have sent for this INVITE (§9.1): what srf expects when an INVITE is abandoned. */
