@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { createDb, type Db, migrate, users } from "@gosip/drizzle";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { type Client, createClient } from "@libsql/client";
+import { beforeEach } from "vitest";
 import { createApp } from "./app.ts";
 import { CSRF_HEADER, CSRF_HEADER_VALUE } from "./auth/middleware.ts";
 import { hashPassword, type ScryptParams } from "./auth/password.ts";
@@ -190,6 +191,35 @@ export async function loginAs(
 ): Promise<{ user: TestUser; session: TestSession }> {
   const user = await createUser(t, { ...opts, role });
   return { user, session: await signIn(t, user) };
+}
+
+/** A fresh edge per test and a signed-in admin: the set-up every resource test starts from. */
+export interface AdminEdge {
+  t: TestEdge;
+  admin: { user: TestUser; session: TestSession };
+}
+
+/**
+ * Registers the per-test fixture: before each test a new edge (own database) with
+ * a signed-in admin, handed to `use` (assign it to the test file's variables);
+ * after each test that edge is closed and its database removed.
+ */
+export function useAdminEdge(use: (edge: AdminEdge) => void, opts: TestEdgeOptions = {}): void {
+  beforeEach(async () => {
+    const t = await createTestEdge(opts);
+    use({ t, admin: await loginAs(t, "admin") });
+    return () => t.close();
+  });
+}
+
+/** The error envelope of every failed API call, as tests read it. */
+export interface ErrorJson {
+  error: {
+    code: string;
+    message: string;
+    /** Validation failures list `{ path, message }`; other errors carry their own shape. */
+    details?: { path: string; message: string }[];
+  };
 }
 
 /** The session token a response set, if any (empty when the response cleared it). */

@@ -2,23 +2,24 @@
 // (numbers normalized, ReDoS regexes refused with a reason), duplicates,
 // search, pagination, and admin-only access.
 import { blocklist } from "@gosip/drizzle";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createTestEdge, loginAs, request, type TestEdge, type TestSession } from "../test-support.ts";
+import { describe, expect, it } from "vitest";
+import {
+  type ErrorJson,
+  loginAs,
+  request,
+  type TestEdge,
+  type TestSession,
+  useAdminEdge,
+} from "../test-support.ts";
 
 let t: TestEdge;
 let admin: TestSession;
 
-beforeEach(async () => {
-  t = await createTestEdge();
-  admin = (await loginAs(t, "admin")).session;
-});
-afterEach(async () => {
-  await t.close();
+useAdminEdge((edge) => {
+  t = edge.t;
+  admin = edge.admin.session;
 });
 
-interface ErrorJson {
-  error: { code: string; message: string; details?: { path: string; message: string }[] };
-}
 interface EntryJson {
   id: string;
   pattern: string;

@@ -3,31 +3,25 @@
 // a user never reaches another user's device (404 on every verb).
 import { computeHa1, devices, dids, settings } from "@gosip/drizzle";
 import { eq } from "drizzle-orm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
-  createTestEdge,
+  type ErrorJson,
   loginAs,
   request,
   type TestEdge,
   type TestSession,
   type TestUser,
+  useAdminEdge,
 } from "../test-support.ts";
 import { SIP_PASSWORD_ALPHABET } from "./credentials.ts";
 
 let t: TestEdge;
 let admin: { user: TestUser; session: TestSession };
 
-beforeEach(async () => {
-  t = await createTestEdge();
-  admin = await loginAs(t, "admin");
-});
-afterEach(async () => {
-  await t.close();
+useAdminEdge((edge) => {
+  ({ t, admin } = edge);
 });
 
-interface ErrorJson {
-  error: { code: string; message: string; details?: unknown };
-}
 interface DeviceJson {
   id: string;
   userId: string;

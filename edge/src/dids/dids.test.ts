@@ -1,30 +1,25 @@
 // /api/dids through the real app and database: E.164 validation, default
 // targets that must exist, duplicates, and who may see which number.
 import { dids } from "@gosip/drizzle";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
-  createTestEdge,
+  type ErrorJson,
   loginAs,
   request,
   type TestEdge,
   type TestSession,
   type TestUser,
+  useAdminEdge,
 } from "../test-support.ts";
 
 let t: TestEdge;
 let admin: TestSession;
 
-beforeEach(async () => {
-  t = await createTestEdge();
-  admin = (await loginAs(t, "admin")).session;
-});
-afterEach(async () => {
-  await t.close();
+useAdminEdge((edge) => {
+  t = edge.t;
+  admin = edge.admin.session;
 });
 
-interface ErrorJson {
-  error: { code: string; message: string; details?: { path: string; message: string }[] };
-}
 interface DidJson {
   id: string;
   e164: string;

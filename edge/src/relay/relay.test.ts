@@ -8,7 +8,14 @@ import { createNodeWebSocket } from "@hono/node-ws";
 import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { createTestEdge, loginAs, request, type TestEdge, type TestSession } from "../test-support.ts";
+import {
+  type ErrorJson,
+  loginAs,
+  request,
+  type TestEdge,
+  type TestSession,
+  useAdminEdge,
+} from "../test-support.ts";
 import { attachNodeRelayLink, CLOSE_TOKEN_REVOKED } from "./node-link.ts";
 import { relayTokenHash } from "./tokens.ts";
 
@@ -17,9 +24,11 @@ let admin: TestSession;
 let server: ReturnType<typeof serve>;
 let baseWs: string;
 
+useAdminEdge((edge) => {
+  t = edge.t;
+  admin = edge.admin.session;
+});
 beforeEach(async () => {
-  t = await createTestEdge();
-  admin = (await loginAs(t, "admin")).session;
   const { injectWebSocket, upgradeWebSocket } = createNodeWebSocket({ app: t.app });
   attachNodeRelayLink(t.deps, upgradeWebSocket);
   await new Promise<void>((resolve) => {
@@ -35,12 +44,8 @@ afterEach(async () => {
     server.close(() => resolve());
     (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
   });
-  await t.close();
 });
 
-interface ErrorJson {
-  error: { code: string; message: string; details?: unknown };
-}
 interface TokenJson {
   id: string;
   name: string;

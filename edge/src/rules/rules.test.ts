@@ -2,29 +2,32 @@
 // references checked against the database, priority order and atomic reorder,
 // admin-only access.
 import { contacts, routingRules } from "@gosip/drizzle";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createTestEdge, loginAs, request, type TestEdge, type TestSession } from "../test-support.ts";
+import { beforeEach, describe, expect, it } from "vitest";
+import {
+  type ErrorJson,
+  loginAs,
+  request,
+  type TestEdge,
+  type TestSession,
+  useAdminEdge,
+} from "../test-support.ts";
 
 let t: TestEdge;
 let admin: TestSession;
 let deviceId: string;
 let didId: string;
 
+useAdminEdge((edge) => {
+  t = edge.t;
+  admin = edge.admin.session;
+});
 beforeEach(async () => {
-  t = await createTestEdge();
-  admin = (await loginAs(t, "admin")).session;
   const dev = await request(t, "POST", "/api/devices", { as: admin, body: { name: "Desk" } });
   deviceId = ((await dev.json()) as { id: string }).id;
   const did = await request(t, "POST", "/api/dids", { as: admin, body: { e164: "+15551230001" } });
   didId = ((await did.json()) as { id: string }).id;
 });
-afterEach(async () => {
-  await t.close();
-});
 
-interface ErrorJson {
-  error: { code: string; message: string; details?: { path: string; message: string }[] };
-}
 interface RuleJson {
   id: string;
   didId: string | null;

@@ -2,24 +2,24 @@
 // write-only secrets, the fixed SIP realm, holidays, and admin-only access.
 import { settings } from "@gosip/drizzle";
 import { eq } from "drizzle-orm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createTestEdge, loginAs, request, type TestEdge, type TestSession } from "../test-support.ts";
+import { describe, expect, it } from "vitest";
+import {
+  type ErrorJson,
+  loginAs,
+  request,
+  type TestEdge,
+  type TestSession,
+  useAdminEdge,
+} from "../test-support.ts";
 import { SECRET_MASK } from "./routes.ts";
 
 let t: TestEdge;
 let admin: TestSession;
 
-beforeEach(async () => {
-  t = await createTestEdge();
-  admin = (await loginAs(t, "admin")).session;
+useAdminEdge((edge) => {
+  t = edge.t;
+  admin = edge.admin.session;
 });
-afterEach(async () => {
-  await t.close();
-});
-
-interface ErrorJson {
-  error: { code: string; message: string; details?: { path: string; message: string }[] };
-}
 
 const put = (key: string, body: unknown) => request(t, "PUT", `/api/settings/${key}`, { as: admin, body });
 const get = async (key: string) => (await request(t, "GET", `/api/settings/${key}`, { as: admin })).json();

@@ -2,33 +2,26 @@
 // self-service for users, the last-admin guard, and what each role may reach.
 import { users } from "@gosip/drizzle";
 import { eq } from "drizzle-orm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { verifyPassword } from "../auth/password.ts";
 import {
-  createTestEdge,
   createUser,
+  type ErrorJson,
   loginAs,
   request,
   signIn,
   type TestEdge,
   type TestSession,
   type TestUser,
+  useAdminEdge,
 } from "../test-support.ts";
 
 let t: TestEdge;
 let admin: { user: TestUser; session: TestSession };
 
-beforeEach(async () => {
-  t = await createTestEdge();
-  admin = await loginAs(t, "admin");
+useAdminEdge((edge) => {
+  ({ t, admin } = edge);
 });
-afterEach(async () => {
-  await t.close();
-});
-
-interface ErrorJson {
-  error: { code: string; message: string; details?: unknown };
-}
 
 describe("admin user management", () => {
   it("creates a user, which can then sign in; the hash never leaves the server", async () => {
