@@ -146,6 +146,11 @@ export interface ClientTransaction {
   on(event: "timeout", cb: () => void): this;
   /** Connect/send failure: the caller should treat it as 503. */
   on(event: "transport-error", cb: (err: Error) => void): this;
+  /**
+   * Right after a final response, except a 2xx to INVITE (then after timer M, 64*T1, which passes 2xx
+   * retransmissions up). Over UDP a compact record keeps absorbing retransmitted finals (re-sending the ACK for a
+   * non-2xx INVITE final) until timer D/K, invisible to the TU.
+   */
   on(event: "terminated", cb: () => void): this;
   /**
    * Sends a CANCEL for this pending INVITE (§9.1): same Request-URI, Call-ID, To, From, CSeq number and top Via.

@@ -38,7 +38,13 @@ import {
   parseCidr,
 } from "./network.ts";
 import { TimerWheel } from "./timer-wheel.ts";
-import { ClientTx, type CompletedServerTx, ServerTx, type TransactionHost } from "./transactions.ts";
+import {
+  ClientTx,
+  type CompletedClientTx,
+  type CompletedServerTx,
+  ServerTx,
+  type TransactionHost,
+} from "./transactions.ts";
 import { type Connection, Transports } from "./transport.ts";
 
 type StackEvents = {
@@ -67,7 +73,7 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
   readonly wheel: TimerWheel;
   private transportsOrUndefined: Transports | undefined;
   private readonly serverTx = new Map<string, ServerTx | CompletedServerTx>();
-  private readonly clientTx = new Map<string, ClientTx>();
+  private readonly clientTx = new Map<string, ClientTx | CompletedClientTx>();
   /** INVITE server transactions in Accepted state, by Call-ID|CSeq number|From tag (for the 2xx ACK). */
   private readonly accepted = new Map<string, ServerTx>();
   private readonly localNetworks: NonNullable<ReturnType<typeof parseCidr>>[];
@@ -372,7 +378,7 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     this.serverTx.set(record.key, record);
   }
 
-  clientTerminated(ct: ClientTx): void {
+  clientTerminated(ct: ClientTx | CompletedClientTx): void {
     if (this.clientTx.get(ct.key) === ct) this.clientTx.delete(ct.key);
   }
 
@@ -383,7 +389,7 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     this.accepted.set(st.acceptKey, st);
   }
 
-  clientStarted(ct: ClientTx): void {
+  clientStarted(ct: ClientTx | CompletedClientTx): void {
     this.clientTx.set(ct.key, ct);
   }
 

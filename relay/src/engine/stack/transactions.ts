@@ -34,11 +34,11 @@ export interface TransactionHost {
   serverTerminated(st: ServerTx | CompletedServerTx): void;
   /** Replaces a finished non-INVITE transaction's map entry by its compact Completed record. */
   serverCompleted(record: CompletedServerTx): void;
-  clientTerminated(ct: ClientTx): void;
+  clientTerminated(ct: ClientTx | CompletedClientTx): void;
   /** Registers an INVITE server transaction that sent a 2xx so the end-to-end ACK can find it. */
   serverAccepted(st: ServerTx): void;
   /** Registers a client transaction under its matching key (once its request is really sent). */
-  clientStarted(ct: ClientTx): void;
+  clientStarted(ct: ClientTx | CompletedClientTx): void;
   listenerError(err: unknown): void;
 }
 
@@ -298,7 +298,6 @@ export class ClientTx
   private retransmitTimer: Timer | undefined;
   private endTimer: Timer | undefined;
   private interval = 0;
-  private ack: Buffer | undefined;
   private cancelTx: ClientTx | undefined;
   /** A CANCEL waiting for the first provisional response (§9.1). */
   private heldCancel = false;
@@ -373,17 +372,21 @@ export class ClientTx
         if (status < 300) {
           this.state = "accepted"; // RFC 6026: pass 2xx retransmissions up until timer M
           this.endTimer = wheel.schedule(64 * this.host.T1, this, END);
-        } else {
-          this.state = "completed";
-          this.sendAck(res);
-          this.endTimer = wheel.schedule(this.reliable ? 0 : 64 * this.host.T1, this, END); // timer D
+          this.emit("response", res, raw, source);
+          return;
         }
+        this.state = "completed";
+        const ack = this.sendAck(res);
         this.emit("response", res, raw, source);
+        // Timer D: over UDP a compact record re-sends the ACK for retransmitted finals; the TU is done.
+        if (!this.reliable)
+          this.host.clientStarted(
+            new CompletedClientTx(this.host, this.key, ack, this.destination, 64 * this.host.T1),
+          );
+        this.terminate();
         return;
       }
       if (state === "accepted" && status >= 200 && status < 300) this.emit("response", res, raw, source);
-      else if (state === "completed" && status >= 300 && this.ack)
-        this.host.transports.send(this.destination, this.ack);
       return;
     }
     if (state !== "trying" && state !== "proceeding") return;
@@ -395,12 +398,17 @@ export class ClientTx
     this.state = "completed";
     this.stopTimers();
     this.emit("response", res, raw, source);
-    if (this.reliable) this.terminate();
-    else this.endTimer = wheel.schedule(this.host.T4, this, END); // timer K
+    // Timer K: over UDP a compact record absorbs retransmitted finals; the TU is done.
+    if (!this.reliable) {
+      this.host.clientStarted(
+        new CompletedClientTx(this.host, this.key, undefined, this.destination, this.host.T4),
+      );
+    }
+    this.terminate();
   }
 
   /** §17.1.1.3: ACK for a non-2xx final, same branch as the INVITE, To (with tag) from the response. */
-  private sendAck(res: SipResponse): void {
+  private sendAck(res: SipResponse): Buffer {
     const req = this.request;
     const h = new SipHeaders();
     const via = req.headers.top("via");
@@ -419,8 +427,9 @@ export class ClientTx
       headers: h,
       body: EMPTY,
     };
-    this.ack = serializeMessage(ack);
-    this.host.transports.send(this.destination, this.ack);
+    const buf = serializeMessage(ack);
+    this.host.transports.send(this.destination, buf);
+    return buf;
   }
 
   cancel(extraHeaders?: [name: string, value: string][]): ClientTransaction | undefined {
@@ -516,5 +525,29 @@ export class ClientTx
 
   protected override onListenerError(err: unknown): void {
     this.host.listenerError(err);
+  }
+}
+
+/**
+ * A client transaction in Completed state over UDP once its final response went to the TU (§17.1.1.2 timer D,
+ * §17.1.2.2 timer K): absorbs retransmitted finals, re-sending the ACK for a non-2xx INVITE final.
+ */
+export class CompletedClientTx implements TimerTarget {
+  constructor(
+    private readonly host: TransactionHost,
+    readonly key: string,
+    private readonly ack: Buffer | undefined,
+    private readonly destination: Peer,
+    lifetimeMs: number,
+  ) {
+    host.wheel.schedule(lifetimeMs, this, END);
+  }
+
+  onResponse(res: SipResponse): void {
+    if (this.ack && res.status >= 300) this.host.transports.send(this.destination, this.ack);
+  }
+
+  onTimer(): void {
+    this.host.clientTerminated(this);
   }
 }
