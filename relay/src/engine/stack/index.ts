@@ -63,7 +63,9 @@ export interface IncomingAck extends IncomingRequest {
 }
 
 export interface StackStats {
+  /** Live server transactions, including the compact records that absorb retransmissions until timer J/L. */
   serverTransactions: number;
+  /** Live client transactions, including the compact records of timers D/K. */
   clientTransactions: number;
   /** INVITE server transactions in Accepted state (2xx retransmitted, waiting for ACK or timer L). */
   accepted: number;
@@ -108,8 +110,8 @@ export interface ServerTransaction {
    * Sends a response (routing per §18.2.2 + RFC 3581) and returns the exact wire text.
    * A final 2xx to INVITE enters the Accepted state: it is retransmitted (T1 doubling to T2) until the ACK
    * arrives ("ack") or 64*T1 passes ("ack-timeout"). Further 2xx in Accepted are sent too (TU retransmits).
-   * Calling respond after a non-2xx final response (e.g. after the stack answered 487 to a CANCEL) is ignored
-   * and returns "". A missing To tag on a non-100 response is filled in (same tag for the whole transaction).
+   * Calling respond once the transaction is done (after a non-2xx final, e.g. the stack's 487 to a CANCEL, or
+   * after the ACK of its 2xx, or after a non-INVITE final) is ignored and returns "". A missing To tag on a non-100 response is filled in (same tag for the whole transaction).
    */
   respond(res: SipResponse): string;
   on(event: "ack", cb: (ack: IncomingAck) => void): this;
