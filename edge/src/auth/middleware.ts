@@ -23,6 +23,7 @@ import { getCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv, AuthUser } from "../env.ts";
 import { AppError } from "../http/errors.ts";
+import { SECRET_TOKEN_PATTERN } from "./secret-token.ts";
 import {
   clearSessionCookie,
   loadSession,
@@ -79,7 +80,7 @@ export const sessionMiddleware: MiddlewareHandler<AppEnv> = createMiddleware<App
 
   const deps = c.get("deps");
   // Tokens are 43 base64url chars; anything else cannot be ours, skip the lookup.
-  const session = /^[A-Za-z0-9_-]{43}$/.test(token) ? await loadSession(deps, sessionIdOf(token)) : undefined;
+  const session = SECRET_TOKEN_PATTERN.test(token) ? await loadSession(deps, sessionIdOf(token)) : undefined;
   if (!session) {
     clearSessionCookie(c);
     return next();

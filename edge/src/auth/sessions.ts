@@ -5,13 +5,12 @@
  * moves expiry to 24 h ahead, written at most once a minute per session.
  */
 import { type Db, sessions, users } from "@gosip/drizzle";
-import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 import { and, eq, lte, ne, sql } from "drizzle-orm";
 import type { Context } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import type { AppEnv, AuthUser } from "../env.ts";
 import type { EdgeDeps } from "../platform/types.ts";
+import { newSecretToken, secretTokenDigest } from "./secret-token.ts";
 
 export const SESSION_COOKIE = "gosip_session";
 export const SESSION_TTL_MS = 24 * 60 * 60 * 1000;
@@ -19,17 +18,10 @@ export const SESSION_TTL_MS = 24 * 60 * 60 * 1000;
 export const SESSION_TOUCH_INTERVAL_MS = 60 * 1000;
 
 /** A fresh session token: 32 random bytes, base64url. */
-export function newSessionToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
+export const newSessionToken: () => string = newSecretToken;
 
 /** The database id of a session token (SHA-256 hex). */
-export function sessionIdOf(token: string): string {
-  return bytesToHex(sha256(utf8ToBytes(token)));
-}
+export const sessionIdOf: (token: string) => string = secretTokenDigest;
 
 export interface NewSession {
   token: string;

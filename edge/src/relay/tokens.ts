@@ -3,23 +3,16 @@
  * random bytes (base64url), shown once; the database keeps only the SHA-256 hex.
  */
 import { type Db, relayTokens } from "@gosip/drizzle";
-import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils.js";
+import { hexToBytes } from "@noble/hashes/utils.js";
 import { eq, isNull } from "drizzle-orm";
 import { timingSafeEqual } from "../auth/password.ts";
+import { newSecretToken, SECRET_TOKEN_PATTERN, secretTokenDigest } from "../auth/secret-token.ts";
 
 /** A new relay token: 32 random bytes as base64url (43 characters). */
-export function newRelayToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
+export const newRelayToken: () => string = newSecretToken;
 
-/** What the database stores for a token. */
-export function relayTokenHash(token: string): string {
-  return bytesToHex(sha256(utf8ToBytes(token)));
-}
+/** What the database stores for a token (SHA-256 hex). */
+export const relayTokenHash: (token: string) => string = secretTokenDigest;
 
 export interface RelayIdentity {
   /** Relay token id: identifies which relay (installation link) is talking. */
@@ -29,8 +22,9 @@ export interface RelayIdentity {
 
 /** The bearer token of an `Authorization: Bearer <token>` header, if well-formed. */
 export function bearerToken(header: string | undefined): string | undefined {
-  const m = /^Bearer ([A-Za-z0-9_-]{43})$/.exec(header?.trim() ?? "");
-  return m?.[1];
+  const m = /^Bearer (\S+)$/.exec(header?.trim() ?? "");
+  const token = m?.[1];
+  return token !== undefined && SECRET_TOKEN_PATTERN.test(token) ? token : undefined;
 }
 
 /**
