@@ -1,6 +1,7 @@
 // Child-process entry for the engine's robustness and memory tests: like `npm run engine` (main.ts) but with
-// SIP timers from TEST_T1/TEST_T2/TEST_T4 (short timers let transactions expire within a test run), and an IPC
-// "memory" request that runs a full GC and reports process.memoryUsage(). Started by harness.ts with --expose-gc.
+// SIP timers from TEST_T1/TEST_T2/TEST_T4 (short timers let transactions expire within a test run), and IPC
+// requests: "memory" (full GC, then process.memoryUsage()), "gc-stats" (GC pauses), "stats" (Engine.stats()).
+// Started by harness.ts with --expose-gc.
 import { PerformanceObserver } from "node:perf_hooks";
 import { startEngine } from "../src/engine/index.ts";
 
@@ -40,6 +41,10 @@ gcObserver.observe({ entryTypes: ["gc"] });
 process.on("message", (msg: unknown) => {
   if (msg === "gc-stats") {
     process.send?.({ gcStats });
+    return;
+  }
+  if (msg === "stats") {
+    process.send?.({ engineStats: engine.stats() });
     return;
   }
   if (msg !== "memory") return;

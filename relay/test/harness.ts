@@ -9,7 +9,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Srf from "drachtio-srf";
-import type { Engine, EngineOptions } from "../src/engine/index.ts";
+import type { Engine, EngineOptions, EngineStats } from "../src/engine/index.ts";
 import { freePort, killAll, stop, track, waitForListening } from "./sipp.ts";
 
 export * from "./sipp.ts";
@@ -114,6 +114,8 @@ export interface EngineProcess extends TestEngine {
   rssKb(): Promise<number>;
   /** CPU time (user + system) the engine process used so far, ms, from /proc/<pid>/stat. */
   cpuMs(): Promise<number>;
+  /** Engine.stats() of the engine process (test entry only). */
+  engineStats(): Promise<EngineStats | undefined>;
   /** GC pauses in the engine process so far (test entry only). */
   gcStats(): Promise<{ count: number; totalMs: number; maxMs: number; over5ms: number } | undefined>;
   /** After a full GC in the engine process: its memoryUsage() (test entry only, undefined for the CLI). */
@@ -192,6 +194,21 @@ export async function startEngineProcess(options: EngineProcessOptions = {}): Pr
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       const ticks = Number(fields[11]) + Number(fields[12]);
       return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+    },
+    async engineStats() {
+      if (entry !== "test" || !child.connected) return undefined;
+      return new Promise<EngineStats | undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), 5000);
+        const onMessage = (msg: unknown): void => {
+          const stats = (msg as { engineStats?: EngineStats }).engineStats;
+          if (!stats) return;
+          clearTimeout(timer);
+          child.off("message", onMessage);
+          resolve(stats);
+        };
+        child.on("message", onMessage);
+        child.send("stats");
+      });
     },
     async gcStats() {
       if (entry !== "test" || !child.connected) return undefined;

@@ -304,6 +304,14 @@ describe("engine robustness against malformed and mutated SIP over the network",
     const tcp2 = await sendTcp(mixed(4, PER_TRANSPORT_PER_HALF, target), 4);
     expect(engine.alive(), engine.output()).toBe(true);
     const secondHalf = await settledMemory();
+    // Every transaction and dialog of the run has ended (timers expired), nothing is left behind.
+    const stats = await engine.engineStats();
+    console.log(`robustness: engine stats after the run settled ${JSON.stringify(stats)}`);
+    expect(stats?.stack.serverTransactions).toBe(0);
+    expect(stats?.stack.clientTransactions).toBe(0);
+    expect(stats?.stack.internalErrors).toBe(0);
+    expect(stats?.dialogs).toBe(0);
+    expect(stats?.netTransactions).toBe(0);
 
     const total = udp1.sent + udp2.sent + tcp1.sent + tcp2.sent;
     console.log(
