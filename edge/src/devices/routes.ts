@@ -13,6 +13,7 @@ import type { AuthUser } from "../env.ts";
 import { AppError, badRequest, conflict, notFound } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
+  assertSelfServiceFields,
   errorResponses,
   findByIdOr404,
   idParams,
@@ -134,14 +135,6 @@ function deviceWriteError(err: unknown, extension: string | undefined): AppError
   return conflict(extension ? `Extension ${extension} is already taken` : "Extension already taken", {
     field: "extension",
   });
-}
-
-function forbiddenFields(me: AuthUser, body: object, allowed: Set<string>): void {
-  if (me.role === "admin") return;
-  const fields = Object.keys(body).filter((k) => !allowed.has(k));
-  if (fields.length) {
-    throw new AppError(403, "forbidden", `Only an administrator can change ${fields.join(", ")}`, { fields });
-  }
 }
 
 /**
@@ -277,7 +270,7 @@ export const devicesRouter = createRouter()
     const db = c.get("deps").db;
     const current = await findVisibleDevice(db, me, c.req.valid("param").id);
     const body = c.req.valid("json");
-    forbiddenFields(me, body, SELF_SERVICE_FIELDS);
+    assertSelfServiceFields(me, body, SELF_SERVICE_FIELDS);
     const patch: Partial<typeof devices.$inferInsert> = {};
     for (const key of Object.keys(body) as (keyof UpdateDevice)[]) {
       if (body[key] !== undefined) Object.assign(patch, { [key]: body[key] });

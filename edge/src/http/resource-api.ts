@@ -10,8 +10,9 @@ import { z } from "@hono/zod-openapi";
 import { and, count, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
+import type { AuthUser } from "../env.ts";
 import type { ErrorCode } from "./errors.ts";
-import { conflict, notFound } from "./errors.ts";
+import { AppError, conflict, notFound } from "./errors.ts";
 import type { Page } from "./pagination.ts";
 
 /** The one error envelope, for the OpenAPI document. */
@@ -79,6 +80,18 @@ export function iso(date: Date): string;
 export function iso(date: Date | null): string | null;
 export function iso(date: Date | null): string | null {
   return date === null ? null : date.toISOString();
+}
+
+/**
+ * A non-admin may change only some fields of their own rows (`selfService`); any
+ * other field in their PATCH body answers 403 forbidden, naming the fields.
+ */
+export function assertSelfServiceFields(me: AuthUser, body: object, selfService: ReadonlySet<string>): void {
+  if (me.role === "admin") return;
+  const fields = Object.keys(body).filter((k) => !selfService.has(k));
+  if (fields.length) {
+    throw new AppError(403, "forbidden", `Only an administrator can change ${fields.join(", ")}`, { fields });
+  }
 }
 
 /** True when a database error (possibly wrapped by drizzle) is a UNIQUE/PRIMARY KEY violation. */

@@ -12,9 +12,10 @@ import { hashPassword, newPasswordSchema } from "../auth/password.ts";
 import { revokeUserSessions } from "../auth/sessions.ts";
 import { deviceReferences } from "../devices/references.ts";
 import type { AuthUser } from "../env.ts";
-import { AppError, conflict, notFound } from "../http/errors.ts";
+import { conflict, notFound } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
+  assertSelfServiceFields,
   errorResponses,
   findByIdOr404,
   idParams,
@@ -204,16 +205,7 @@ export const usersRouter = createRouter()
     const id = targetId(me, c.req.valid("param").id);
     const body = c.req.valid("json");
     const db = c.get("deps").db;
-    if (me.role !== "admin") {
-      const forbidden = (Object.keys(body) as (keyof UpdateUser)[]).filter(
-        (k) => !SELF_SERVICE_FIELDS.has(k),
-      );
-      if (forbidden.length) {
-        throw new AppError(403, "forbidden", `Only an administrator can change ${forbidden.join(", ")}`, {
-          fields: forbidden,
-        });
-      }
-    }
+    assertSelfServiceFields(me, body, SELF_SERVICE_FIELDS);
     const current = await findUser(db, id);
     const patch: Partial<typeof users.$inferInsert> = {};
     if (body.name !== undefined) patch.name = body.name;
