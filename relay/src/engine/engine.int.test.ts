@@ -849,6 +849,41 @@ describe("engine with drachtio-srf", () => {
     await ctx.peer.response(481, "SUBSCRIBE");
   }, 15_000);
 
+  it("the app as UAC: an UPDATE from the callee in its early dialog reaches srf, which answers it", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    const uacP = srf.createUAC(`sip:bob@127.0.0.1:${ctx.peer.port}`, { localSdp: sdp(50000) });
+    const inv = await ctx.peer.request("INVITE");
+    const contact = `<sip:bob@127.0.0.1:${ctx.peer.port}>`;
+    ctx.peer.send(
+      respond(inv, 183, "Session Progress", { toTag: "e1", contact, body: sdp(3) }),
+      ctx.engine.sipPort,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    const ourTag = tagOf(inv.headers.get("from") ?? "") ?? "";
+    const update = [
+      `UPDATE sip:x@127.0.0.1:${ctx.engine.sipPort} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${ctx.peer.port};branch=z9hG4bKupd1;rport`,
+      "Max-Forwards: 70",
+      `From: <sip:bob@127.0.0.1:${ctx.peer.port}>;tag=e1`,
+      `To: ${inv.headers.get("from")}`,
+      `Call-ID: ${inv.headers.get("call-id")}`,
+      "CSeq: 1 UPDATE",
+      `Contact: ${contact}`,
+      "Content-Length: 0",
+      "",
+      "",
+    ].join("\r\n");
+    expect(ourTag).not.toBe("");
+    ctx.peer.send(update, ctx.engine.sipPort);
+    const updOk = await ctx.peer.response(200, "UPDATE");
+    expect(updOk.body.toString()).toContain("m=audio 50000"); // srf answers with its offer
+    ctx.peer.send(respond(inv, 200, "OK", { toTag: "e1", contact, body: sdp(3) }), ctx.engine.sipPort);
+    const uac = await uacP;
+    expect(dialogId(uac)).toContain(ourTag);
+    await ctx.peer.request("ACK");
+  });
+
   it("the app as UAC gets the failure when the peer rejects", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);

@@ -66,6 +66,8 @@ interface AppTxn {
   final: boolean;
   /** The app sent CANCEL for this INVITE. */
   canceled?: boolean;
+  /** Early dialog created by the callee's provisional response with a To tag (initial INVITE). */
+  early?: Dialog;
 }
 
 export interface RelayLogger {
@@ -156,7 +158,7 @@ export class Relay implements AppHandler {
       st.respond(createResponse(req, 481));
       return;
     }
-    if (d.early !== undefined && req.method === "BYE") {
+    if (d.early !== undefined && d.role === "uas" && req.method === "BYE") {
       this.earlyBye(st, msg, d);
       return;
     }
@@ -647,7 +649,10 @@ export class Relay implements AppHandler {
     ct.on("response", (res, raw, source) => this.onAppTxnResponse(txn, res, raw, source));
     ct.on("timeout", () => this.synthesize(txn, 408));
     ct.on("transport-error", () => this.synthesize(txn, 503));
-    ct.on("terminated", () => this.forgetApp(txn));
+    ct.on("terminated", () => {
+      this.forgetApp(txn);
+      if (txn.early !== undefined) this.dialogs.remove(txn.early);
+    });
   }
 
   private forgetApp(txn: AppTxn): void {
@@ -661,6 +666,18 @@ export class Relay implements AppHandler {
     // like sofia-sip under drachtio-server (no NTATAG_PASS_100), 100 Trying stays in the stack
     if (status === 100) return;
     let dialogId = txn.dialog?.id ?? txn.dialogId ?? "";
+    if (method === "INVITE" && txn.dialog === undefined && txn.dialogId !== undefined && !txn.final) {
+      if (status < 200) {
+        // the callee's early dialog: its requests (UPDATE, INFO...) reach the app before the answer
+        if (txn.early === undefined && tagOf(res.headers.get("to")) !== undefined) {
+          txn.early = this.createUacDialog(txn, res, source, true);
+        }
+      } else if (txn.early !== undefined) {
+        // the final response replaces it (a 2xx creates the confirmed dialog below, maybe from another fork)
+        this.dialogs.remove(txn.early);
+        txn.early = undefined;
+      }
+    }
     if (status >= 200 && status < 300 && method === "INVITE") {
       const d = txn.dialog ?? this.dialogs.get(txn.dialogId ?? "");
       if (txn.final) {
@@ -725,7 +742,7 @@ export class Relay implements AppHandler {
     );
   }
 
-  private createUacDialog(txn: AppTxn, res: SipResponse, source: Peer): Dialog {
+  private createUacDialog(txn: AppTxn, res: SipResponse, source: Peer, early = false): Dialog {
     const req = txn.ct.request;
     const remoteHeader = res.headers.get("to") ?? "";
     const seq = parseCSeq(req.headers.get("cseq") ?? "")?.seq ?? 1;
@@ -749,6 +766,7 @@ export class Relay implements AppHandler {
       acked: true,
       terminated: false,
     };
+    if (early) d.early = { inviteTxnId: txn.id };
     this.dialogs.add(d);
     this.resolveRoute(d);
     return d;
