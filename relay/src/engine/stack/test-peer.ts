@@ -69,6 +69,8 @@ export class UdpPeer extends Inbox {
   static async open(): Promise<UdpPeer> {
     const socket = createSocket("udp4");
     await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
+    // bursts of responses (the 2,000-transaction test) must not overflow the default kernel buffer
+    socket.setRecvBufferSize(4 * 1024 * 1024);
     const peer = new UdpPeer(socket, socket.address().port);
     socket.on("message", (msg, rinfo) =>
       peer.push({
