@@ -2,9 +2,11 @@
 // RFC 3261 §18 response routing and §17 transactions with the RFC 6026 Accepted state.
 // The drachtio wire-protocol layer (engine/wire, engine/dialog) builds on these types only.
 import type { SipRequest, SipResponse } from "../sip/message.ts";
+import type { RespondOptions } from "./transactions.ts";
 
 export { StackError, type StackErrorCode } from "./errors.ts";
 export { SipStack } from "./stack.ts";
+export type { RespondOptions } from "./transactions.ts";
 
 export type TransportName = "udp" | "tcp";
 
@@ -110,10 +112,13 @@ export interface ServerTransaction {
    * Sends a response (routing per §18.2.2 + RFC 3581) and returns the exact wire text.
    * A final 2xx to INVITE enters the Accepted state: it is retransmitted (T1 doubling to T2) until the ACK
    * arrives ("ack") or 64*T1 passes ("ack-timeout"). Further 2xx in Accepted are sent too (TU retransmits).
+   * With `{ proxied: true }` a 2xx to INVITE is sent once and not retransmitted by the stack (its ACK goes end to
+   * end, not to us): the transaction stays Accepted until timer L so the TU can forward 2xx retransmissions from
+   * downstream through respond(), and never emits "ack"/"ack-timeout".
    * Calling respond once the transaction is done (after a non-2xx final, e.g. the stack's 487 to a CANCEL, or
    * after the ACK of its 2xx, or after a non-INVITE final) is ignored and returns "". A missing To tag on a non-100 response is filled in (same tag for the whole transaction).
    */
-  respond(res: SipResponse): string;
+  respond(res: SipResponse, opts?: RespondOptions): string;
   on(event: "ack", cb: (ack: IncomingAck) => void): this;
   on(event: "ack-timeout", cb: () => void): this;
   /** The stack already answered 200 to the CANCEL and 487 to this INVITE. */

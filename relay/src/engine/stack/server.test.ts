@@ -157,6 +157,27 @@ describe("INVITE server transaction", () => {
     await settled();
   });
 
+  it("a proxied 2xx is sent once, not retransmitted, and never times out waiting for an ACK", async () => {
+    const invite = sipRequest({ method: "INVITE", viaPort: phone.port });
+    phone.send(invite, port());
+    const { st, msg } = await nextRequest();
+    let ackTimeouts = 0;
+    st.on("ack-timeout", () => ackTimeouts++);
+    const ended = new Promise<void>((resolve) => st.on("terminated", () => resolve()));
+    st.respond(ok(msg.request), { proxied: true });
+    await phone.next((m) => statusOf(m.text) === 200);
+    await sleep(T1 * 8);
+    expect(phone.count((m) => statusOf(m.text) === 200)).toBe(1);
+    // the TU forwards a 2xx retransmission from downstream; a retransmitted INVITE is absorbed
+    st.respond(ok(msg.request), { proxied: true });
+    phone.send(invite, port());
+    await phone.next((m) => statusOf(m.text) === 200);
+    await ended; // timer L
+    expect(ackTimeouts).toBe(0);
+    expect(phone.count((m) => statusOf(m.text) === 200)).toBe(2);
+    await settled();
+  });
+
   it("respond after a non-2xx final is ignored", async () => {
     phone.send(sipRequest({ method: "INVITE", viaPort: phone.port }), port());
     const { st, msg } = await nextRequest();

@@ -53,6 +53,23 @@ const END = 2;
 
 const EMPTY = Buffer.alloc(0);
 
+/** Options of ServerTransaction.respond. */
+export interface RespondOptions {
+  /** The response is being proxied (see ServerTransaction.respond). */
+  proxied?: boolean;
+}
+
+/**
+ * A copy with its own memory. Small Buffers share 8 KiB pool slabs with short-lived ones (serialized frames to apps,
+ * parse scratch); a record that keeps one for 64*T1 would pin the whole slab, which is how RSS balloons at
+ * thousands of transactions per second while the JS heap stays small.
+ */
+function own(buf: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(copy);
+  return copy;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Server transactions (§17.2)
 
@@ -78,6 +95,7 @@ export class ServerTx
   private endTimer: Timer | undefined;
   private interval = 0;
   private acked = false;
+  private proxied = false;
   private acceptedAt = 0;
 
   constructor(
@@ -105,7 +123,7 @@ export class ServerTx
     return this.replyTo.transport !== "udp";
   }
 
-  respond(res: SipResponse): string {
+  respond(res: SipResponse, opts?: RespondOptions): string {
     const state = this.state;
     if (state === "terminated" || state === "completed" || state === "confirmed") return "";
     const status = res.status;
@@ -122,14 +140,18 @@ export class ServerTx
     const T1 = this.host.T1;
     if (this.isInvite && status < 300) {
       if (state !== "accepted") {
-        // RFC 6026 Accepted: we retransmit the 2xx ourselves until the ACK arrives; timer L bounds it.
+        // RFC 6026 Accepted until timer L. As the UAS core we retransmit the 2xx ourselves until the ACK arrives;
+        // a proxied 2xx is end-to-end (its ACK does not come to us): the TU forwards retransmissions itself.
         this.state = "accepted";
         this.acceptedAt = performance.now();
         this.interval = T1;
         wheel.cancel(this.endTimer);
-        this.retransmitTimer = wheel.schedule(T1, this, RETRANSMIT);
         this.endTimer = wheel.schedule(64 * T1, this, END);
-        this.host.serverAccepted(this);
+        if (opts?.proxied) this.proxied = true;
+        else {
+          this.retransmitTimer = wheel.schedule(T1, this, RETRANSMIT);
+          this.host.serverAccepted(this);
+        }
       }
     } else if (this.isInvite) {
       this.state = "completed";
@@ -143,7 +165,9 @@ export class ServerTx
       // Nothing is left for the TU to do. Over UDP, §17.2.2 Completed (absorb retransmissions until timer J)
       // is kept by a compact record so that 64*T1 of traffic does not pin every request in memory.
       if (!this.reliable) {
-        this.host.serverCompleted(new CompletedServerTx(this.host, this.key, buf, this.replyTo, 64 * T1));
+        this.host.serverCompleted(
+          new CompletedServerTx(this.host, this.key, own(buf), this.replyTo, 64 * T1),
+        );
       }
       this.terminate();
     }
@@ -223,7 +247,7 @@ export class ServerTx
       return;
     }
     this.endTimer = undefined;
-    if (state === "accepted" && !this.acked) this.emit("ack-timeout");
+    if (state === "accepted" && !this.acked && !this.proxied) this.emit("ack-timeout");
     this.terminate();
   }
 
@@ -381,7 +405,7 @@ export class ClientTx
         // Timer D: over UDP a compact record re-sends the ACK for retransmitted finals; the TU is done.
         if (!this.reliable)
           this.host.clientStarted(
-            new CompletedClientTx(this.host, this.key, ack, this.destination, 64 * this.host.T1),
+            new CompletedClientTx(this.host, this.key, own(ack), this.destination, 64 * this.host.T1),
           );
         this.terminate();
         return;
