@@ -172,6 +172,7 @@ console.log(
       stackLoopDelayMaxMs: Number((loopDelay.max / 1e6).toFixed(1)),
       liveServerTransactions: stats.serverTransactions,
       heapUsedMb: Math.round(heapMb),
+      rssMb: Math.round(process.memoryUsage().rss / 1024 / 1024),
     },
     null,
     2,
