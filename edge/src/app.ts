@@ -23,6 +23,8 @@ import { usersRouter } from "./users/routes.ts";
 /** Largest JSON body the API reads. */
 export const API_BODY_LIMIT_BYTES = 256 * 1024;
 
+const BODYLESS_METHODS = new Set(["GET", "HEAD"]);
+
 export interface AppOptions {
   /** Resolves the client IP for a request: socket address on Node, CF-Connecting-IP on Workers. */
   clientIp: (req: Request, env: unknown) => string;
@@ -38,13 +40,13 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
     await next();
   });
   // JSON API bodies are small; anything larger is refused before it is read (uploads get their own limits).
-  app.use(
-    "/api/*",
-    bodyLimit({
-      maxSize: API_BODY_LIMIT_BYTES,
-      onError: (c) => c.json(errorBody("payload_too_large", "The request body is too large"), 413),
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: API_BODY_LIMIT_BYTES,
+    onError: (c) => c.json(errorBody("payload_too_large", "The request body is too large"), 413),
+  });
+  // GET/HEAD carry no body. Skipping the check for them matters on Node: asking for the body makes
+  // @hono/node-server build a full fetch Request (and AbortController) that a GET never needs.
+  app.use("/api/*", (c, next) => (BODYLESS_METHODS.has(c.req.method) ? next() : limitBody(c, next)));
   app.use("*", sessionMiddleware);
   app.route("/api/setup", setupRouter);
   app.route("/api/auth", authRouter);
