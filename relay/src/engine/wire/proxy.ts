@@ -9,6 +9,8 @@ import { formatMeta, newId } from "./protocol.ts";
 import { resolveTarget } from "./resolve.ts";
 import type { AppSession } from "./server.ts";
 
+const PROXIED = { proxied: true };
+
 export interface ProxyOptions {
   msgId: string;
   txnId: string;
@@ -114,7 +116,7 @@ export class ProxyOperation {
     const isFinal = res.status >= 200;
     if (this.finished) {
       // 2xx from the winning (or a late) branch still go upstream: the caller ACKs them end to end
-      if (res.status >= 200 && res.status < 300) this.st.respond(upstream(res));
+      if (res.status >= 200 && res.status < 300) this.st.respond(upstream(res), PROXIED);
       return;
     }
     if (isFinal && !this.branches.delete(ct)) return; // a retransmitted final of a finished branch
@@ -165,7 +167,8 @@ export class ProxyOperation {
   private finishWith(res: SipResponse): void {
     if (this.finished) return;
     this.finished = true;
-    this.st.respond(res);
+    // a relayed 2xx is sent once: the caller's ACK goes end to end, not to us (RFC 3261 §16.7)
+    this.st.respond(res, PROXIED);
     this.app.send(`${newId()}|response|${this.opts.msgId}|OK|done`);
     this.onDone();
   }
