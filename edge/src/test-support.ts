@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDb, type Db, migrate, users } from "@gosip/drizzle";
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { type Client, createClient } from "@libsql/client";
+import type { Client } from "@libsql/client";
 import { beforeEach } from "vitest";
 import { createApp } from "./app.ts";
 import { CSRF_HEADER, CSRF_HEADER_VALUE } from "./auth/middleware.ts";
@@ -17,6 +17,7 @@ import { hashPassword, type ScryptParams } from "./auth/password.ts";
 import { createSession, SESSION_COOKIE } from "./auth/sessions.ts";
 import { loadConfig } from "./config.ts";
 import type { AppEnv, Role } from "./env.ts";
+import { openNodeClient } from "./platform/node/database.ts";
 import type { Clock, EdgeDeps, Logger } from "./platform/types.ts";
 import { systemClock } from "./platform/types.ts";
 
@@ -78,7 +79,7 @@ export async function createTestEdge(opts: TestEdgeOptions = {}): Promise<TestEd
     PUBLIC_URL: opts.publicUrl ?? "http://localhost:8080",
     ...opts.env,
   });
-  const client = createClient({ url: config.databaseUrl });
+  const client = await openNodeClient(config);
   await migrate(client);
   const db = createDb(client);
   const logs: LogEntry[] = [];

@@ -10,7 +10,6 @@ import type { AddressInfo } from "node:net";
 import { createAdaptorServer } from "@hono/node-server";
 import { createNodeWebSocket } from "@hono/node-ws";
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { type Client, createClient } from "@libsql/client";
 import { createApp } from "../../app.ts";
 import { type EdgeConfig, loadConfig } from "../../config.ts";
 import type { AppEnv } from "../../env.ts";
@@ -18,6 +17,7 @@ import { attachNodeRelayLink } from "../../relay/node-link.ts";
 import { openDatabase } from "../shared.ts";
 import { type EdgeDeps, type Logger, systemClock } from "../types.ts";
 import { nodeClientIp } from "./client-ip.ts";
+import { openNodeClient } from "./database.ts";
 import { createNodeLogger } from "./logger.ts";
 
 export interface NodeEdge {
@@ -50,17 +50,9 @@ export async function startNodeEdge(
   const logger = options.logger ?? createNodeLogger(config.logLevel);
   await mkdir(config.dataDir, { recursive: true });
 
-  const client = openClient(config);
+  const client = await openNodeClient(config);
   let deps: EdgeDeps;
   try {
-    if (config.databaseUrl.startsWith("file:")) {
-      // WAL lets readers (backups, the relay's tools) run beside the writer; wait instead of failing when busy.
-      // synchronous=NORMAL is the WAL setting SQLite recommends: no corruption on power loss, at most the
-      // last commits undone, and no fsync per write.
-      await client.execute("PRAGMA journal_mode = WAL");
-      await client.execute("PRAGMA synchronous = NORMAL");
-      await client.execute("PRAGMA busy_timeout = 5000");
-    }
     const db = await openDatabase(client, logger);
     deps = { db, clock: systemClock, config, logger, runtime: "node" };
   } catch (err) {
@@ -99,20 +91,4 @@ export async function startNodeEdge(
   };
 
   return { app, deps, config, server, port, url, close };
-}
-
-function openClient(config: EdgeConfig): Client {
-  if (config.databaseUrl.startsWith("file:")) {
-    // One connection. The file client runs every statement synchronously on this thread, so a
-    // pool adds no parallelism; it only opens extra connections under concurrent requests, and
-    // those miss the per-connection PRAGMAs below (synchronous fell back to FULL: one fsync per
-    // write). The edge never holds an interactive transaction (atomic work uses db.batch),
-    // which is what would need a second connection.
-    return createClient({ url: config.databaseUrl, concurrency: 1 });
-  }
-  return createClient(
-    config.databaseAuthToken
-      ? { url: config.databaseUrl, authToken: config.databaseAuthToken }
-      : { url: config.databaseUrl },
-  );
 }
