@@ -6,8 +6,12 @@
  */
 import { type Client, createClient } from "@libsql/client";
 import type { EdgeConfig } from "../../config.ts";
+import { FILE_DATABASE_PRAGMAS, withStatementCache } from "./statement-cache.ts";
 
-/** Opens the client; for a file database, also sets WAL, synchronous=NORMAL and a busy timeout. */
+/**
+ * Opens the client; for a file database one connection with WAL, synchronous=NORMAL and a
+ * busy timeout, whose `execute` reuses prepared statements (see statement-cache.ts).
+ */
 export async function openNodeClient(
   config: Pick<EdgeConfig, "databaseUrl" | "databaseAuthToken">,
 ): Promise<Client> {
@@ -21,19 +25,22 @@ export async function openNodeClient(
   // One connection. The file client runs every statement synchronously on this thread, so a
   // pool adds no parallelism; it only opens extra connections under concurrent requests, and
   // those miss the per-connection PRAGMAs below (synchronous fell back to FULL: one fsync per
-  // write). The edge never holds an interactive transaction (atomic work uses db.batch),
-  // which is what would need a second connection.
+  // write).
   const client = createClient({ url: config.databaseUrl, concurrency: 1 });
   try {
-    // WAL lets readers (backups, the relay's tools) run beside the writer; wait instead of failing when busy.
-    // synchronous=NORMAL is the WAL setting SQLite recommends: no corruption on power loss, at most the
-    // last commits undone, and no fsync per write.
-    await client.execute("PRAGMA journal_mode = WAL");
-    await client.execute("PRAGMA synchronous = NORMAL");
-    await client.execute("PRAGMA busy_timeout = 5000");
+    for (const pragma of FILE_DATABASE_PRAGMAS) await client.execute(pragma);
   } catch (err) {
     client.close();
     throw err;
   }
-  return client;
+  const path = filePath(config.databaseUrl);
+  return path === undefined ? client : withStatementCache(client, path);
+}
+
+/** The file path of a plain `file:` URL; undefined for anything fancier (query options), left to the client. */
+function filePath(url: string): string | undefined {
+  if (url.includes("?") || url.includes("#")) return undefined;
+  const rest = url.slice("file:".length);
+  if (rest.startsWith("//")) return rest.startsWith("///") ? decodeURIComponent(rest.slice(2)) : undefined;
+  return decodeURIComponent(rest);
 }
