@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Engine, startEngine } from "./index.ts";
 import { tagOf } from "./sip/response.ts";
 import { encodeFrame, FrameDecoder } from "./wire/framing.ts";
-import { request, respond, sdp, UdpPeer } from "./wire/udp-peer.ts";
+import { type Received, request, respond, sdp, UdpPeer } from "./wire/udp-peer.ts";
 
 const SECRET = "integration-secret";
 
@@ -988,6 +988,52 @@ describe("engine with drachtio-srf", () => {
     ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
     await destroyed;
     expect(reason).toBe("ACK timeout");
+  });
+
+  it("a BYE in a dialog whose 200 was never ACKed ends the 200's retransmissions", async () => {
+    // T1 = 40 ms: without the stop, the 200 would be retransmitted at 40, 120, 280, 600, 1240 ms...
+    const ctx = await setup({ T1: 40 });
+    const destroyed = new Promise<void>((resolve) => {
+      void connectApp(ctx, (srf) =>
+        srf.invite(async (req, res) => {
+          const uas = await srf.createUAS(req, res, { localSdp: sdp(40000) });
+          uas.on("destroy", () => resolve());
+        }),
+      );
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const { callId, tag } = ids();
+    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
+    ctx.peer.send(
+      request({
+        method: "INVITE",
+        uri,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: tag,
+        body: sdp(1),
+      }),
+      ctx.engine.sipPort,
+    );
+    const ok = await ctx.peer.response(200, "INVITE");
+    await ctx.peer.response(200, "INVITE"); // a retransmission: the engine is waiting for the ACK
+    const toTag = tagOf(ok.headers.get("to") ?? "");
+    ctx.peer.send(
+      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(200, "BYE");
+    await destroyed;
+    const inviteOk = (r: Received): boolean =>
+      r.msg.kind === "response" &&
+      r.msg.status === 200 &&
+      (r.msg.headers.get("cseq") ?? "").endsWith("INVITE");
+    await new Promise((r) => setTimeout(r, 20)); // a copy already in flight may still land
+    while (await ctx.peer.sees(inviteOk, 0)) {
+      // drop the copies sent before the BYE
+    }
+    expect(await ctx.peer.sees(inviteOk, 1000)).toBe(false);
   });
 
   it("survives garbage from an authenticated app (bad SIP, unknown ids, bad tokens) and keeps serving", async () => {

@@ -5,7 +5,7 @@
 import type { SipRequest } from "../sip/message.ts";
 import { parseNameAddr } from "../sip/message.ts";
 import { tagOf as fastTagOf } from "../sip/response.ts";
-import type { Peer } from "../stack/index.ts";
+import type { Peer, ServerTransaction } from "../stack/index.ts";
 import type { AppSession } from "../wire/server.ts";
 
 export type DialogRole = "uas" | "uac";
@@ -44,6 +44,8 @@ export interface Dialog {
   lastAck?: { request: SipRequest; dest: Peer; seq: number };
   /** UAS: the ACK for our 2xx arrived. */
   acked: boolean;
+  /** UAS: the INVITE server transaction retransmitting our 2xx until its ACK (cleared by the ACK). */
+  unackedInvite?: ServerTransaction;
   /** CSeq of the last ACK delivered to the app (ACK retransmissions are not delivered twice). */
   lastAckSeq?: number;
   terminated: boolean;
@@ -116,8 +118,14 @@ export class DialogTable {
     return this.byCallIdMap.get(callId)?.[0];
   }
 
+  /**
+   * The dialog has ended (BYE either way, teardown, expiry). If our 2xx was never ACKed, its retransmissions stop
+   * too: RFC 3261 lets the UAS give up once the dialog is gone, and the peer would only log them as a dead call.
+   */
   remove(d: Dialog): void {
     d.terminated = true;
+    d.unackedInvite?.stopRetransmitting();
+    d.unackedInvite = undefined;
     if (this.byId.get(d.id) === d) this.byId.delete(d.id);
     const list = this.byCallIdMap.get(d.callId);
     if (list !== undefined) {

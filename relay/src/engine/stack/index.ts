@@ -119,6 +119,11 @@ export interface ServerTransaction {
    * after the ACK of its 2xx, or after a non-INVITE final) is ignored and returns "". A missing To tag on a non-100 response is filled in (same tag for the whole transaction).
    */
   respond(res: SipResponse, opts?: RespondOptions): string;
+  /**
+   * INVITE in Accepted without an ACK yet: the dialog has ended (e.g. a BYE), so stop retransmitting the 2xx and
+   * never emit "ack-timeout". A late ACK is still absorbed. No effect in any other state.
+   */
+  stopRetransmitting(): void;
   on(event: "ack", cb: (ack: IncomingAck) => void): this;
   on(event: "ack-timeout", cb: () => void): this;
   /** The stack already answered 200 to the CANCEL and 487 to this INVITE. */

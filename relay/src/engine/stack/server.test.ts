@@ -178,6 +178,28 @@ describe("INVITE server transaction", () => {
     await settled();
   });
 
+  it("stopRetransmitting ends the 2xx retransmissions without an ack-timeout; INVITE retransmissions stay absorbed", async () => {
+    const invite = sipRequest({ method: "INVITE", viaPort: phone.port });
+    phone.send(invite, port());
+    const { st, msg } = await nextRequest();
+    let ackTimeouts = 0;
+    st.on("ack-timeout", () => ackTimeouts++);
+    const ended = new Promise<void>((resolve) => st.on("terminated", () => resolve()));
+    st.respond(ok(msg.request));
+    await until(() => phone.count((m) => statusOf(m.text) === 200) >= 2, "2xx retransmissions");
+    st.stopRetransmitting();
+    await sleep(5); // a retransmission already on its way may still arrive
+    const stoppedAt = phone.count((m) => statusOf(m.text) === 200);
+    await sleep(T2 * 3);
+    expect(phone.count((m) => statusOf(m.text) === 200)).toBe(stoppedAt);
+    // a retransmitted INVITE is absorbed silently in Accepted
+    phone.send(invite, port());
+    await ended; // timer L
+    expect(ackTimeouts).toBe(0);
+    expect(phone.count((m) => statusOf(m.text) === 200)).toBe(stoppedAt);
+    await settled();
+  });
+
   it("respond after a non-2xx final is ignored", async () => {
     phone.send(sipRequest({ method: "INVITE", viaPort: phone.port }), port());
     const { st, msg } = await nextRequest();

@@ -112,6 +112,8 @@ export class ServerTx
   private interval = 0;
   private acked = false;
   private proxied = false;
+  /** The TU ended the dialog before the ACK came (stopRetransmitting): Accepted goes on silently. */
+  private retransmissionsStopped = false;
   private acceptedAt = 0;
 
   constructor(
@@ -244,6 +246,18 @@ export class ServerTx
     this.terminate();
   }
 
+  /**
+   * The dialog our 2xx created has ended (BYE) before its ACK arrived: stop retransmitting the 2xx (RFC 3261
+   * §13.3.1.4 lets the UAS stop once the dialog is gone) and do not report "ack-timeout". The transaction stays
+   * Accepted until timer L, absorbing INVITE retransmissions and a late ACK.
+   */
+  stopRetransmitting(): void {
+    if (this.state !== "accepted" || this.acked) return;
+    this.retransmissionsStopped = true;
+    this.host.wheel.cancel(this.retransmitTimer);
+    this.retransmitTimer = undefined;
+  }
+
   /** A CANCEL matched this transaction; the 200 to the CANCEL is sent by the caller. */
   onCancel(cancel: IncomingRequest): boolean {
     if (!this.isInvite || this.state !== "proceeding") return false;
@@ -256,14 +270,16 @@ export class ServerTx
     const state = this.state;
     if (kind === RETRANSMIT) {
       this.retransmitTimer = undefined;
-      if (!(state === "completed" || (state === "accepted" && !this.acked)) || !this.last) return;
+      const accepting = state === "accepted" && !this.acked && !this.retransmissionsStopped;
+      if (!(state === "completed" || accepting) || !this.last) return;
       this.send(this.last);
       this.interval = Math.min(this.interval * 2, this.host.T2);
       this.retransmitTimer = this.host.wheel.schedule(this.interval, this, RETRANSMIT);
       return;
     }
     this.endTimer = undefined;
-    if (state === "accepted" && !this.acked && !this.proxied) this.emit("ack-timeout");
+    if (state === "accepted" && !this.acked && !this.proxied && !this.retransmissionsStopped)
+      this.emit("ack-timeout");
     this.terminate();
   }
 

@@ -240,6 +240,7 @@ export class Relay implements AppHandler {
     const seq = parseCSeq(req.headers.get("cseq") ?? "")?.seq;
     if (seq !== undefined && seq === d.lastAckSeq) return; // retransmission, the app has it already
     d.acked = true;
+    d.unackedInvite = undefined;
     if (seq !== undefined) d.lastAckSeq = seq;
     d.app.send(sipLeader(networkMeta(ack), newId(), d.id), rawOf(ack));
   }
@@ -388,6 +389,7 @@ export class Relay implements AppHandler {
       if (method === "INVITE" && status >= 200 && status < 300) {
         const contact = res.headers.top("contact");
         if (contact !== undefined) txn.dialog.localContact = contact;
+        awaitAck(txn.st, txn.dialog);
       }
     } else if (method === "INVITE" && status > 100 && status < 200) {
       txn.early ??= this.createUasDialog(txn, res, true);
@@ -461,6 +463,7 @@ export class Relay implements AppHandler {
 
   /** No ACK for our 2xx within 64*T1: end the call as drachtio does (BYE, unsolicited BYE to the app). */
   private watchAck(txn: NetTxn, d: Dialog): void {
+    awaitAck(txn.st, d);
     txn.st.on("ack-timeout", () => {
       if (!d.acked && !d.terminated) this.teardown(d, "ACK timeout", true);
     });
@@ -885,6 +888,14 @@ export class Relay implements AppHandler {
       if (d.expiresAt !== undefined && d.expiresAt < now) this.dialogs.remove(d);
     }
   }
+}
+
+/** Remember the INVITE transaction retransmitting our 2xx until its ACK, so ending the dialog can stop it. */
+function awaitAck(st: ServerTransaction, d: Dialog): void {
+  d.unackedInvite = st;
+  st.on("terminated", () => {
+    if (d.unackedInvite === st) d.unackedInvite = undefined;
+  });
 }
 
 /** Subscription lifetime from an Expires value (default 3600 s), plus a grace of up to 32 s for late refreshes. */
