@@ -33,6 +33,7 @@ const statements = [
   { sql: "select name from t where name = :name", args: { name: "b" } },
   { sql: "select count(*) as c, ? as flag, ? as day from t", args: [true, new Date(86_400_000)] },
   "pragma journal_mode",
+  "select a.id, b.id, a.name as length, b.name from t a join t b on b.id = a.id + 1",
 ];
 
 it("returns the same result sets as @libsql/client, also when a statement is reused", async () => {
@@ -48,6 +49,15 @@ it("returns the same result sets as @libsql/client, also when a statement is reu
   expect(Object.keys(row ?? {})).toEqual(["id", "name", "n", "data", "x"]);
   expect(row?.n).toBe(Number.MAX_SAFE_INTEGER);
   expect(new Uint8Array(row?.data as ArrayBuffer)).toEqual(new Uint8Array([1, 2]));
+
+  // Repeated column names: every value by index, the first by name, as @libsql/client does.
+  const joined = "select a.id, b.id, a.name as length, b.name from t a join t b on b.id = a.id + 1";
+  const [mine] = (await cached.execute(joined)).rows;
+  const [theirs] = (await plain.execute(joined)).rows;
+  expect(Array.prototype.slice.call(mine)).toEqual([1, 2, "a", "b"]);
+  expect(Array.prototype.slice.call(theirs)).toEqual([1, 2, "a", "b"]);
+  expect({ ...mine }).toEqual({ ...theirs });
+  expect(mine?.id).toBe(1);
 });
 
 it("reports writes like @libsql/client: rows affected, last rowid, LibsqlError codes", async () => {
