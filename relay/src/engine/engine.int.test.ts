@@ -9,6 +9,7 @@ import { hostname } from "node:os";
 import Srf from "drachtio-srf";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Engine, startEngine } from "./index.ts";
+import type { SipResponse } from "./sip/message.ts";
 import { tagOf } from "./sip/response.ts";
 import { encodeFrame, FrameDecoder } from "./wire/framing.ts";
 import { type Received, request, respond, sdp, UdpPeer } from "./wire/udp-peer.ts";
@@ -83,6 +84,65 @@ function ids(): { callId: string; tag: string } {
   return { callId: `call-${seq}-${Date.now()}`, tag: `t${seq}` };
 }
 
+type RequestOptions = Omit<
+  Parameters<typeof request>[0],
+  "method" | "uri" | "peerPort" | "callId" | "cseq" | "fromTag"
+>;
+
+/** The UDP peer's side of one call or subscription to `sip:<user>@<engine>` (no user part when user is ""). */
+interface Caller {
+  readonly callId: string;
+  /** The peer's From tag. */
+  readonly tag: string;
+  readonly uri: string;
+  /** The text of a request of this call. */
+  request(method: string, cseq: number, opts?: RequestOptions): string;
+  /** Sends a request of this call to the engine. */
+  send(method: string, cseq: number, opts?: RequestOptions): void;
+  /** INVITE with an SDP offer, the engine's 200, our ACK: resolves the 200 and the dialog's To tag. */
+  call(cseq: number, offer: string): Promise<{ ok: SipResponse; toTag: string | undefined }>;
+}
+
+function caller(ctx: Ctx, user: string): Caller {
+  const { callId, tag } = ids();
+  const uri = `sip:${user === "" ? "" : `${user}@`}127.0.0.1:${ctx.engine.sipPort}`;
+  const text = (method: string, cseq: number, opts: RequestOptions = {}): string =>
+    request({ method, uri, peerPort: ctx.peer.port, callId, cseq, fromTag: tag, ...opts });
+  return {
+    callId,
+    tag,
+    uri,
+    request: text,
+    send(method, cseq, opts) {
+      ctx.peer.send(text(method, cseq, opts), ctx.engine.sipPort);
+    },
+    async call(cseq, offer) {
+      this.send("INVITE", cseq, { body: offer });
+      const ok = await ctx.peer.response(200, "INVITE");
+      const toTag = tagOf(ok.headers.get("to") ?? "");
+      this.send("ACK", cseq, toTag === undefined ? {} : { toTag });
+      return { ok, toTag };
+    },
+  };
+}
+
+/**
+ * Connects an app that answers every INVITE with a 200 (SDP port 40000) and resolves with the first dialog it
+ * creates, once the 200 has been sent.
+ */
+async function answeringApp(ctx: Ctx): Promise<{ srf: Srf; dialog: Promise<Srf.Dialog> }> {
+  let created: (d: Srf.Dialog) => void = () => undefined;
+  const dialog = new Promise<Srf.Dialog>((resolve) => {
+    created = resolve;
+  });
+  const srf = await connectApp(ctx, (app) =>
+    app.invite(async (req, res) => {
+      created(await app.createUAS(req, res, { localSdp: sdp(40000) }));
+    }),
+  );
+  return { srf, dialog };
+}
+
 describe("engine with drachtio-srf", () => {
   it("routes OPTIONS to the app, which answers 200; unrouted methods get 503", async () => {
     const ctx = await setup();
@@ -93,28 +153,15 @@ describe("engine with drachtio-srf", () => {
         res.send(200, { headers: { "X-Answered-By": "app" } });
       }),
     );
-    const { callId, tag } = ids();
-    const uri = `sip:probe@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({ method: "OPTIONS", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "probe");
+    const { callId } = call;
+    call.send("OPTIONS", 1);
     const ok = await ctx.peer.response(200, "OPTIONS");
     expect(ok.headers.get("x-answered-by")).toBe("app");
     expect(ok.headers.get("call-id")).toBe(callId);
     expect(source).toBe(`udp:127.0.0.1:${ctx.peer.port}`);
 
-    ctx.peer.send(
-      request({
-        method: "MESSAGE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId: `${callId}-m`,
-        cseq: 1,
-        fromTag: tag,
-      }),
-      ctx.engine.sipPort,
-    );
+    caller(ctx, "probe").send("MESSAGE", 1); // a new request for a method no app routes
     await ctx.peer.response(503, "MESSAGE");
   });
 
@@ -127,27 +174,10 @@ describe("engine with drachtio-srf", () => {
         res.send(200);
       }),
     );
-    const uri = `sip:probe@127.0.0.1:${ctx.engine.sipPort}`;
-    const a = ids();
-    const text = request({
-      method: "OPTIONS",
-      uri,
-      peerPort: ctx.peer.port,
-      callId: a.callId,
-      cseq: 1,
-      fromTag: a.tag,
-    });
+    const text = caller(ctx, "probe").request("OPTIONS", 1);
     ctx.peer.send(`\r\n\r\n${text}`, ctx.engine.sipPort);
     await ctx.peer.response(200, "OPTIONS");
-    const b = ids();
-    const lf = request({
-      method: "OPTIONS",
-      uri,
-      peerPort: ctx.peer.port,
-      callId: b.callId,
-      cseq: 1,
-      fromTag: b.tag,
-    });
+    const lf = caller(ctx, "probe").request("OPTIONS", 1);
     ctx.peer.send(lf.replaceAll("\r\n", "\n"), ctx.engine.sipPort);
     await ctx.peer.response(200, "OPTIONS");
     expect(seen).toBe(2);
@@ -166,28 +196,13 @@ describe("engine with drachtio-srf", () => {
         res.send(200, { headers: { Contact: `${req.get("Contact")};expires=60` } });
       }),
     );
-    const { callId, tag } = ids();
-    const uri = `sip:127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({ method: "REGISTER", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "");
+    call.send("REGISTER", 1);
     const challenge = await ctx.peer.response(401, "REGISTER");
     expect(challenge.headers.get("www-authenticate")).toContain('realm="gosip"');
-    ctx.peer.send(
-      request({
-        method: "REGISTER",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 2,
-        fromTag: tag,
-        extra: [
-          'Authorization: Digest username="100", realm="gosip", nonce="abc", uri="sip:x", response="00"',
-        ],
-      }),
-      ctx.engine.sipPort,
-    );
+    call.send("REGISTER", 2, {
+      extra: ['Authorization: Digest username="100", realm="gosip", nonce="abc", uri="sip:x", response="00"'],
+    });
     const ok = await ctx.peer.response(200, "REGISTER");
     expect(ok.headers.get("contact")).toContain("expires=60");
   });
@@ -210,18 +225,9 @@ describe("engine with drachtio-srf", () => {
         });
       }),
     );
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    const invite = request({
-      method: "INVITE",
-      uri,
-      peerPort: ctx.peer.port,
-      callId,
-      cseq: 1,
-      fromTag: tag,
-      body: sdp(30000),
-    });
-    ctx.peer.send(invite, ctx.engine.sipPort);
+    const call = caller(ctx, "100");
+    const { callId, tag } = call;
+    call.send("INVITE", 1, { body: sdp(30000) });
     const ok = await ctx.peer.response(200, "INVITE");
     const toTag = tagOf(ok.headers.get("to") ?? "");
     expect(toTag).toBeDefined();
@@ -230,24 +236,15 @@ describe("engine with drachtio-srf", () => {
     await until(() => events.length > 0);
     expect(events[0]).toBe(`dialog:${callId};from-tag=${tag}`);
 
-    ctx.peer.send(
-      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
-    );
+    call.send("ACK", 1, { toTag });
     await new Promise((r) => setTimeout(r, 100));
     expect(events).toContain("ack");
 
-    ctx.peer.send(
-      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
-    );
+    call.send("BYE", 2, { toTag });
     await ctx.peer.response(200, "BYE");
     await gone;
     // the dialog is gone: a second BYE is answered 481 by the engine
-    ctx.peer.send(
-      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 3, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
-    );
+    call.send("BYE", 3, { toTag });
     await ctx.peer.response(481, "BYE");
   });
 
@@ -265,30 +262,9 @@ describe("engine with drachtio-srf", () => {
       on("cdr:stop", (source, _time, reason) => cdrs.push(`stop ${source} ${reason}`));
       srf.invite((req, res) => void srf.createUAS(req, res, { localSdp: sdp(40000) }));
     });
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "INVITE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: tag,
-        body: sdp(1),
-      }),
-      ctx.engine.sipPort,
-    );
-    const ok = await ctx.peer.response(200, "INVITE");
-    const toTag = tagOf(ok.headers.get("to") ?? "");
-    ctx.peer.send(
-      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
-    );
-    ctx.peer.send(
-      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "100");
+    const { toTag } = await call.call(1, sdp(1));
+    call.send("BYE", 2, { toTag });
     await ctx.peer.response(200, "BYE");
     await until(() => cdrs.length >= 3);
     expect(cdrs).toEqual([
@@ -315,42 +291,15 @@ describe("engine with drachtio-srf", () => {
         res.send(183, { body: sdp(40000) });
       }),
     );
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "INVITE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: tag,
-        body: sdp(1),
-      }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "100");
+    call.send("INVITE", 1, { body: sdp(1) });
     const progress = await ctx.peer.response(183, "INVITE");
     const toTag = tagOf(progress.headers.get("to") ?? "");
     expect(progress.headers.get("contact")).toContain(`127.0.0.1:${ctx.engine.sipPort}`);
-    ctx.peer.send(
-      request({
-        method: "UPDATE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 2,
-        fromTag: tag,
-        toTag,
-        body: sdp(2),
-      }),
-      ctx.engine.sipPort,
-    );
+    call.send("UPDATE", 2, { toTag, body: sdp(2) });
     await ctx.peer.response(200, "UPDATE");
     expect(updates).toBe(1);
-    ctx.peer.send(
-      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 3, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
-    );
+    call.send("BYE", 3, { toTag });
     await ctx.peer.response(200, "BYE");
     await ctx.peer.response(487, "INVITE");
     await until(() => canceled);
@@ -359,26 +308,11 @@ describe("engine with drachtio-srf", () => {
   it("INVITE rejected by the app reaches the caller; requests in unknown dialogs get 481", async () => {
     const ctx = await setup();
     await connectApp(ctx, (srf) => srf.invite((_req, res) => res.send(486)));
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "INVITE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: tag,
-        body: sdp(1),
-      }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "100");
+    call.send("INVITE", 1, { body: sdp(1) });
     const busy = await ctx.peer.response(486, "INVITE");
     expect(tagOf(busy.headers.get("to") ?? "")).toBeDefined();
-    ctx.peer.send(
-      request({ method: "INFO", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag: "nope" }),
-      ctx.engine.sipPort,
-    );
+    call.send("INFO", 2, { toTag: "nope" });
     await ctx.peer.response(481, "INFO");
   });
 
@@ -418,34 +352,11 @@ describe("engine with drachtio-srf", () => {
 
   it("in-dialog requests from the app: re-INVITE (CSeq up, ACK with its CSeq) and INFO go to the peer's Contact", async () => {
     const ctx = await setup();
-    let dialog: Srf.Dialog | undefined;
-    await connectApp(ctx, (srf) =>
-      srf.invite(async (req, res) => {
-        dialog = await srf.createUAS(req, res, { localSdp: sdp(40000) });
-      }),
-    );
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "INVITE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 7,
-        fromTag: tag,
-        body: sdp(30000),
-      }),
-      ctx.engine.sipPort,
-    );
-    const ok = await ctx.peer.response(200, "INVITE");
-    const toTag = tagOf(ok.headers.get("to") ?? "");
-    ctx.peer.send(
-      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 7, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
-    );
-    await until(() => dialog !== undefined);
-    const d = dialog as Srf.Dialog;
+    const { dialog } = await answeringApp(ctx);
+    const call = caller(ctx, "100");
+    const { callId, tag } = call;
+    const { toTag } = await call.call(7, sdp(30000));
+    const d = await dialog;
 
     const modified = d.modify(sdp(41000));
     const reinvite = await ctx.peer.request("INVITE");
@@ -492,34 +403,9 @@ describe("engine with drachtio-srf", () => {
 
   it("a re-INVITE the peer rejects is ACKed once, by the stack (the app's ACK is refused as drachtio does)", async () => {
     const ctx = await setup();
-    let dialog: Srf.Dialog | undefined;
-    await connectApp(ctx, (srf) =>
-      srf.invite(async (req, res) => {
-        dialog = await srf.createUAS(req, res, { localSdp: sdp(40000) });
-      }),
-    );
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "INVITE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: tag,
-        body: sdp(30000),
-      }),
-      ctx.engine.sipPort,
-    );
-    const ok = await ctx.peer.response(200, "INVITE");
-    const toTag = tagOf(ok.headers.get("to") ?? "");
-    ctx.peer.send(
-      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
-    );
-    await until(() => dialog !== undefined);
-    const result = (dialog as Srf.Dialog).request({ method: "INVITE", body: sdp(41000) } as never);
+    const { dialog } = await answeringApp(ctx);
+    await caller(ctx, "100").call(1, sdp(30000));
+    const result = (await dialog).request({ method: "INVITE", body: sdp(41000) } as never);
     const reinvite = await ctx.peer.request("INVITE");
     ctx.peer.send(respond(reinvite, 488, "Not Acceptable Here"), ctx.engine.sipPort);
     const ack = await ctx.peer.request("ACK");
@@ -643,20 +529,9 @@ describe("engine with drachtio-srf", () => {
         dialog = await srf.createUAS(req, res, { headers: { Expires: "600" } } as never);
       }),
     );
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "SUBSCRIBE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: tag,
-        extra: ["Event: message-summary", "Expires: 600"],
-      }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "100");
+    const { tag } = call;
+    call.send("SUBSCRIBE", 1, { extra: ["Event: message-summary", "Expires: 600"] });
     const accepted = await ctx.peer.response(202, "SUBSCRIBE");
     const toTag = tagOf(accepted.headers.get("to") ?? "");
     expect(accepted.headers.get("contact")).toContain(`127.0.0.1:${ctx.engine.sipPort}`);
@@ -684,19 +559,7 @@ describe("engine with drachtio-srf", () => {
     const n2 = await ctx.peer.request("NOTIFY");
     ctx.peer.send(respond(n2, 200, "OK"), ctx.engine.sipPort);
     await ended;
-    ctx.peer.send(
-      request({
-        method: "SUBSCRIBE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 2,
-        fromTag: tag,
-        toTag,
-        extra: ["Event: message-summary"],
-      }),
-      ctx.engine.sipPort,
-    );
+    call.send("SUBSCRIBE", 2, { toTag, extra: ["Event: message-summary"] });
     await ctx.peer.response(481, "SUBSCRIBE");
   });
 
@@ -713,20 +576,9 @@ describe("engine with drachtio-srf", () => {
           )(req, [`sip:carol@127.0.0.1:${c.port}`, `sip:bob@127.0.0.1:${b.port}`], {})) as typeof results;
         }),
       );
-      const { callId, tag } = ids();
-      const uri = `sip:b2bua@127.0.0.1:${ctx.engine.sipPort}`;
-      ctx.peer.send(
-        request({
-          method: "INVITE",
-          uri,
-          peerPort: ctx.peer.port,
-          callId,
-          cseq: 1,
-          fromTag: tag,
-          body: sdp(1000),
-        }),
-        ctx.engine.sipPort,
-      );
+      const call = caller(ctx, "b2bua");
+      const { callId } = call;
+      call.send("INVITE", 1, { body: sdp(1000) });
       const toC = await c.request("INVITE");
       expect(toC.uri).toBe(`sip:carol@127.0.0.1:${c.port}`);
       expect(toC.headers.getAll("via")).toHaveLength(2);
@@ -769,20 +621,8 @@ describe("engine with drachtio-srf", () => {
           })) as typeof results;
         }),
       );
-      const { callId, tag } = ids();
-      const uri = `sip:fork@127.0.0.1:${ctx.engine.sipPort}`;
-      ctx.peer.send(
-        request({
-          method: "INVITE",
-          uri,
-          peerPort: ctx.peer.port,
-          callId,
-          cseq: 1,
-          fromTag: tag,
-          body: sdp(1000),
-        }),
-        ctx.engine.sipPort,
-      );
+      const call = caller(ctx, "fork");
+      call.send("INVITE", 1, { body: sdp(1000) });
       const [toB, toC] = await Promise.all([b.request("INVITE"), c.request("INVITE")]);
       c.send(respond(toC, 180, "Ringing", { toTag: "c1" }), ctx.engine.sipPort);
       b.send(respond(toB, 180, "Ringing", { toTag: "b1" }), ctx.engine.sipPort);
@@ -812,20 +652,8 @@ describe("engine with drachtio-srf", () => {
         (req, res) => void srf.createUAS(req, res, { headers: { Expires: "1" } } as never),
       ),
     );
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "SUBSCRIBE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: tag,
-        extra: ["Event: presence", "Expires: 1"],
-      }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "100");
+    call.send("SUBSCRIBE", 1, { extra: ["Event: presence", "Expires: 1"] });
     const accepted = await ctx.peer.response(202, "SUBSCRIBE");
     const toTag = tagOf(accepted.headers.get("to") ?? "");
     expect(ctx.engine.stats().dialogs).toBe(1);
@@ -833,19 +661,7 @@ describe("engine with drachtio-srf", () => {
     while (ctx.engine.stats().dialogs > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
     expect(ctx.engine.stats().dialogs).toBe(0);
-    ctx.peer.send(
-      request({
-        method: "SUBSCRIBE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 2,
-        fromTag: tag,
-        toTag,
-        extra: ["Event: presence"],
-      }),
-      ctx.engine.sipPort,
-    );
+    call.send("SUBSCRIBE", 2, { toTag, extra: ["Event: presence"] });
     await ctx.peer.response(481, "SUBSCRIBE");
   }, 25_000);
 
@@ -909,20 +725,9 @@ describe("engine with drachtio-srf", () => {
           uac.on("destroy", () => uas.destroy());
         }),
       );
-      const { callId, tag } = ids();
-      const uri = `sip:b2bua@127.0.0.1:${ctx.engine.sipPort}`;
-      ctx.peer.send(
-        request({
-          method: "INVITE",
-          uri,
-          peerPort: ctx.peer.port,
-          callId,
-          cseq: 1,
-          fromTag: tag,
-          body: sdp(1000),
-        }),
-        ctx.engine.sipPort,
-      );
+      const call = caller(ctx, "b2bua");
+      const { callId } = call;
+      call.send("INVITE", 1, { body: sdp(1000) });
       const inv = await b.request("INVITE");
       expect(inv.headers.get("call-id")).not.toBe(callId);
       b.send(respond(inv, 180, "Ringing", { toTag: "tb" }), ctx.engine.sipPort);
@@ -935,15 +740,9 @@ describe("engine with drachtio-srf", () => {
       const ok = await ctx.peer.response(200, "INVITE");
       expect(ok.body.toString()).toContain("m=audio 2000");
       const toTag = tagOf(ok.headers.get("to") ?? "");
-      ctx.peer.send(
-        request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
-        ctx.engine.sipPort,
-      );
+      call.send("ACK", 1, { toTag });
       await until(() => connected);
-      ctx.peer.send(
-        request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag }),
-        ctx.engine.sipPort,
-      );
+      call.send("BYE", 2, { toTag });
       await ctx.peer.response(200, "BYE");
       const bye = await b.request("BYE");
       expect(bye.uri).toBe(`sip:bob@127.0.0.1:${b.port}`);
@@ -968,20 +767,8 @@ describe("engine with drachtio-srf", () => {
       );
     });
     await new Promise((r) => setTimeout(r, 100));
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "INVITE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: tag,
-        body: sdp(1),
-      }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "100");
+    call.send("INVITE", 1, { body: sdp(1) });
     await ctx.peer.response(200, "INVITE");
     const bye = await ctx.peer.request("BYE", 6000);
     expect(bye.headers.get("reason")).toContain("ACK timeout");
@@ -993,36 +780,15 @@ describe("engine with drachtio-srf", () => {
   it("a BYE in a dialog whose 200 was never ACKed ends the 200's retransmissions", async () => {
     // T1 = 40 ms: without the stop, the 200 would be retransmitted at 40, 120, 280, 600, 1240 ms...
     const ctx = await setup({ T1: 40 });
-    const destroyed = new Promise<void>((resolve) => {
-      void connectApp(ctx, (srf) =>
-        srf.invite(async (req, res) => {
-          const uas = await srf.createUAS(req, res, { localSdp: sdp(40000) });
-          uas.on("destroy", () => resolve());
-        }),
-      );
-    });
-    await new Promise((r) => setTimeout(r, 100));
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "INVITE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: tag,
-        body: sdp(1),
-      }),
-      ctx.engine.sipPort,
-    );
+    const { dialog } = await answeringApp(ctx);
+    const call = caller(ctx, "100");
+    call.send("INVITE", 1, { body: sdp(1) });
     const ok = await ctx.peer.response(200, "INVITE");
     await ctx.peer.response(200, "INVITE"); // a retransmission: the engine is waiting for the ACK
-    const toTag = tagOf(ok.headers.get("to") ?? "");
-    ctx.peer.send(
-      request({ method: "BYE", uri, peerPort: ctx.peer.port, callId, cseq: 2, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
+    const destroyed = new Promise<void>(
+      (resolve) => void dialog.then((d) => d.on("destroy", () => resolve())),
     );
+    call.send("BYE", 2, { toTag: tagOf(ok.headers.get("to") ?? "") });
     await ctx.peer.response(200, "BYE");
     await destroyed;
     const inviteOk = (r: Received): boolean =>
@@ -1082,12 +848,8 @@ describe("engine with drachtio-srf", () => {
     sock.destroy();
     // a well-behaved app still works
     await connectApp(ctx, (srf) => srf.use("options", (_req, res) => res.send(200)));
-    const { callId, tag } = ids();
-    const uri = `sip:probe@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({ method: "OPTIONS", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "probe");
+    call.send("OPTIONS", 1);
     await ctx.peer.response(200, "OPTIONS");
   });
 
@@ -1097,37 +859,10 @@ describe("engine with drachtio-srf", () => {
       srf.invite((req, res) => void srf.createUAS(req, res, { localSdp: sdp(40000) }));
       srf.use("message", () => undefined); // never answers
     });
-    const { callId, tag } = ids();
-    const uri = `sip:100@127.0.0.1:${ctx.engine.sipPort}`;
-    ctx.peer.send(
-      request({
-        method: "INVITE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: tag,
-        body: sdp(1),
-      }),
-      ctx.engine.sipPort,
-    );
-    const ok = await ctx.peer.response(200, "INVITE");
-    const toTag = tagOf(ok.headers.get("to") ?? "");
-    ctx.peer.send(
-      request({ method: "ACK", uri, peerPort: ctx.peer.port, callId, cseq: 1, fromTag: tag, toTag }),
-      ctx.engine.sipPort,
-    );
-    ctx.peer.send(
-      request({
-        method: "MESSAGE",
-        uri,
-        peerPort: ctx.peer.port,
-        callId: `${callId}-m`,
-        cseq: 1,
-        fromTag: tag,
-      }),
-      ctx.engine.sipPort,
-    );
+    const call = caller(ctx, "100");
+    const { callId } = call;
+    await call.call(1, sdp(1));
+    caller(ctx, "100").send("MESSAGE", 1); // a request the app has not answered yet
     await new Promise((r) => setTimeout(r, 100));
     app.disconnect();
     await ctx.peer.response(503, "MESSAGE");
