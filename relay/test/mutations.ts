@@ -5,22 +5,8 @@
 // Every host in the templates is 127.0.0.1 and no operator writes digits or "maddr", so whatever the engine
 // answers goes to loopback only.
 
-/** mulberry32: small, fast, seedable PRNG (the suite must be reproducible from its seed). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { int, pick, prng, type Rand } from "../src/engine/sip/random.ts";
 
-type Rand = () => number;
-
-const int = (r: Rand, n: number): number => Math.floor(r() * n);
-const pick = <T>(r: Rand, items: readonly T[]): T => items[int(r, items.length)] as T;
 const token = (r: Rand, n = 10): string => {
   const chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
   let s = "";

@@ -9,9 +9,10 @@ import { connect, type Socket } from "node:net";
 import type Srf from "drachtio-srf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, type EngineProcess, startEngineProcess } from "../../test/harness.ts";
-import { mutations as freshMutations, prng, validMessage } from "../../test/mutations.ts";
+import { mutations as freshMutations, validMessage } from "../../test/mutations.ts";
 import { TORTURE_EXPECTED, tortureMessage, tortureNames } from "./sip/fixtures/torture.ts";
 import { mutations as corpusMutations } from "./sip/fuzz.ts";
+import { prng } from "./sip/random.ts";
 
 const PER_TRANSPORT_PER_HALF = 3000; // x 2 transports x 2 halves = 12,000 mutations
 

@@ -2,6 +2,7 @@
 // duplicated/removed/swapped lines, huge values, random header names, bad numbers, NULs, invalid UTF-8, odd
 // whitespace and line endings. The same (seed, count) always yields the same byte strings, so the unit fuzz test and
 // the verification engineer's network replay (UDP and TCP against the running engine) use one corpus.
+import { int, pick, prng, type Rand } from "./random.ts";
 
 /** One corpus entry. `ops` names the mutation operators applied, in order (for reproducing failures). */
 export interface Mutation {
@@ -167,22 +168,6 @@ export const FUZZ_BASES: ReadonlyArray<{ name: string; data: Buffer }> = [
     ),
   },
 ];
-
-/** mulberry32: small, fast, deterministic PRNG (not for security). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-type Rand = () => number;
-const int = (r: Rand, n: number): number => Math.floor(r() * n);
-const pick = <T>(r: Rand, xs: readonly T[]): T => xs[int(r, xs.length)] as T;
 
 const INTERESTING_BYTES = [
   0x00, 0xff, 0x0d, 0x0a, 0x20, 0x09, 0x3a, 0x3b, 0x2c, 0x22, 0x3c, 0x3e, 0x25, 0x5c, 0x80, 0xc0,
