@@ -3,13 +3,8 @@
 // transaction leaves every map and drops its listeners, so nothing outlives its last timer.
 
 import { newTag } from "../sip/ids.ts";
-import {
-  createResponse,
-  SipHeaders,
-  type SipRequest,
-  type SipResponse,
-  serializeMessage,
-} from "../sip/message.ts";
+import { createResponse, type SipRequest, type SipResponse, serializeMessage } from "../sip/message.ts";
+import { inviteSibling } from "../sip/request.ts";
 import { tagOf } from "../sip/response.ts";
 import { Emitter } from "./emitter.ts";
 import type {
@@ -50,8 +45,6 @@ const ABANDON_MS = 10 * 60_000;
 
 const RETRANSMIT = 1;
 const END = 2;
-
-const EMPTY = Buffer.alloc(0);
 
 /** Options of ServerTransaction.respond. */
 export interface RespondOptions {
@@ -465,24 +458,7 @@ export class ClientTx
 
   /** §17.1.1.3: ACK for a non-2xx final, same branch as the INVITE, To (with tag) from the response. */
   private sendAck(res: SipResponse): Buffer {
-    const req = this.request;
-    const h = new SipHeaders();
-    const via = req.headers.top("via");
-    if (via !== undefined) h.append("Via", via);
-    for (const route of req.headers.getAll("route")) h.append("Route", route);
-    h.append("Max-Forwards", "70");
-    h.append("From", req.headers.get("from") ?? "");
-    h.append("To", res.headers.get("to") ?? req.headers.get("to") ?? "");
-    h.append("Call-ID", req.headers.get("call-id") ?? "");
-    h.append("CSeq", `${this.cseq} ACK`);
-    const ack: SipRequest = {
-      kind: "request",
-      method: "ACK",
-      uri: req.uri,
-      version: "SIP/2.0",
-      headers: h,
-      body: EMPTY,
-    };
+    const ack = inviteSibling(this.request, "ACK", { to: res.headers.get("to") });
     const buf = serializeMessage(ack);
     this.host.transports.send(this.destination, buf);
     return buf;
@@ -491,25 +467,7 @@ export class ClientTx
   cancel(extraHeaders?: [name: string, value: string][]): ClientTransaction | undefined {
     if (!this.isInvite || (this.state !== "calling" && this.state !== "proceeding")) return undefined;
     if (this.cancelTx) return this.cancelTx;
-    const req = this.request;
-    const h = new SipHeaders();
-    const via = req.headers.top("via");
-    if (via !== undefined) h.append("Via", via);
-    for (const route of req.headers.getAll("route")) h.append("Route", route);
-    h.append("Max-Forwards", "70");
-    h.append("From", req.headers.get("from") ?? "");
-    h.append("To", req.headers.get("to") ?? "");
-    h.append("Call-ID", req.headers.get("call-id") ?? "");
-    h.append("CSeq", `${this.cseq} CANCEL`);
-    for (const [name, value] of extraHeaders ?? []) h.append(name, value);
-    const cancel: SipRequest = {
-      kind: "request",
-      method: "CANCEL",
-      uri: req.uri,
-      version: "SIP/2.0",
-      headers: h,
-      body: EMPTY,
-    };
+    const cancel = inviteSibling(this.request, "CANCEL", { extraHeaders });
     const ct = new ClientTx(
       this.host,
       `${this.id}.cancel`,

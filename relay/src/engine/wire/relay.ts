@@ -21,6 +21,7 @@ import {
   type SipResponse,
   serializeMessage,
 } from "../sip/message.ts";
+import { inviteSibling } from "../sip/request.ts";
 import type {
   ClientTransaction,
   IncomingAck,
@@ -207,7 +208,7 @@ export class Relay implements AppHandler {
     if (invite === undefined) return;
     this.forgetNet(invite);
     invite.st.respond(createResponse(invite.request, 487, undefined, { toTag: invite.localTag }));
-    const cancel = cancelFor(invite.request);
+    const cancel = inviteSibling(invite.request, "CANCEL"); // as if the caller had canceled (§9.1)
     const raw = serializeMessage(cancel);
     const meta = { ...networkMeta(msg), bytes: raw.length };
     if (!invite.app.closed) invite.app.send(sipLeader(meta, invite.id, invite.dialogId), raw);
@@ -904,28 +905,6 @@ function refreshSubscription(d: Dialog, expires: string | undefined): void {
   const secs = Number.isFinite(n) && n >= 0 ? n : 3600;
   if (secs === 0) return; // an unsubscribe: the terminating NOTIFY ends the dialog
   d.expiresAt = Date.now() + secs * 1000 + Math.min(32_000, secs * 1000);
-}
-
-/** The CANCEL a caller would have sent for this INVITE (§9.1): what srf expects when an INVITE is abandoned. */
-function cancelFor(invite: SipRequest): SipRequest {
-  const src = invite.headers;
-  const headers = new SipHeaders();
-  const via = src.top("via");
-  if (via !== undefined) headers.append("Via", via);
-  headers.append("Max-Forwards", "70");
-  for (const name of ["from", "to", "call-id"]) {
-    const v = src.get(name);
-    if (v !== undefined) headers.append(name, v);
-  }
-  headers.append("CSeq", `${parseCSeq(src.get("cseq") ?? "")?.seq ?? 1} CANCEL`);
-  return {
-    kind: "request",
-    method: "CANCEL",
-    uri: invite.uri,
-    version: "SIP/2.0",
-    headers,
-    body: Buffer.alloc(0),
-  };
 }
 
 /** An in-dialog request stub like the ones srf sends (`BYE sip:placeholder SIP/2.0`). */
