@@ -9,7 +9,7 @@ import { hostname } from "node:os";
 import Srf from "drachtio-srf";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Engine, startEngine } from "./index.ts";
-import type { SipResponse } from "./sip/message.ts";
+import type { SipRequest, SipResponse } from "./sip/message.ts";
 import { tagOf } from "./sip/response.ts";
 import { encodeFrame, FrameDecoder } from "./wire/framing.ts";
 import { type Received, request, respond, sdp, UdpPeer } from "./wire/udp-peer.ts";
@@ -141,6 +141,34 @@ async function answeringApp(ctx: Ctx): Promise<{ srf: Srf; dialog: Promise<Srf.D
     }),
   );
   return { srf, dialog };
+}
+
+/**
+ * An app calls the peer, which rings (180 with `toTag`); the app then cancels. Resolves once the peer has the
+ * CANCEL, with the app's pending createUAC and the INVITE and CANCEL as the peer received them.
+ */
+async function ringingThenCanceled(
+  ctx: Ctx,
+  toTag: string,
+): Promise<{ uacP: Promise<Srf.Dialog>; inv: SipRequest; cancel: SipRequest }> {
+  const srf = await connectApp(ctx, () => undefined);
+  let sent: Srf.SrfRequest | undefined;
+  const uacP = srf.createUAC(
+    `sip:bob@127.0.0.1:${ctx.peer.port}`,
+    { localSdp: sdp(50000) },
+    {
+      // srf calls cbRequest(err, req) although its type declarations say (req)
+      cbRequest: ((_err: unknown, req: Srf.SrfRequest) => {
+        sent = req;
+      }) as never,
+    },
+  );
+  const inv = await ctx.peer.request("INVITE");
+  ctx.peer.send(respond(inv, 180, "Ringing", { toTag }), ctx.engine.sipPort);
+  await until(() => sent !== undefined);
+  (sent as unknown as { cancel: () => void }).cancel();
+  const cancel = await ctx.peer.request("CANCEL");
+  return { uacP, inv, cancel };
 }
 
 describe("engine with drachtio-srf", () => {
@@ -416,23 +444,7 @@ describe("engine with drachtio-srf", () => {
 
   it("the app cancels its INVITE: the peer gets CANCEL, answers 487, the app sees the failure", async () => {
     const ctx = await setup();
-    const srf = await connectApp(ctx, () => undefined);
-    let sent: Srf.SrfRequest | undefined;
-    const uacP = srf.createUAC(
-      `sip:bob@127.0.0.1:${ctx.peer.port}`,
-      { localSdp: sdp(50000) },
-      {
-        // srf calls cbRequest(err, req) although its type declarations say (req)
-        cbRequest: ((_err: unknown, req: Srf.SrfRequest) => {
-          sent = req;
-        }) as never,
-      },
-    );
-    const inv = await ctx.peer.request("INVITE");
-    ctx.peer.send(respond(inv, 180, "Ringing", { toTag: "r1" }), ctx.engine.sipPort);
-    await until(() => sent !== undefined);
-    (sent as unknown as { cancel: () => void }).cancel();
-    const cancel = await ctx.peer.request("CANCEL");
+    const { uacP, inv, cancel } = await ringingThenCanceled(ctx, "r1");
     expect(cancel.headers.get("cseq")).toBe(`${inv.headers.get("cseq")?.split(" ")[0]} CANCEL`);
     ctx.peer.send(respond(cancel, 200, "OK"), ctx.engine.sipPort);
     ctx.peer.send(respond(inv, 487, "Request Terminated", { toTag: "r1" }), ctx.engine.sipPort);
@@ -441,22 +453,7 @@ describe("engine with drachtio-srf", () => {
 
   it("a 200 that crosses the app's CANCEL: the engine ACKs, then BYEs, and the app's dialog is destroyed", async () => {
     const ctx = await setup();
-    const srf = await connectApp(ctx, () => undefined);
-    let sent: Srf.SrfRequest | undefined;
-    const uacP = srf.createUAC(
-      `sip:bob@127.0.0.1:${ctx.peer.port}`,
-      { localSdp: sdp(50000) },
-      {
-        cbRequest: ((_err: unknown, req: Srf.SrfRequest) => {
-          sent = req;
-        }) as never,
-      },
-    );
-    const inv = await ctx.peer.request("INVITE");
-    ctx.peer.send(respond(inv, 180, "Ringing", { toTag: "r2" }), ctx.engine.sipPort);
-    await until(() => sent !== undefined);
-    (sent as unknown as { cancel: () => void }).cancel();
-    const cancel = await ctx.peer.request("CANCEL");
+    const { uacP, inv, cancel } = await ringingThenCanceled(ctx, "r2");
     ctx.peer.send(respond(cancel, 481, "Call/Transaction Does Not Exist"), ctx.engine.sipPort);
     const contact = `<sip:bob@127.0.0.1:${ctx.peer.port}>`;
     ctx.peer.send(respond(inv, 200, "OK", { toTag: "r2", contact, body: sdp(1) }), ctx.engine.sipPort);

@@ -221,6 +221,21 @@ function headerRange(ls: Buffer[]): [number, number] {
   return [1, Math.max(1, end)];
 }
 
+/**
+ * Rewrites one random header line with `edit` (which returns undefined to leave the message as it is).
+ * The random draws happen in a fixed order, so the corpus stays the same for a seed.
+ */
+function editHeaderLine(b: Buffer, r: Rand, edit: (line: Buffer) => Buffer | undefined): Buffer {
+  const ls = lines(b);
+  const [s, e] = headerRange(ls);
+  const i = s + int(r, e - s);
+  const line = ls[i];
+  const edited = line === undefined ? undefined : edit(line);
+  if (edited === undefined) return b;
+  ls[i] = edited;
+  return Buffer.concat(ls);
+}
+
 function replaceInLine(line: Buffer, from: number, text: Buffer): Buffer {
   return Buffer.concat([
     line.subarray(0, from),
@@ -279,18 +294,13 @@ const OPS: ReadonlyArray<[string, (b: Buffer, r: Rand) => Buffer]> = [
   ],
   [
     "huge-value",
-    (b, r) => {
-      const ls = lines(b);
-      const [s, e] = headerRange(ls);
-      const i = s + int(r, e - s);
-      const line = ls[i];
-      if (line === undefined) return b;
-      const colon = line.indexOf(58);
-      const size = pick(r, [1000, 8000, 16_385, 40_000, 70_000]);
-      const filler = pick(r, ["a", ";", ",", '"', "<", " ", "%"]).repeat(size);
-      ls[i] = replaceInLine(line, colon === -1 ? 0 : colon + 1, Buffer.from(filler));
-      return Buffer.concat(ls);
-    },
+    (b, r) =>
+      editHeaderLine(b, r, (line) => {
+        const colon = line.indexOf(58);
+        const size = pick(r, [1000, 8000, 16_385, 40_000, 70_000]);
+        const filler = pick(r, ["a", ";", ",", '"', "<", " ", "%"]).repeat(size);
+        return replaceInLine(line, colon === -1 ? 0 : colon + 1, Buffer.from(filler));
+      }),
   ],
   [
     "random-header",
@@ -381,48 +391,35 @@ const OPS: ReadonlyArray<[string, (b: Buffer, r: Rand) => Buffer]> = [
   // Valid-preserving rewrites: they keep many mutants acceptable, so the round-trip property gets exercised too.
   [
     "name-case",
-    (b, r) => {
-      const ls = lines(b);
-      const [s, e] = headerRange(ls);
-      const i = s + int(r, e - s);
-      const line = ls[i];
-      const colon = line?.indexOf(58) ?? -1;
-      if (line === undefined || colon <= 0) return b;
-      const name = line.subarray(0, colon).toString("latin1");
-      const mixed = [...name].map((ch) => (r() < 0.5 ? ch.toUpperCase() : ch.toLowerCase())).join("");
-      ls[i] = Buffer.concat([Buffer.from(mixed, "latin1"), line.subarray(colon)]);
-      return Buffer.concat(ls);
-    },
+    (b, r) =>
+      editHeaderLine(b, r, (line) => {
+        const colon = line.indexOf(58);
+        if (colon <= 0) return undefined;
+        const name = line.subarray(0, colon).toString("latin1");
+        const mixed = [...name].map((ch) => (r() < 0.5 ? ch.toUpperCase() : ch.toLowerCase())).join("");
+        return Buffer.concat([Buffer.from(mixed, "latin1"), line.subarray(colon)]);
+      }),
   ],
   [
     "colon-space",
-    (b, r) => {
-      const ls = lines(b);
-      const [s, e] = headerRange(ls);
-      const i = s + int(r, e - s);
-      const line = ls[i];
-      const colon = line?.indexOf(58) ?? -1;
-      if (line === undefined || colon <= 0) return b;
-      const ws = pick(r, [" ", "\t", "   ", ""]);
-      ls[i] = Buffer.concat([line.subarray(0, colon), Buffer.from(`${ws}:${ws}`), line.subarray(colon + 1)]);
-      return Buffer.concat(ls);
-    },
+    (b, r) =>
+      editHeaderLine(b, r, (line) => {
+        const colon = line.indexOf(58);
+        if (colon <= 0) return undefined;
+        const ws = pick(r, [" ", "\t", "   ", ""]);
+        return Buffer.concat([line.subarray(0, colon), Buffer.from(`${ws}:${ws}`), line.subarray(colon + 1)]);
+      }),
   ],
   [
     "fold",
-    (b, r) => {
-      // Fold a header value after a ';' or ',' (line continuation is equivalent to one space).
-      const ls = lines(b);
-      const [s, e] = headerRange(ls);
-      const i = s + int(r, e - s);
-      const line = ls[i];
-      if (line === undefined) return b;
-      const at = line.indexOf(pick(r, [59, 44]), line.indexOf(58) + 1);
-      if (at === -1) return b;
-      const fold = Buffer.from(pick(r, ["\r\n ", "\r\n\t"]));
-      ls[i] = Buffer.concat([line.subarray(0, at + 1), fold, line.subarray(at + 1)]);
-      return Buffer.concat(ls);
-    },
+    // Fold a header value after a ';' or ',' (line continuation is equivalent to one space).
+    (b, r) =>
+      editHeaderLine(b, r, (line) => {
+        const at = line.indexOf(pick(r, [59, 44]), line.indexOf(58) + 1);
+        if (at === -1) return undefined;
+        const fold = Buffer.from(pick(r, ["\r\n ", "\r\n\t"]));
+        return Buffer.concat([line.subarray(0, at + 1), fold, line.subarray(at + 1)]);
+      }),
   ],
   [
     "extra-header",

@@ -68,6 +68,16 @@ export interface WireMeta {
   time: number;
 }
 
+/** Meta of `bytes` of SIP that went between us and `peer` (a network peer's address), at `time` (ms). */
+export function metaFor(
+  source: WireMeta["source"],
+  bytes: number,
+  peer: { transport: string; address: string; port: number },
+  time = Date.now(),
+): WireMeta {
+  return { source, bytes, protocol: peer.transport, address: peer.address, port: peer.port, time };
+}
+
 /** `source|bytes|protocol|address|port|time` (drachtio SipMsgData_t::toMessageFormat). */
 export function formatMeta(m: WireMeta): string {
   return `${m.source}|${m.bytes}|${m.protocol}|${m.address}|${m.port}|${wireTime(m.time)}`;

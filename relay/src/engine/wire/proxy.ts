@@ -5,7 +5,7 @@
 // end without the engine; followRedirects and the provisional/final timeouts are not implemented.
 import { createResponse, newTag, type SipRequest, type SipResponse } from "../sip/message.ts";
 import type { ClientTransaction, Peer, ServerTransaction, SipStack } from "../stack/index.ts";
-import { formatMeta, newId } from "./protocol.ts";
+import { formatMeta, metaFor, newId } from "./protocol.ts";
 import { resolveTarget } from "./resolve.ts";
 import type { AppSession } from "./server.ts";
 
@@ -174,14 +174,7 @@ export class ProxyOperation {
   }
 
   private report(raw: Buffer, source: Peer): void {
-    const meta = formatMeta({
-      source: "network",
-      bytes: raw.length,
-      protocol: source.transport,
-      address: source.address,
-      port: source.port,
-      time: Date.now(),
-    });
+    const meta = formatMeta(metaFor("network", raw.length, source));
     this.app.send(`${newId()}|response|${this.opts.msgId}|OK|${meta}|${this.opts.txnId}||continue\r\n`, raw);
   }
 }

@@ -31,7 +31,15 @@ import type {
   SipStack,
 } from "../stack/index.ts";
 import { parseAppSip } from "./app-sip.ts";
-import { type AppMessage, newId, sentLeader, sipLeader, type WireMeta, wireTime } from "./protocol.ts";
+import {
+  type AppMessage,
+  metaFor,
+  newId,
+  sentLeader,
+  sipLeader,
+  type WireMeta,
+  wireTime,
+} from "./protocol.ts";
 import { ProxyOperation } from "./proxy.ts";
 import { resolveTarget } from "./resolve.ts";
 import type { AdminServer, AppHandler, AppSession } from "./server.ts";
@@ -730,14 +738,7 @@ export class Relay implements AppHandler {
       }
     }
     if (txn.app.closed) return;
-    const meta: WireMeta = {
-      source: "network",
-      bytes: raw.length,
-      protocol: source.transport,
-      address: source.address,
-      port: source.port,
-      time: Date.now(),
-    };
+    const meta = metaFor("network", raw.length, source);
     const createsDialog = status >= 200 && status < 300 && txn.dialog === undefined && dialogId !== "";
     txn.app.send(
       sipLeader(meta, txn.id, dialogId),
@@ -945,23 +946,9 @@ function wellFormed(raw: Buffer): boolean {
 }
 
 function networkMeta(msg: IncomingRequest): WireMeta {
-  return {
-    source: "network",
-    bytes: msg.raw.length,
-    protocol: msg.source.transport,
-    address: msg.source.address,
-    port: msg.source.port,
-    time: msg.receivedAt,
-  };
+  return metaFor("network", msg.raw.length, msg.source, msg.receivedAt);
 }
 
 function appMeta(wire: string, dest: Peer): WireMeta {
-  return {
-    source: "application",
-    bytes: Buffer.byteLength(wire, "utf8"),
-    protocol: dest.transport,
-    address: dest.address,
-    port: dest.port,
-    time: Date.now(),
-  };
+  return metaFor("application", Buffer.byteLength(wire, "utf8"), dest);
 }
