@@ -3,6 +3,7 @@
 // (For now the application only answers OPTIONS; the PBX logic arrives in a later issue.)
 import Srf from "drachtio-srf";
 import { z } from "zod";
+import { closeOnSignal, exitOnStartFailure } from "./engine/cli.ts";
 import { ConfigError, loadEngineConfig } from "./engine/config.ts";
 import { type Engine, startEngine } from "./engine/index.ts";
 
@@ -69,19 +70,10 @@ async function main(): Promise<void> {
   console.log(
     `relay: application connected to ${engine ? "the built-in engine" : target.host}:${target.port}`,
   );
-  const stop = (): void => {
+  closeOnSignal(async () => {
     srf.disconnect();
-    (engine ? engine.close() : Promise.resolve()).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+    await engine?.close();
+  });
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError) console.error(err.message);
-  else console.error(`relay failed to start: ${(err as Error).message}`);
-  process.exit(1);
-});
+main().catch((err: unknown) => exitOnStartFailure("relay", err));

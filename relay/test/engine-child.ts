@@ -3,6 +3,7 @@
 // requests: "memory" (full GC, then process.memoryUsage()), "gc-stats" (GC pauses), "stats" (Engine.stats()).
 // Started by harness.ts with --expose-gc.
 import { PerformanceObserver } from "node:perf_hooks";
+import { closeOnSignal } from "../src/engine/cli.ts";
 import { startEngine } from "../src/engine/index.ts";
 
 function num(name: string): number | undefined {
@@ -53,11 +54,4 @@ process.on("message", (msg: unknown) => {
   process.send?.({ memory: process.memoryUsage(), gc: gc !== undefined });
 });
 
-const stop = (): void => {
-  engine.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-};
-process.once("SIGTERM", stop);
-process.once("SIGINT", stop);
+closeOnSignal(() => engine.close());

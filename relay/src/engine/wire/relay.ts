@@ -81,7 +81,6 @@ interface AppTxn {
 
 export interface RelayLogger {
   warn(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
 }
 
 const CRLFCRLF = Buffer.from("\r\n\r\n");
