@@ -1,6 +1,6 @@
 // Dialog bookkeeping and in-dialog request construction (RFC 3261 §12.2.1.1) from app stubs.
 import { describe, expect, it } from "vitest";
-import { SipHeaders, type SipRequest } from "../sip/message.ts";
+import { parseMessage, SipHeaders, type SipRequest } from "../sip/message.ts";
 import type { AppSession } from "../wire/server.ts";
 import { type Dialog, DialogTable, dialogIdFor, tagOf, uriOf } from "./dialog.ts";
 import {
@@ -98,6 +98,20 @@ describe("buildInDialogRequest", () => {
     expect(req.headers.has("via")).toBe(false);
     expect(req.headers.get("max-forwards")).toBe("70");
     expect(d.localSeq).toBe(11);
+  });
+
+  it("compact-form From/To/Call-ID/Via in a parsed stub do not override or duplicate the dialog's", () => {
+    // the parser keeps header names as written (f, t, i, v), unlike SipHeaders built from pairs
+    const parsed = parseMessage(
+      "INFO sip:placeholder SIP/2.0\r\nv: SIP/2.0/UDP 203.0.113.1;branch=z9hG4bKx\r\nf: <sip:evil@x>;tag=1\r\n" +
+        "t: <sip:evil@x>\r\ni: other-call\r\nCSeq: 1 INFO\r\nl: 0\r\n\r\n",
+    );
+    if (!parsed.ok || parsed.message.kind !== "request") throw new Error("fixture does not parse");
+    const req = buildInDialogRequest(dialog(), parsed.message);
+    expect(req.headers.getAll("from")).toEqual(["<sip:100@pbx.example>;tag=lt"]);
+    expect(req.headers.getAll("to")).toEqual(['"Alice" <sip:alice@10.0.0.5>;tag=ft']);
+    expect(req.headers.getAll("call-id")).toEqual(["abc@host"]);
+    expect(req.headers.has("via")).toBe(false);
   });
 
   it("re-INVITE gets our Contact and SDP content type; its ACK reuses the INVITE's CSeq", () => {

@@ -1,7 +1,7 @@
 // Building requests inside a dialog (RFC 3261 §12.2.1.1) from the stub an app sends (e.g. `BYE sip:placeholder
 // SIP/2.0` with the dialog id): Request-URI = remote target, Route = route set, From/To/Call-ID from the dialog,
 // CSeq incremented (ACK reuses the INVITE's number), the app's extra headers and body kept.
-import { SipHeaders, type SipRequest } from "../sip/message.ts";
+import { headerKey, SipHeaders, type SipRequest } from "../sip/message.ts";
 import type { Peer, SipStack } from "../stack/index.ts";
 import { type Dialog, uriOf } from "./dialog.ts";
 
@@ -60,7 +60,7 @@ export function buildInDialogRequest(d: Dialog, stub: SipRequest): SipRequest {
   h.append("CSeq", `${seq} ${method}`);
   for (const r of d.routeSet) h.append("Route", r);
   for (const [name, value] of stub.headers.entries()) {
-    if (ENGINE_OWNED.has(name.toLowerCase())) continue;
+    if (ENGINE_OWNED.has(headerKey(name))) continue; // compact forms (f, t, i, v, l) too
     h.append(name, value);
   }
   if (
