@@ -42,6 +42,23 @@ async function settled(): Promise<void> {
   throw new Error(`transactions left over: ${JSON.stringify(stack.stats())}`);
 }
 
+/** The phone sends an INVITE; resolves its server transaction, with its ack-timeout count and its end. */
+async function incomingInvite(): Promise<{
+  invite: string;
+  st: ServerTransaction;
+  msg: IncomingRequest;
+  ackTimeouts: () => number;
+  ended: Promise<void>;
+}> {
+  const invite = sipRequest({ method: "INVITE", viaPort: phone.port });
+  phone.send(invite, port());
+  const { st, msg } = await nextRequest();
+  let count = 0;
+  st.on("ack-timeout", () => count++);
+  const ended = new Promise<void>((resolve) => st.on("terminated", () => resolve()));
+  return { invite, st, msg, ackTimeouts: () => count, ended };
+}
+
 function ok(req: SipRequest, status = 200) {
   return createResponse(req, status);
 }
@@ -158,12 +175,7 @@ describe("INVITE server transaction", () => {
   });
 
   it("a proxied 2xx is sent once, not retransmitted, and never times out waiting for an ACK", async () => {
-    const invite = sipRequest({ method: "INVITE", viaPort: phone.port });
-    phone.send(invite, port());
-    const { st, msg } = await nextRequest();
-    let ackTimeouts = 0;
-    st.on("ack-timeout", () => ackTimeouts++);
-    const ended = new Promise<void>((resolve) => st.on("terminated", () => resolve()));
+    const { invite, st, msg, ackTimeouts, ended } = await incomingInvite();
     st.respond(ok(msg.request), { proxied: true });
     await phone.next((m) => statusOf(m.text) === 200);
     await sleep(T1 * 8);
@@ -173,18 +185,13 @@ describe("INVITE server transaction", () => {
     phone.send(invite, port());
     await phone.next((m) => statusOf(m.text) === 200);
     await ended; // timer L
-    expect(ackTimeouts).toBe(0);
+    expect(ackTimeouts()).toBe(0);
     expect(phone.count((m) => statusOf(m.text) === 200)).toBe(2);
     await settled();
   });
 
   it("stopRetransmitting ends the 2xx retransmissions without an ack-timeout; INVITE retransmissions stay absorbed", async () => {
-    const invite = sipRequest({ method: "INVITE", viaPort: phone.port });
-    phone.send(invite, port());
-    const { st, msg } = await nextRequest();
-    let ackTimeouts = 0;
-    st.on("ack-timeout", () => ackTimeouts++);
-    const ended = new Promise<void>((resolve) => st.on("terminated", () => resolve()));
+    const { invite, st, msg, ackTimeouts, ended } = await incomingInvite();
     st.respond(ok(msg.request));
     await until(() => phone.count((m) => statusOf(m.text) === 200) >= 2, "2xx retransmissions");
     st.stopRetransmitting();
@@ -195,7 +202,7 @@ describe("INVITE server transaction", () => {
     // a retransmitted INVITE is absorbed silently in Accepted
     phone.send(invite, port());
     await ended; // timer L
-    expect(ackTimeouts).toBe(0);
+    expect(ackTimeouts()).toBe(0);
     expect(phone.count((m) => statusOf(m.text) === 200)).toBe(stoppedAt);
     await settled();
   });
