@@ -7,13 +7,13 @@ import { devices } from "./devices.ts";
 export const sipTransports = ["udp", "tcp", "tls", "ws", "wss"] as const;
 export type SipTransport = (typeof sipTransports)[number];
 
-export const registrations = sqliteTable(
-  "registrations",
-  {
-    id: idColumn(),
-    deviceId: text("device_id")
-      .notNull()
-      .references(() => devices.id, { onDelete: "cascade" }),
+/**
+ * Columns of one registered contact, shared by the edge's mirror (`registrations`)
+ * and the relay's authoritative copy (`relayRegistrations`). A function, because
+ * drizzle column builders belong to one table each.
+ */
+export function contactColumns() {
+  return {
     /** The Contact URI the device registered (where to send INVITEs). */
     contactUri: text("contact_uri").notNull(),
     /** Where the REGISTER actually came from (NAT: differs from the Contact). */
@@ -32,6 +32,17 @@ export const registrations = sqliteTable(
       .notNull()
       .$defaultFn(() => new Date()),
     createdAt: createdAt(),
+  };
+}
+
+export const registrations = sqliteTable(
+  "registrations",
+  {
+    id: idColumn(),
+    deviceId: text("device_id")
+      .notNull()
+      .references(() => devices.id, { onDelete: "cascade" }),
+    ...contactColumns(),
   },
   (t) => [
     uniqueIndex("registrations_device_contact_uq").on(t.deviceId, t.contactUri),

@@ -3,11 +3,11 @@
 // authoritative registrations, and configuration received from the edge. They exist
 // in every database (one schema, one migration history) but only the relay fills them.
 // The durable outbox of relay events is `relayOutbox` (operations.ts).
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { OutboundPolicy } from "../json/device.ts";
 import type { RelayStateDocument } from "../json/operations.ts";
-import { bool, createdAt, idColumn, timestamp, updatedAt } from "./columns.ts";
-import { sipTransports } from "./registrations.ts";
+import { bool, idColumn, updatedAt } from "./columns.ts";
+import { contactColumns } from "./registrations.ts";
 
 /** A device as last sent by the edge (snapshot or delta); `id` is the edge's device id. */
 export const relayDevices = sqliteTable("relay_devices", {
@@ -34,19 +34,7 @@ export const relayRegistrations = sqliteTable(
     deviceId: text("device_id")
       .notNull()
       .references(() => relayDevices.id, { onDelete: "cascade" }),
-    contactUri: text("contact_uri").notNull(),
-    sourceAddress: text("source_address").notNull(),
-    sourcePort: integer("source_port").notNull(),
-    transport: text("transport", { enum: sipTransports }).notNull(),
-    userAgent: text("user_agent"),
-    instanceId: text("instance_id"),
-    callId: text("call_id"),
-    cseq: integer("cseq"),
-    expiresAt: timestamp("expires_at").notNull(),
-    lastSeenAt: timestamp("last_seen_at")
-      .notNull()
-      .$defaultFn(() => new Date()),
-    createdAt: createdAt(),
+    ...contactColumns(),
   },
   (t) => [
     uniqueIndex("relay_registrations_device_contact_uq").on(t.deviceId, t.contactUri),
