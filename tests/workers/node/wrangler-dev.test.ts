@@ -61,6 +61,13 @@ function startWranglerDev(databaseUrl: string, token: string): Promise<string> {
   });
 }
 
+/** Workerd's console output reaches us through wrangler's pipe, after the response that caused it. */
+async function waitForOutput(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return output;
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "gosip-wrangler-dev-"));
   const token = "dev-token";
@@ -87,7 +94,7 @@ describe("wrangler dev (the deploy bundle in workerd)", () => {
       runtime: "workers",
       components: { database: { status: "ok" }, migrations: { status: "ok" } },
     });
-    expect(output).toMatch(/"msg":"database migrated"/);
+    expect(await waitForOutput(/"msg":"database migrated"/)).toMatch(/"msg":"database migrated"/);
   });
 
   it("runs first-run setup against the database and then closes it", async () => {
