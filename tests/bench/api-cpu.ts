@@ -1,0 +1,208 @@
+/**
+ * API CPU benchmark (`npm run bench:api-cpu -w @gosip/tests`): CPU time per request
+ * of the real Node edge (startNodeEdge: libSQL file database with migrations, the
+ * session middleware, an admin signed in), driven in-process with `app.request`
+ * one request at a time, so the figure is the edge's own work (routing, auth,
+ * database, DTOs, JSON) without sockets or a load generator. The baseline, measured
+ * in the same run, is a bare hono app answering `c.json({ ok: true })`.
+ *
+ * Targets: GET /api/auth/me, GET /api/devices with 1, 20 and 100 rows (the same
+ * 100-device data set, paged with ?limit), and POST /api/devices (the devices it
+ * creates are deleted after each round, outside the measurement, so the list always
+ * reads the same rows). Targets run in interleaved rounds and each figure is the
+ * median over rounds; CPU is user + system time of this process (process.cpuUsage),
+ * so garbage collection is included. The cost of one more row is derived from the
+ * 1- and 100-row lists.
+ *
+ * Options (env): BENCH_CPU_REQUESTS (default 2000) per target per round,
+ * BENCH_CPU_ROUNDS (default 5).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { devices } from "@gosip/drizzle";
+import { like } from "drizzle-orm";
+import { Hono } from "hono";
+import { startNodeEdge } from "../../edge/src/platform/node/server.ts";
+import type { Logger } from "../../edge/src/platform/types.ts";
+
+const REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 2000);
+const ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 5);
+const WARMUP_REQUESTS = 500;
+const LIST_DEVICES = 100;
+const CREATED_NAME_PREFIX = "Bench phone ";
+
+/** Something that answers a Request in-process (hono's `app.request`). */
+type Handler = (path: string, init?: RequestInit) => Response | Promise<Response>;
+
+interface Target {
+  name: string;
+  handler: Handler;
+  path: string;
+  /** Request init per call (so creates do not collide). */
+  init: () => RequestInit;
+  status: number;
+}
+
+interface Sample {
+  cpuUs: number;
+  wallUs: number;
+}
+
+const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Runs `count` requests back to back; CPU and wall time per request in µs. */
+async function measure(target: Target, count: number): Promise<Sample> {
+  const inits = Array.from({ length: count }, target.init);
+  const wallStart = process.hrtime.bigint();
+  const cpuStart = process.cpuUsage();
+  for (const init of inits) {
+    const res = await target.handler(target.path, init);
+    // The body is part of the work (c.json serialises lazily into the stream).
+    await res.arrayBuffer();
+    if (res.status !== target.status) {
+      throw new Error(`${target.name}: status ${res.status}, expected ${target.status}`);
+    }
+  }
+  const cpu = process.cpuUsage(cpuStart);
+  const wallNs = Number(process.hrtime.bigint() - wallStart);
+  return { cpuUs: (cpu.user + cpu.system) / count, wallUs: wallNs / 1000 / count };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+function printTable(names: string[], samples: Sample[][]): void {
+  const cpu = samples.map((s) => median(s.map((x) => x.cpuUs)));
+  const wall = samples.map((s) => median(s.map((x) => x.wallUs)));
+  const base = cpu[0] ?? Number.NaN;
+  const header = ["target", "CPU µs/req", "min", "max", "wall µs/req", "CPU ×base"];
+  const rows = names.map((name, i) => {
+    const all = (samples[i] ?? []).map((x) => x.cpuUs);
+    return [
+      name,
+      (cpu[i] ?? Number.NaN).toFixed(1),
+      Math.min(...all).toFixed(1),
+      Math.max(...all).toFixed(1),
+      (wall[i] ?? Number.NaN).toFixed(1),
+      `${((cpu[i] ?? Number.NaN) / base).toFixed(1)}×`,
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join("  ");
+  console.log(line(header));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const row of rows) console.log(line(row));
+}
+
+async function main(): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), "gosip-bench-api-cpu-"));
+  const edge = await startNodeEdge(
+    { GOSIP_DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "error" },
+    { logger: quietLogger },
+  );
+  const bare = new Hono();
+  bare.get("/", (c) => c.json({ ok: true }));
+
+  try {
+    const app: Handler = (path, init) => edge.app.request(path, init);
+    const setup = await app("/api/setup", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-gosip-csrf": "1" },
+      body: JSON.stringify({ email: "bench@example.com", password: "bench-password" }),
+    });
+    if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${await setup.text()}`);
+    const cookie = (setup.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
+    const auth = { cookie, "x-gosip-csrf": "1", "content-type": "application/json" };
+    for (let i = 0; i < LIST_DEVICES; i++) {
+      const res = await app("/api/devices", {
+        method: "POST",
+        headers: auth,
+        body: JSON.stringify({ name: `Desk phone ${i + 1}` }),
+      });
+      if (res.status !== 201) throw new Error(`device create failed: ${res.status} ${await res.text()}`);
+    }
+
+    let serial = 0;
+    const get = (path: string, name: string): Target => ({
+      name,
+      handler: app,
+      path,
+      init: () => ({ headers: { cookie } }),
+      status: 200,
+    });
+    const targets: Target[] = [
+      {
+        name: "bare hono GET /",
+        handler: (path, init) => bare.request(path, init),
+        path: "/",
+        init: () => ({}),
+        status: 200,
+      },
+      get("/api/auth/me", "GET /api/auth/me"),
+      get("/api/devices?limit=1", "GET /api/devices (1 row)"),
+      get("/api/devices?limit=20", "GET /api/devices (20 rows)"),
+      get("/api/devices?limit=100", "GET /api/devices (100 rows)"),
+      {
+        name: "POST /api/devices",
+        handler: app,
+        path: "/api/devices",
+        init: () => {
+          serial += 1;
+          const body = { name: `${CREATED_NAME_PREFIX}${serial}`, extension: String(20_000 + serial) };
+          return { method: "POST", headers: auth, body: JSON.stringify(body) };
+        },
+        status: 201,
+      },
+    ];
+    const dropCreated = () =>
+      edge.deps.db.delete(devices).where(like(devices.name, `${CREATED_NAME_PREFIX}%`));
+
+    console.log(
+      `API CPU benchmark: in-process app.request, one request at a time, ${ROUNDS} interleaved rounds of ` +
+        `${REQUESTS} requests per target (after ${WARMUP_REQUESTS} warm-up), medians over rounds; ` +
+        `Node ${process.version}, libSQL file database, ${LIST_DEVICES} devices`,
+    );
+    const loadBefore = loadavg();
+    for (const target of targets) {
+      await measure(target, WARMUP_REQUESTS);
+      if (target.name.startsWith("POST")) await dropCreated();
+    }
+    const samples: Sample[][] = targets.map(() => []);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, target] of targets.entries()) {
+        samples[i]?.push(await measure(target, REQUESTS));
+        if (target.name.startsWith("POST")) await dropCreated();
+      }
+    }
+    const loadAfter = loadavg();
+
+    printTable(
+      targets.map((t) => t.name),
+      samples,
+    );
+    const cpuOf = (i: number) => median((samples[i] ?? []).map((s) => s.cpuUs));
+    const perRow = (cpuOf(4) - cpuOf(2)) / (LIST_DEVICES - 1);
+    console.log(`per returned device row (100-row list − 1-row list) / 99: ${perRow.toFixed(2)} µs CPU`);
+    const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(" ");
+    console.log(`load average (1/5/15 min): before ${load(loadBefore)}, after ${load(loadAfter)}`);
+  } finally {
+    await edge.close(1000);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+// Exit explicitly once done: a stray timer must not keep the process alive.
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
