@@ -89,6 +89,11 @@ export function replyLeader(msgId: string, ok: boolean, extra?: string): string 
   return extra === undefined ? base : `${base}|${extra}`;
 }
 
+/** Leader of a refused API request: `<uuid>|response|<msgId>|NOK|<reason>` (drachtio route_api_response). */
+export function failLeader(msgId: string, reason: string): string {
+  return `${newId()}|response|${msgId}|NOK|${reason}`;
+}
+
 /**
  * Leader of the reply to a `sip` message the engine sent on the app's behalf; the raw SIP that went on the wire
  * follows. Requests: `...|OK|<meta>|<txnId>|Msg sent:|`; responses add the dialog id:

@@ -1,8 +1,11 @@
 // srf's req.proxy() / srf.proxyRequest(): the engine forwards a received request as a stateful proxy (RFC 3261
 // §16) to the app's destinations, one after another (serial) or all at once (simultaneous), relays responses back
-// upstream, and reports every response to the app (`response|<msgId>|OK|<meta>|<txnId>||continue` + raw), then
-// `OK|done`. remainInDialog is accepted but no Record-Route is added, so requests later in the dialog go end to
-// end without the engine; followRedirects and the provisional/final timeouts are not implemented.
+// upstream and, like drachtio-server (sip-proxy-controller.cpp ClientTransaction::processResponse), reports each
+// branch's final response to the app (`response|<msgId>|OK|<meta>|||continue` + raw), then `OK|done` once the
+// upstream final is sent. Provisional responses are relayed upstream but not reported. Refusals are `NOK|<reason>`
+// with drachtio's texts. CDRs: attempt per INVITE branch, start/stop per branch (proxy-uac) and upstream (proxy-uas).
+// remainInDialog is accepted but no Record-Route is added, so requests later in the dialog go end to end without
+// the engine; followRedirects and the provisional/final timeouts are not implemented.
 import { createResponse, newTag, type SipRequest, type SipResponse } from "../sip/message.ts";
 import type { ClientTransaction, Peer, ServerTransaction, SipStack } from "../stack/index.ts";
 import { formatMeta, metaFor, newId } from "./protocol.ts";
@@ -10,6 +13,14 @@ import { resolveTarget } from "./resolve.ts";
 import type { AppSession } from "./server.ts";
 
 const PROXIED = { proxied: true };
+
+/** Emits a drachtio CDR event (relay.ts owns the routing to the app that asked for it). */
+export type CdrSink = (
+  type: "attempt" | "start" | "stop",
+  source: "network" | "application",
+  msg: Buffer | string,
+  extra?: string,
+) => void;
 
 export interface ProxyOptions {
   msgId: string;
@@ -42,12 +53,18 @@ export class ProxyOperation {
     private readonly app: AppSession,
     private readonly opts: ProxyOptions,
     private readonly onDone: () => void,
+    private readonly cdr: CdrSink = () => undefined,
   ) {}
 
   start(): void {
+    // drachtio (SipProxyController::doProxy) refuses the proxy request itself for these, with NOK
     const mf = Number.parseInt(this.st.request.headers.get("max-forwards") ?? "70", 10);
-    if (!(mf > 0)) {
-      this.finishWith(upstreamStatus(this.st.request, 483, "Too Many Hops"));
+    if (mf <= 0) {
+      this.refuse(483, "Rejected with 483 Too Many Hops due to Max-Forwards value of 0");
+      return;
+    }
+    if (this.opts.destinations.length === 0) {
+      this.refuse(500, "error proxying request to ");
       return;
     }
     if (this.opts.simultaneous) {
@@ -105,6 +122,7 @@ export class ProxyOperation {
       this.branchFailed();
       return;
     }
+    if (req.method === "INVITE") this.cdr("attempt", "application", ct.wire);
     this.branches.add(ct);
     ct.on("response", (res, raw, source) => this.onResponse(ct, res, raw, source));
     ct.on("timeout", () => this.onFailure(ct, 408));
@@ -120,10 +138,14 @@ export class ProxyOperation {
       return;
     }
     if (isFinal && !this.branches.delete(ct)) return; // a retransmitted final of a finished branch
-    this.report(raw, source);
     if (!isFinal) {
       this.st.respond(upstream(res));
       return;
+    }
+    this.report(raw, source);
+    if (ct.method === "INVITE") {
+      if (res.status < 300) this.cdr("start", "network", raw, "proxy-uac");
+      else this.cdr("stop", "network", raw, res.status === 487 ? "call-canceled" : "call-rejected");
     }
     this.outstanding--;
     if (res.status < 300 || res.status >= 600) {
@@ -167,15 +189,31 @@ export class ProxyOperation {
   private finishWith(res: SipResponse): void {
     if (this.finished) return;
     this.finished = true;
-    // a relayed 2xx is sent once: the caller's ACK goes end to end, not to us (RFC 3261 §16.7)
-    this.st.respond(res, PROXIED);
+    this.respondUpstream(res);
     this.app.send(`${newId()}|response|${this.opts.msgId}|OK|done`);
     this.onDone();
   }
 
+  /** The proxy request is refused before any branch starts: our own final upstream, `NOK|<reason>` to the app. */
+  private refuse(status: number, reason: string): void {
+    this.finished = true;
+    this.respondUpstream(upstreamStatus(this.st.request, status));
+    this.app.send(`${newId()}|response|${this.opts.msgId}|NOK|${reason}`);
+    this.onDone();
+  }
+
+  private respondUpstream(res: SipResponse): void {
+    // a relayed 2xx is sent once: the caller's ACK goes end to end, not to us (RFC 3261 §16.7)
+    const wire = this.st.respond(res, PROXIED);
+    if (wire === "" || this.st.request.method !== "INVITE") return;
+    if (res.status < 300) this.cdr("start", "application", wire, "proxy-uas");
+    else this.cdr("stop", "application", wire, res.status === 487 ? "call-canceled" : "call-rejected");
+  }
+
+  /** A branch's final response as drachtio reports it: meta, then empty transaction and dialog ids. */
   private report(raw: Buffer, source: Peer): void {
     const meta = formatMeta(metaFor("network", raw.length, source));
-    this.app.send(`${newId()}|response|${this.opts.msgId}|OK|${meta}|${this.opts.txnId}||continue\r\n`, raw);
+    this.app.send(`${newId()}|response|${this.opts.msgId}|OK|${meta}|||continue\r\n`, raw);
   }
 }
 

@@ -286,12 +286,8 @@ export class Relay implements AppHandler {
     const [txnId = "", , , , mode = "serial", , , ...destinations] = msg.args;
     const txn = this.netTxns.get(txnId);
     if (txn === undefined || txn.app !== app) {
-      app.reply(msg.msgId, false, `unknown transaction id: ${txnId}`);
-      return;
-    }
-    if (destinations.length === 0) {
-      // srf checks for "NOK" on proxy failures
-      app.send(`${newId()}|response|${msg.msgId}|NOK|no destination`);
+      // srf's proxy callback only treats "NOK" as a failure (anything else is parsed as a SIP response)
+      app.fail(msg.msgId, `Unknown transaction id: ${txnId}`);
       return;
     }
     const extra: [string, string][] = [];
@@ -311,6 +307,7 @@ export class Relay implements AppHandler {
       app,
       { msgId: msg.msgId, txnId, destinations, simultaneous: mode === "simultaneous", headers: extra },
       () => this.proxies.delete(st.id),
+      (type, source, raw, extra) => this.cdr(type, source, raw, extra),
     );
     this.proxies.set(st.id, op);
     op.start();

@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { encodeFrame, FrameDecoder, type FramingError, MAX_FRAME_BYTES } from "./framing.ts";
-import { type AppMessage, parseAppMessage, replyLeader } from "./protocol.ts";
+import { type AppMessage, failLeader, parseAppMessage, replyLeader } from "./protocol.ts";
 
 /** What the SIP side of the engine does with application traffic. */
 export interface AppHandler {
@@ -89,6 +89,14 @@ export class AppSession {
 
   reply(msgId: string, ok: boolean, extra?: string): void {
     this.send(replyLeader(msgId, ok, extra));
+  }
+
+  /**
+   * A refused `sip`/`proxy` request: `NOK|<reason>`, as drachtio-server's route_api_response writes it (its
+   * `NO` is only used for the connection-level messages: authenticate, route, unknown types).
+   */
+  fail(msgId: string, reason: string): void {
+    this.send(failLeader(msgId, reason));
   }
 }
 
