@@ -19,6 +19,26 @@ export function contactFor(local: Peer): string {
   return local.transport === "tcp" ? `<sip:${hp};transport=tcp>` : `<sip:${hp}>`;
 }
 
+/**
+ * Headers whose `@localhost` drachtio-server replaces by its SIP address (drachtio.cpp makeTags), in every request
+ * and response an app sends. Canonical keys (compact forms m/f/t map to these).
+ */
+export const LOCALHOST_HEADERS: ReadonlySet<string> = new Set([
+  "from",
+  "to",
+  "contact",
+  "p-asserted-identity",
+]);
+
+/** Rewrite `@localhost` in the LOCALHOST_HEADERS of an app's message, in place. */
+export function rewriteLocalhostHeaders(headers: SipHeaders, local: Peer): void {
+  for (const name of LOCALHOST_HEADERS) {
+    const values = headers.getAll(name);
+    if (!values.some((v) => v.includes("@localhost"))) continue;
+    headers.set(name, values.map((v) => rewriteLocalhost(v, local)).join(", "));
+  }
+}
+
 /** Replace `@localhost[:port]` (what srf writes for callingNumber) by our advertised address. */
 export function rewriteLocalhost(value: string, local: Peer): string {
   const i = value.indexOf("@localhost");
@@ -33,7 +53,7 @@ export function rewriteLocalhost(value: string, local: Peer): string {
 
 /** Content-Type drachtio-server infers for a body without one (SDP), else undefined. */
 export function inferContentType(body: Buffer): string | undefined {
-  return body.length > 3 && body[0] === 0x76 && body[1] === 0x3d && body[2] === 0x30
+  return body.length >= 3 && body[0] === 0x76 && body[1] === 0x3d && body[2] === 0x30
     ? "application/sdp"
     : undefined;
 }

@@ -256,8 +256,9 @@ export class AdminServer {
         app.reply(msg.msgId, true, `${this.opts.hostports}|${this.opts.version}`);
         return;
       default:
-        // drachtio-server answers unknown types with NO
-        app.reply(msg.msgId, false, `Unknown message type: ${msg.type}`);
+        // drachtio-server (client.cpp processClientMessage) answers unknown types with this NO (and then drops
+        // the connection; we keep it: srf never sends other types, and a probe should not cost the app its calls)
+        app.reply(msg.msgId, false, "Unknown message type");
     }
   }
 
