@@ -350,3 +350,79 @@ describe("headers of app requests (drachtio makeTags, doSendRequest*)", () => {
     expect(msg.headers.get("from")).toMatch(new RegExp(`^<sip:\\+15550001@${here}>;tag=`));
   });
 });
+
+describe("dialog ids, ACK and CDRs (drachtio sip-dialog-controller.cpp)", () => {
+  it("names the dialog in a failure response, delivers the ACK with the INVITE's transaction id, start CDR only for 200", async () => {
+    const ctx = await setup();
+    const cdrs: string[] = [];
+    let rejected: { dialogId: string | undefined; expected: string } | undefined;
+    let inviteTxn: string | undefined;
+    let ackTxn: string | undefined;
+    await connectApp(ctx, (srf) => {
+      const on = srf.on.bind(srf) as (event: string, fn: (...args: unknown[]) => void) => void;
+      on("cdr:start", (source, _time, role) => cdrs.push(`start ${String(source)} ${String(role)}`));
+      on("cdr:stop", (source, _time, reason) => cdrs.push(`stop ${String(source)} ${String(reason)}`));
+      srf.invite(async (req, res) => {
+        const from = req.getParsedHeader("from") as unknown as { params: { tag: string } };
+        const expected = `${req.get("call-id")};from-tag=${from.params.tag}`;
+        if (req.uri.includes("reject")) {
+          const send = res.send as unknown as (status: number, opts: object, cb: () => void) => void;
+          send.call(res, 486, {}, () => {
+            rejected = { dialogId: (res as unknown as { stackDialogId?: string }).stackDialogId, expected };
+          });
+          return;
+        }
+        inviteTxn = (req as unknown as { stackTxnId: string }).stackTxnId;
+        const dialog = await srf.createUAS(req, res, {
+          localSdp: sdp(40000),
+          headers: { "X-Status": "accepted" },
+        });
+        dialog.on("ack", (ack: unknown) => {
+          ackTxn = (ack as { stackTxnId: string }).stackTxnId;
+        });
+      });
+    });
+    sendFromPeer(ctx, "INVITE", "reject", { body: sdp(1) });
+    await ctx.peer.response(486, "INVITE");
+    await until(() => rejected !== undefined);
+    expect(rejected?.dialogId).toBe(rejected?.expected);
+
+    const { callId } = sendFromPeer(ctx, "INVITE", "answer", { body: sdp(2) });
+    const ok = await ctx.peer.response(200, "INVITE");
+    const toTag = tagOf(ok.headers.get("to") ?? "");
+    ctx.peer.send(
+      request({
+        method: "ACK",
+        uri: `sip:answer@127.0.0.1:${ctx.engine.sipPort}`,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag: `f${seq}`,
+        ...(toTag === undefined ? {} : { toTag }),
+      }),
+      ctx.engine.sipPort,
+    );
+    await until(() => ackTxn !== undefined);
+    expect(ackTxn).toBe(inviteTxn);
+    await until(() => cdrs.length >= 2);
+    expect(cdrs).toEqual(["stop application call-rejected", "start application uas"]);
+  });
+
+  it("a 2xx other than 200 to an INVITE writes no cdr:start (drachtio writes start records for 200 only)", async () => {
+    const ctx = await setup();
+    const cdrs: string[] = [];
+    await connectApp(ctx, (srf) => {
+      const on = srf.on.bind(srf) as (event: string, fn: (...args: unknown[]) => void) => void;
+      on("cdr:start", (source, _time, role) => cdrs.push(`start ${String(source)} ${String(role)}`));
+      on("cdr:stop", (source, _time, reason) => cdrs.push(`stop ${String(source)} ${String(reason)}`));
+      srf.invite((req, res) => res.send(req.uri.includes("odd") ? 202 : 486));
+    });
+    sendFromPeer(ctx, "INVITE", "odd", { body: sdp(1) });
+    await ctx.peer.response(202, "INVITE");
+    sendFromPeer(ctx, "INVITE", "reject", { body: sdp(1) });
+    await ctx.peer.response(486, "INVITE");
+    // CDRs go out in order: once the second call's stop is here, a start for the 202 would have been too
+    await until(() => cdrs.length >= 1);
+    expect(cdrs).toEqual(["stop application call-rejected"]);
+  });
+});

@@ -46,6 +46,12 @@ export interface Dialog {
   acked: boolean;
   /** UAS: the INVITE server transaction retransmitting our 2xx until its ACK (cleared by the ACK). */
   unackedInvite?: ServerTransaction;
+  /**
+   * UAS: the relay transaction id of the INVITE that created the dialog, until its ACK arrives. drachtio-server
+   * (sip-dialog-controller.cpp processRequestInsideDialog) delivers that first ACK with the INVITE's transaction
+   * id and later ACKs (of re-INVITEs) with fresh ones.
+   */
+  inviteTxnId?: string;
   /** CSeq of the last ACK delivered to the app (ACK retransmissions are not delivered twice). */
   lastAckSeq?: number;
   terminated: boolean;

@@ -253,7 +253,9 @@ export class Relay implements AppHandler {
     d.acked = true;
     d.unackedInvite = undefined;
     if (seq !== undefined) d.lastAckSeq = seq;
-    d.app.send(sipLeader(networkMeta(ack), newId(), d.id), rawOf(ack));
+    const txnId = d.inviteTxnId ?? newId();
+    d.inviteTxnId = undefined;
+    d.app.send(sipLeader(networkMeta(ack), txnId, d.id), rawOf(ack));
   }
 
   /** A 2xx to our INVITE retransmitted after its transaction ended: the peer lost our ACK, send it again. */
@@ -417,14 +419,19 @@ export class Relay implements AppHandler {
     } else if (status >= 300 && txn.early !== undefined) {
       this.dialogs.remove(txn.early);
     }
+    // drachtio names the would-be dialog in every response to an INVITE/SUBSCRIBE it is handling (its IIP holds
+    // the dialog from the start), failures and 100 included
+    if (dialogId === "" && txn.dialog === undefined && (method === "INVITE" || method === "SUBSCRIBE"))
+      dialogId = txn.dialogId;
     app.send(
       sentLeader(msgId, appMeta(wire, txn.source), txnId, dialogId),
       wire,
       dialogId !== "" && status < 300,
     );
     if (method === "INVITE" && txn.dialog === undefined && status >= 200) {
-      if (status < 300) this.cdr("start", "application", wire, "uas");
-      else this.cdr("stop", "application", wire, "call-rejected");
+      // doRespondToSipRequest: a start record for 200 only (not other 2xx), a stop for any failure
+      if (status === 200) this.cdr("start", "application", wire, "uas");
+      else if (status >= 300) this.cdr("stop", "application", wire, "call-rejected");
     }
     if (status >= 200) this.forgetNet(txn);
   }
@@ -456,6 +463,7 @@ export class Relay implements AppHandler {
       terminated: false,
     };
     if (early) d.early = { inviteTxnId: txn.id };
+    if (req.method === "INVITE") d.inviteTxnId = txn.id;
     if (d.kind === "SUBSCRIBE")
       refreshSubscription(d, res.headers.get("expires") ?? req.headers.get("expires"));
     this.dialogs.add(d);
@@ -728,8 +736,10 @@ export class Relay implements AppHandler {
     if (status >= 200) {
       txn.final = true;
       if (method === "INVITE" && txn.dialog === undefined) {
-        if (status < 300) this.cdr("start", "network", raw, "uac");
-        else this.cdr("stop", "network", raw, status === 487 ? "call-canceled" : "call-rejected");
+        // processResponseOutsideDialog: start for 200 only, stop for failures
+        if (status === 200) this.cdr("start", "network", raw, "uac");
+        else if (status >= 300)
+          this.cdr("stop", "network", raw, status === 487 ? "call-canceled" : "call-rejected");
       }
       if (method === "INVITE" && txn.dialog !== undefined) txn.dialog.inviteFinal = status;
       this.forgetApp(txn);
