@@ -426,3 +426,47 @@ describe("dialog ids, ACK and CDRs (drachtio sip-dialog-controller.cpp)", () => 
     expect(cdrs).toEqual(["stop application call-rejected"]);
   });
 });
+
+describe("new requests from the network (drachtio controller.cpp processMessageStatelessly)", () => {
+  it("answers an out-of-dialog BYE/UPDATE with 481 and a wildcard REGISTER with Expires with 400, without the app", async () => {
+    const ctx = await setup();
+    const seen: string[] = [];
+    await connectApp(ctx, (srf) => {
+      for (const method of ["bye", "update", "register"]) {
+        srf.use(method, (req, res) => {
+          seen.push(req.method);
+          res.send(200);
+        });
+      }
+    });
+    sendFromPeer(ctx, "BYE", "stray");
+    await ctx.peer.response(481, "BYE");
+    sendFromPeer(ctx, "UPDATE", "stray");
+    await ctx.peer.response(481, "UPDATE");
+    sendFromPeer(ctx, "REGISTER", "alice", {
+      edit: (t) =>
+        t
+          .replace(/Contact: [^\r]*/, "Contact: *")
+          .replace("Max-Forwards: 70", "Expires: 3600\r\nMax-Forwards: 70"),
+    });
+    await ctx.peer.response(400, "REGISTER");
+    // a well-formed REGISTER still reaches the app
+    sendFromPeer(ctx, "REGISTER", "alice", { extra: ["Expires: 3600"] });
+    await ctx.peer.response(200, "REGISTER");
+    expect(seen).toEqual(["REGISTER"]);
+  });
+
+  it("an INVITE no app routes gets 503 with attempt and stop CDRs", async () => {
+    const ctx = await setup();
+    const cdrs: string[] = [];
+    await connectApp(ctx, (srf) => {
+      const on = srf.on.bind(srf) as (event: string, fn: (...args: unknown[]) => void) => void;
+      on("cdr:attempt", (source) => cdrs.push(`attempt ${String(source)}`));
+      on("cdr:stop", (source, _time, reason) => cdrs.push(`stop ${String(source)} ${String(reason)}`));
+    });
+    sendFromPeer(ctx, "INVITE", "nobody", { body: sdp(1) });
+    await ctx.peer.response(503, "INVITE");
+    await until(() => cdrs.length >= 2);
+    expect(cdrs).toEqual(["attempt network", "stop application call-rejected"]);
+  });
+});

@@ -142,9 +142,23 @@ export class Relay implements AppHandler {
       this.onInDialogRequest(st, msg, toTag);
       return;
     }
+    // drachtio-server (controller.cpp processMessageStatelessly) answers these itself, before any app sees them
+    if (req.method === "BYE" || req.method === "UPDATE") {
+      st.respond(createResponse(req, 481));
+      return;
+    }
+    if (req.method === "REGISTER" && isWildcardRegisterWithExpiry(req)) {
+      st.respond(createResponse(req, 400));
+      return;
+    }
     const app = this.admin?.selectApp(req.method);
     if (app === undefined) {
-      st.respond(createResponse(req, 503));
+      // pending-request-controller.cpp processNewRequest: 503; an INVITE still gets its attempt and stop records
+      const wire = st.respond(createResponse(req, 503));
+      if (req.method === "INVITE") {
+        this.cdr("attempt", "network", msg.raw);
+        if (wire !== "") this.cdr("stop", "application", wire, "call-rejected");
+      }
       return;
     }
     const fromTag = tagOf(req.headers.get("from")) ?? "";
@@ -935,6 +949,13 @@ function emptyStub(method: string, headers: [string, string][] = []): SipRequest
     headers: new SipHeaders(headers),
     body: Buffer.alloc(0),
   };
+}
+
+/** REGISTER with `Contact: *` but a non-zero Expires (RFC 3261 §10.2.2 allows `*` only with Expires: 0). */
+function isWildcardRegisterWithExpiry(req: SipRequest): boolean {
+  if (req.headers.get("contact")?.trim() !== "*") return false;
+  const expires = req.headers.get("expires");
+  return expires !== undefined && Number.parseInt(expires, 10) !== 0;
 }
 
 /** A body without Content-Type that drachtio cannot infer (it only recognises SDP): the request is refused. */
