@@ -93,3 +93,30 @@ it("runs every connection with WAL and synchronous=NORMAL, and refuses interacti
   const err = await cached.transaction().catch((e: unknown) => e);
   expect((err as LibsqlError).code).toBe("TRANSACTION_UNSUPPORTED");
 });
+
+it("reads integers beyond 2^53 exactly: an unsafe integer fails as with @libsql/client, large reals pass", async () => {
+  await cached.execute({
+    sql: "insert into t (name, n, x) values (?, ?, ?)",
+    args: ["big", 2n ** 60n, 1e20],
+  });
+  const bigInt = { sql: "select name, n from t where name = ?", args: ["big"] };
+  const expected = await plain.execute(bigInt).catch((e: unknown) => e);
+  expect(expected).toBeInstanceOf(RangeError);
+  // Twice: the first read meets the value as a (rounded) number, the second reads exactly from the start.
+  for (let i = 0; i < 2; i++) {
+    const err = await cached.execute(bigInt).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RangeError);
+    expect((err as Error).message).toBe((expected as Error).message);
+  }
+  // The same statement still answers rows whose integers are safe.
+  const [safe] = (await cached.execute({ ...bigInt, args: ["a"] })).rows;
+  expect(safe?.n).toBe(Number.MAX_SAFE_INTEGER);
+
+  const real = { sql: "select x from t where name = ?", args: ["big"] };
+  expect(JSON.stringify(await cached.execute(real))).toBe(JSON.stringify(await plain.execute(real)));
+  expect((await cached.execute(real)).rows[0]?.x).toBe(1e20);
+
+  // A write's RETURNING is always read exactly (it cannot be run twice).
+  const returning = { sql: "update t set n = n where name = ? returning n", args: ["big"] };
+  expect(await cached.execute(returning).catch((e: unknown) => e)).toBeInstanceOf(RangeError);
+});

@@ -12,6 +12,12 @@
  * /api/devices 840 → 555 µs. Everything else (batch, migrate, executeMultiple)
  * is delegated to the wrapped @libsql/client as is.
  *
+ * A SELECT reads integers as plain numbers and is read again exactly only when a
+ * number beyond 2^53 shows up, so an unsafe integer still fails with RangeError as
+ * with @libsql/client; no column of the schema holds such values (timestamps in ms,
+ * counts, SIP CSeq and ports, autoincrement ids). Rows are instances of one class per
+ * statement that keeps the values in a private field.
+ *
  * Interactive transactions are refused: this client runs statements on two
  * connections, and a transaction holding the write lock on one would stall the
  * other's writes. The edge makes atomic changes with `db.batch` instead.
@@ -44,7 +50,16 @@ interface CachedStatement {
   columnTypes: string[];
   /** How rows of this statement are built (see {@link rowShape}). */
   shape: RowShape;
+  /**
+   * Whether integers are read as exact BigInts. A SELECT reads plain numbers (a BigInt per
+   * integer value was most of a row's cost) until it meets one outside the safe range; a
+   * statement that writes is always exact, as it cannot be run again to re-read.
+   */
+  exact: boolean;
 }
+
+/** SQL that only reads (drizzle writes its SELECTs lowercase; either case is fine). */
+const READ_ONLY = /^\s*select\s/i;
 
 /** The SQLite pragmas the edge runs its file database with (set per connection). */
 export const FILE_DATABASE_PRAGMAS = [
@@ -105,13 +120,21 @@ class StatementCachingClient implements Client {
       const info = cached.statement.run(bound);
       return resultSet([], [], [], info.changes, BigInt(info.lastInsertRowid));
     }
-    const values = cached.statement.all(bound) as unknown[][];
+    let values = cached.statement.all(bound) as unknown[][];
     // SQLite recompiles a statement whose tables another connection altered (e.g. `select *` after
     // ALTER TABLE), so the row width can outgrow the columns read at prepare time: read them again.
     const width = values[0]?.length;
     if (width !== undefined && width !== cached.columns.length) readColumns(cached);
+    if (!cached.exact && !fromPlainValues(values)) {
+      // A number beyond 2^53 may be a rounded integer: read this statement exactly from now on, so
+      // an unsafe integer fails as it does with @libsql/client instead of being silently changed.
+      cached.exact = true;
+      cached.statement.safeIntegers(true);
+      values = cached.statement.all(bound) as unknown[][];
+    }
+    if (cached.exact) values = values.map((row) => row.map(fromExact));
     const columns = cached.columns ?? [];
-    const rows = values.map((row) => toRow(row, cached.shape));
+    const rows = (values as Value[][]).map((row) => toRow(row, cached.shape));
     return resultSet(columns, cached.columnTypes, rows, 0, undefined);
   }
 
@@ -119,8 +142,16 @@ class StatementCachingClient implements Client {
     const hit = this.#statements.get(sql);
     if (hit) return hit;
     const statement = this.#db.prepare(sql);
-    statement.safeIntegers(true);
-    const entry: CachedStatement = { statement, columns: undefined, columnTypes: [], shape: rowShape([]) };
+    // A SELECT cannot change the database, so it may run a second time with exact integers.
+    const exact = !READ_ONLY.test(sql);
+    statement.safeIntegers(exact);
+    const entry: CachedStatement = {
+      statement,
+      columns: undefined,
+      columnTypes: [],
+      shape: rowShape([]),
+      exact,
+    };
     let returnsRows = true;
     try {
       statement.raw(true); // throws for statements that return no rows
@@ -219,32 +250,40 @@ function jsonValue(value: unknown): unknown {
   return value;
 }
 
-const ROW_VALUES = Symbol("rowValues");
+/** Holds a row's values where neither keys, spread, JSON nor equality checks see them. */
+class RowValues {
+  #values: Value[];
+  constructor(values: Value[]) {
+    this.#values = values;
+  }
+  static of(row: RowValues): Value[] {
+    return row.#values;
+  }
+}
 
 /**
- * Rows of one statement share a prototype that serves `length` and the values by
- * index (non-enumerable, like @libsql/client's rows); each row then only gets its
- * values array and one plain property per column name, instead of a property
- * definition per value and per name.
+ * Rows of one statement are instances of one class whose prototype serves `length`
+ * and the values by index (non-enumerable, like @libsql/client's rows); each row then
+ * only gets its values array and one plain property per column name, instead of a
+ * property definition per value and per name.
  */
 interface RowShape {
-  proto: object;
+  create: new (values: Value[]) => RowValues;
   /** Own property name for each column, or undefined where @libsql/client keeps none (repeated name). */
   names: (string | undefined)[];
 }
 
 function rowShape(columns: string[]): RowShape {
-  const proto: Record<string | number, unknown> = {};
-  const valuesOf = (row: unknown): unknown[] => (row as { [ROW_VALUES]: unknown[] })[ROW_VALUES];
-  Object.defineProperty(proto, "length", {
-    get() {
-      return valuesOf(this).length;
+  const create = class Row extends RowValues {};
+  Object.defineProperty(create.prototype, "length", {
+    get(this: RowValues) {
+      return RowValues.of(this).length;
     },
   });
   columns.forEach((_, i) => {
-    Object.defineProperty(proto, i, {
-      get() {
-        return valuesOf(this)[i];
+    Object.defineProperty(create.prototype, i, {
+      get(this: RowValues) {
+        return RowValues.of(this)[i];
       },
     });
   });
@@ -255,35 +294,56 @@ function rowShape(columns: string[]): RowShape {
     seen.add(column);
     return column;
   });
-  return { proto, names };
+  return { create, names };
 }
 
 /** A row as @libsql/client builds it: values by index (and `length`), and by column name (enumerable). */
-function toRow(raw: unknown[], shape: RowShape): Row {
-  const row = Object.create(shape.proto) as Record<string, Value>;
-  const values = raw.map(fromSql);
-  Object.defineProperty(row, ROW_VALUES, { value: values });
+function toRow(values: Value[], shape: RowShape): Row {
+  const row = new shape.create(values) as unknown as Record<string, Value>;
+  const { names } = shape;
   for (let i = 0; i < values.length; i++) {
-    const name = shape.names[i];
+    const name = names[i];
     if (name !== undefined) row[name] = values[i] as Value;
   }
   return row as unknown as Row;
 }
 
+/**
+ * Converts, in place, the values of rows read with plain JS numbers to what
+ * @libsql/client answers (blobs as ArrayBuffer). False when a number is outside the
+ * safe integer range: it may be a rounded 64-bit integer, so the statement must be
+ * read again with exact integers.
+ */
+function fromPlainValues(rows: unknown[][]): rows is Value[][] {
+  for (const row of rows) {
+    for (let i = 0; i < row.length; i++) {
+      const value = row[i];
+      if (typeof value === "number") {
+        if (value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER) return false;
+      } else if (value instanceof Uint8Array) {
+        row[i] = toArrayBuffer(value);
+      }
+    }
+  }
+  return true;
+}
+
+function toArrayBuffer(value: Uint8Array): ArrayBuffer {
+  return value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) as ArrayBuffer;
+}
+
 const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-/** SQLite value → JS value, as @libsql/client's default intMode "number" does. */
-function fromSql(value: unknown): Value {
+/** SQLite value read with exact integers → JS value, as @libsql/client's default intMode "number" does. */
+function fromExact(value: unknown): Value {
   if (typeof value === "bigint") {
     if (value < MIN_SAFE || value > MAX_SAFE) {
       throw new RangeError("Received integer which cannot be safely represented as a JavaScript number");
     }
     return Number(value);
   }
-  if (value instanceof Uint8Array) {
-    return value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) as ArrayBuffer;
-  }
+  if (value instanceof Uint8Array) return toArrayBuffer(value);
   return value as Value;
 }
 
