@@ -6,8 +6,11 @@ import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import * as schema from "./schema/index.ts";
 
 export type Schema = typeof schema;
-/** The drizzle database typed with every GoSIP table (relational queries included). */
-export type Db = LibSQLDatabase<Schema>;
+/**
+ * The drizzle database typed with every GoSIP table (relational queries included),
+ * and its libSQL client (`$client`, for reads that decode rows themselves).
+ */
+export type Db = LibSQLDatabase<Schema> & { $client: Client };
 
 /** Wraps a libSQL client; apply `migrate(client)` first. */
 export function createDb(client: Client): Db {

@@ -205,6 +205,43 @@ describe("lists", () => {
     expect((await request(t, "GET", "/api/devices?limit=101", { as: admin.session })).status).toBe(400);
     expect((await request(t, "GET", "/api/devices?limit=0", { as: admin.session })).status).toBe(400);
   });
+  it("a listed device is the JSON a GET answers and the create answered (minus the password), in one field order", async () => {
+    const { sipPassword, ...created } = await createDevice({
+      name: "Kitchen",
+      recordAlways: true,
+      outboundPolicy: { v: 1, allowedPrefixes: ["+44"], blockPremiumRate: false },
+    });
+    expect(sipPassword).toBeTruthy();
+    const got = await (await request(t, "GET", `/api/devices/${created.id}`, { as: admin.session })).text();
+    const listed = (await (await request(t, "GET", "/api/devices", { as: admin.session })).json()) as {
+      items: unknown[];
+    };
+    expect(JSON.stringify(listed.items[0])).toBe(got);
+    expect(JSON.stringify(created)).toBe(got);
+    expect(Object.keys(JSON.parse(got) as object)).toEqual([
+      "id",
+      "userId",
+      "name",
+      "extension",
+      "sipUsername",
+      "enabled",
+      "recordAlways",
+      "outboundPolicy",
+      "createdAt",
+      "updatedAt",
+    ]);
+    expect(JSON.parse(got)).toMatchObject({
+      enabled: true,
+      recordAlways: true,
+      outboundPolicy: {
+        v: 1,
+        allowOutbound: true,
+        allowedPrefixes: ["+44"],
+        blockedPrefixes: [],
+        blockPremiumRate: false,
+      },
+    });
+  });
 });
 
 describe("access control", () => {

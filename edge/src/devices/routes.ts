@@ -7,7 +7,7 @@
  */
 import { computeDeviceHa1, type Db, devices, outboundPolicySchema, publicDeviceSchema } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, eq, type SQL, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import type { AuthUser } from "../env.ts";
 import { AppError, badRequest, conflict, notFound } from "../http/errors.ts";
@@ -15,7 +15,7 @@ import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
   assertSelfServiceFields,
   errorResponses,
-  findByIdOr404,
+  findSelectedOr404,
   idParams,
   isForeignKeyViolation,
   iso,
@@ -23,10 +23,11 @@ import {
   isUniqueViolation,
   jsonBody,
   jsonResponse,
-  listPage,
+  preparePage,
   safeWrite,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
+import type { SelectedRow } from "../http/selected-rows.ts";
 import { allocateExtension, extensionSchema, generateSipPassword, getSipRealm } from "./credentials.ts";
 import { deviceReferences } from "./references.ts";
 
@@ -81,7 +82,20 @@ const listQuery = pageQuery.extend({
   userId: z.string().min(1).max(64).optional().openapi({ description: "Only this owner's devices (admin)" }),
 });
 
-type DeviceRow = typeof devices.$inferSelect;
+/** The columns a device response shows: never the HA1s, which stay on writes and the relay sync. */
+const deviceColumns = {
+  id: devices.id,
+  userId: devices.userId,
+  name: devices.name,
+  extension: devices.extension,
+  sipUsername: devices.sipUsername,
+  enabled: devices.enabled,
+  recordAlways: devices.recordAlways,
+  outboundPolicy: devices.outboundPolicy,
+  createdAt: devices.createdAt,
+  updatedAt: devices.updatedAt,
+};
+type DeviceRow = SelectedRow<typeof deviceColumns>;
 
 export function toDeviceDto(row: DeviceRow): DeviceDto {
   return {
@@ -98,6 +112,17 @@ export function toDeviceDto(row: DeviceRow): DeviceDto {
   };
 }
 
+// Numeric order (extensions are unique digit strings): shorter first, then by digits.
+const deviceOrder = [sql`length(${devices.extension})`, devices.extension];
+/** The list's two shapes, each built into SQL once: every device, or one owner's. */
+const devicePages = {
+  all: preparePage(devices, deviceColumns, { orderBy: deviceOrder }),
+  ofOwner: preparePage(devices, deviceColumns, {
+    where: eq(devices.userId, sql.placeholder("owner")),
+    orderBy: deviceOrder,
+  }),
+};
+
 /** Rows a user may touch: all for admins, their own otherwise. */
 function visibleTo(me: AuthUser): SQL | undefined {
   return me.role === "admin" ? undefined : eq(devices.userId, me.id);
@@ -105,7 +130,7 @@ function visibleTo(me: AuthUser): SQL | undefined {
 
 /** The device, or 404 when it does not exist or belongs to someone else (for a non-admin). */
 function findVisibleDevice(db: Db, me: AuthUser, id: string): Promise<DeviceRow> {
-  return findByIdOr404(db, devices, id, "Device", visibleTo(me));
+  return findSelectedOr404(db, devices, deviceColumns, id, "Device", visibleTo(me));
 }
 
 function randomSuffix(length: number): string {
@@ -217,10 +242,15 @@ export const devicesRouter = createRouter()
     const me = currentUser(c);
     const { limit, offset, userId } = c.req.valid("query");
     const db = c.get("deps").db;
-    const where = and(visibleTo(me), userId ? eq(devices.userId, userId) : undefined);
-    // Numeric order (extensions are unique digit strings): shorter first, then by digits.
-    const orderBy = [sql`length(${devices.extension})`, devices.extension];
-    return c.json(await listPage(db, devices, { where, orderBy, limit, offset }, toDeviceDto), 200);
+    // An admin sees every device or one owner's; anyone else only their own.
+    const owner = me.role === "admin" ? userId : me.id;
+    if (userId !== undefined && userId !== owner) return c.json({ items: [], total: 0, limit, offset }, 200);
+    const page = { limit, offset };
+    const list =
+      owner === undefined
+        ? devicePages.all.list(db, {}, page, toDeviceDto)
+        : devicePages.ofOwner.list(db, { owner }, page, toDeviceDto);
+    return c.json(await list, 200);
   })
   .openapi(createDeviceRoute, async (c) => {
     const me = currentUser(c);
@@ -247,7 +277,7 @@ export const devicesRouter = createRouter()
               recordAlways: body.recordAlways,
               outboundPolicy: body.outboundPolicy,
             })
-            .returning(),
+            .returning(deviceColumns),
         );
         if (!row) throw new Error("insert returned no row");
         return c.json({ ...toDeviceDto(row), sipPassword }, 201);
@@ -278,7 +308,7 @@ export const devicesRouter = createRouter()
     if (Object.keys(patch).length === 0) return c.json(toDeviceDto(current), 200);
     try {
       const [row] = await safeWrite(() =>
-        db.update(devices).set(patch).where(eq(devices.id, current.id)).returning(),
+        db.update(devices).set(patch).where(eq(devices.id, current.id)).returning(deviceColumns),
       );
       if (!row) throw notFound("Device");
       return c.json(toDeviceDto(row), 200);
@@ -309,7 +339,7 @@ export const devicesRouter = createRouter()
         .update(devices)
         .set(computeDeviceHa1(current.sipUsername, realm, sipPassword))
         .where(eq(devices.id, current.id))
-        .returning(),
+        .returning(deviceColumns),
     );
     if (!row) throw notFound("Device");
     return c.json({ ...toDeviceDto(row), sipPassword }, 200);

@@ -1,7 +1,7 @@
 // Database errors from resource writes carry no SQL parameters (which can be
 // HA1s, password hashes or secrets) and still map UNIQUE violations to 409.
-import { relayTokens, settings } from "@gosip/drizzle";
-import { eq, ne } from "drizzle-orm";
+import { dids, relayTokens, settings } from "@gosip/drizzle";
+import { eq, ne, sql } from "drizzle-orm";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { createTestEdge, type TestEdge } from "../test-support.ts";
 import { AppError } from "./errors.ts";
@@ -9,8 +9,10 @@ import {
   DatabaseWriteError,
   deleteByIdOr404,
   findByIdOr404,
+  isoFromMs,
   isUniqueViolation,
   listPage,
+  preparePage,
   safeWrite,
   uniqueOr409,
 } from "./resource-api.ts";
@@ -95,4 +97,57 @@ it("findByIdOr404 and deleteByIdOr404 answer 404 for a missing row or one outsid
   }
   await deleteByIdOr404(t.db, relayTokens, token.id, "Relay token");
   expect(await t.db.select().from(relayTokens)).toEqual([]);
+});
+
+it("listPage and findByIdOr404 decode rows as drizzle's own select does (JSON, booleans, dates, nulls)", async () => {
+  await t.db.insert(dids).values([
+    { e164: "+15550100001", dnd: true, greeting: { v: 1, source: { kind: "tts", text: "Hi" } } },
+    { e164: "+15550100002", label: "Office", twilioSid: "PN123", defaultTargets: { v: 1, deviceIds: ["x"] } },
+  ]);
+  const drizzleRows = await t.db.select().from(dids).orderBy(dids.e164);
+  const page = await listPage(t.db, dids, { orderBy: [dids.e164], limit: 10, offset: 0 }, (row) => row);
+  expect(page.items).toEqual(drizzleRows);
+  expect(page.items[0]?.createdAt).toBeInstanceOf(Date);
+  expect(page.items[1]?.greeting).toBeNull();
+  const second = drizzleRows[1];
+  if (!second) throw new Error("no row");
+  expect(await findByIdOr404(t.db, dids, second.id, "DID")).toEqual(second);
+});
+
+it("preparePage builds its SQL once and lists with the values of each call", async () => {
+  for (const key of ["c", "a", "d", "b", "e"]) await t.db.insert(settings).values({ key, value: { v: 1 } });
+  const prepared = preparePage(
+    settings,
+    { key: settings.key },
+    { where: ne(settings.key, sql.placeholder("skip")), orderBy: [settings.key] },
+  );
+  const keyOf = (row: { key: string }) => row.key;
+  expect(await prepared.list(t.db, { skip: "e" }, { limit: 2, offset: 1 }, keyOf)).toEqual({
+    items: ["b", "c"],
+    total: 4,
+    limit: 2,
+    offset: 1,
+  });
+  expect(await prepared.list(t.db, { skip: "a" }, { limit: 3, offset: 0 }, keyOf)).toEqual({
+    items: ["b", "c", "d"],
+    total: 4,
+    limit: 3,
+    offset: 0,
+  });
+  expect(await prepared.list(t.db, { skip: "a" }, { limit: 2, offset: 9 }, keyOf)).toEqual({
+    items: [],
+    total: 4,
+    limit: 2,
+    offset: 9,
+  });
+});
+
+it("isoFromMs writes what toISOString writes, including leap days, the year ends and invalid times", () => {
+  const samples = [
+    0, 1, 999, 86_399_999, 86_400_000, 951_782_400_000, 951_868_799_999, 4_107_542_400_000, 1_767_225_599_999,
+    253_402_300_799_999, 253_402_300_800_000, -1, -62_198_755_200_000, 1.5,
+  ];
+  for (let i = 0; i < 20_000; i++) samples.push(Math.floor(Math.random() * 253_402_300_800_000));
+  for (const ms of samples) expect(isoFromMs(ms)).toBe(new Date(ms).toISOString());
+  expect(() => isoFromMs(Number.NaN)).toThrow(RangeError);
 });
