@@ -470,3 +470,48 @@ describe("new requests from the network (drachtio controller.cpp processMessageS
     expect(cdrs).toEqual(["attempt network", "stop application call-rejected"]);
   });
 });
+
+describe("CANCEL from the app (drachtio doSendCancelRequest / makeSafeTags)", () => {
+  it("carries the app's headers, but not ones that would change the INVITE's identity", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    let sent: Srf.SrfRequest | undefined;
+    const uac = srf
+      .createUAC(
+        `sip:bob@127.0.0.1:${ctx.peer.port}`,
+        { localSdp: sdp(50000) },
+        {
+          // srf calls cbRequest(err, req) although its type declarations say (req)
+          cbRequest: ((_err: unknown, req: Srf.SrfRequest) => {
+            sent = req;
+          }) as never,
+        },
+      )
+      .catch(() => undefined);
+    const inv = await ctx.peer.request("INVITE");
+    ctx.peer.send(respond(inv, 180, "Ringing", { toTag: "r1" }), ctx.engine.sipPort);
+    await until(() => sent !== undefined);
+    (sent as unknown as { cancel: (opts: object) => void }).cancel({
+      headers: { Subject: "changed my mind", "X-Why": "test", From: "<sip:evil@example.com>;tag=x" },
+    });
+    const cancel = await ctx.peer.request("CANCEL");
+    expect(cancel.headers.get("subject")).toBe("changed my mind");
+    expect(cancel.headers.get("x-why")).toBe("test");
+    expect(cancel.headers.get("from")).toBe(inv.headers.get("from"));
+    ctx.peer.send(respond(cancel, 200, "OK"), ctx.engine.sipPort);
+    ctx.peer.send(respond(inv, 487, "Request Terminated", { toTag: "r1" }), ctx.engine.sipPort);
+    await uac;
+  });
+
+  it("writes custom header names as drachtio does (User-To-User, X- headers as given)", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    void srfRequest(srf, `sip:bob@127.0.0.1:${ctx.peer.port}`, {
+      method: "OPTIONS",
+      headers: { "user-to-user": "abc;encoding=hex", "x-lower": "1" },
+    });
+    const r = await ctx.peer.next((m) => m.msg.kind === "request" && m.msg.method === "OPTIONS");
+    expect(r.text).toContain("\r\nUser-To-User: abc;encoding=hex\r\n");
+    expect(r.text).toContain("\r\nx-lower: 1\r\n");
+  });
+});

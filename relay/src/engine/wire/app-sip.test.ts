@@ -1,7 +1,8 @@
 // Parsing the SIP text drachtio-srf writes into `sip` frames (built with its own SipMessage stringifier).
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { parseAppSip } from "./app-sip.ts";
+import { serializeMessage } from "../sip/message.ts";
+import { parseAppSip, wireHeaderName } from "./app-sip.ts";
 
 const require = createRequire(import.meta.url);
 const SrfSipMessage = require("drachtio-srf/lib/sip-parser/message") as new (
@@ -32,5 +33,20 @@ describe("parseAppSip", () => {
     expect(() => parseAppSip(Buffer.from("hello world\r\n\r\n"))).toThrow();
     expect(() => parseAppSip(Buffer.from("SIP/2.0 99 Nope\r\n\r\n"))).toThrow();
     expect(() => parseAppSip(Buffer.from("BYE sip:x SIP/2.0\r\nno colon here\r\n\r\n"))).toThrow();
+  });
+
+  it("spells app header names as drachtio-server writes them (capitalizeAfterDash; X- headers untouched)", () => {
+    expect(wireHeaderName("user-to-user")).toBe("User-To-User");
+    expect(wireHeaderName("x-lower-case")).toBe("x-lower-case");
+    expect(wireHeaderName("X-Mixed-case")).toBe("X-Mixed-case");
+    const req = parseAppSip(
+      Buffer.from(
+        "MESSAGE sip:bob@example.com SIP/2.0\r\nuser-to-user: 1234\r\nx-trace: a\r\ncall-id: c1\r\n\r\n",
+      ),
+    );
+    const wire = serializeMessage(req).toString("utf8");
+    expect(wire).toContain("\r\nUser-To-User: 1234\r\n");
+    expect(wire).toContain("\r\nx-trace: a\r\n");
+    expect(wire).toContain("\r\nCall-ID: c1\r\n");
   });
 });

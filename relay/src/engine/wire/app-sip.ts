@@ -9,6 +9,23 @@ export class AppSipError extends Error {
   override readonly name = "AppSipError";
 }
 
+/**
+ * The header name as drachtio-server puts an app's header on the wire (drachtio.cpp capitalizeAfterDash): the
+ * first letter and every letter after a dash upper-cased, except for `X-` headers, which keep the app's spelling.
+ * Headers the SIP model knows are written in their canonical form anyway (SipHeaders' display names).
+ */
+export function wireHeaderName(name: string): string {
+  const c0 = name.charCodeAt(0);
+  if ((c0 === 0x58 || c0 === 0x78) && name.charCodeAt(1) === 0x2d) return name; // X- / x-
+  let out = "";
+  let upper = true;
+  for (const ch of name) {
+    out += upper ? ch.toUpperCase() : ch;
+    upper = ch === "-";
+  }
+  return out;
+}
+
 /** Parse an app-supplied request or response; throws AppSipError when the start line is not SIP. */
 export function parseAppSip(buf: Buffer): SipRequest | SipResponse {
   let end = buf.indexOf(CRLFCRLF);
@@ -38,7 +55,7 @@ export function parseAppSip(buf: Buffer): SipRequest | SipResponse {
     }
     const colon = line.indexOf(":");
     if (colon <= 0) throw new AppSipError(`malformed header line from app: ${line.slice(0, 40)}`);
-    const name = line.slice(0, colon).trim();
+    const name = wireHeaderName(line.slice(0, colon).trim());
     const key = name.toLowerCase();
     if (key === "content-length" || key === "l") continue;
     headers.append(name, line.slice(colon + 1).trim());

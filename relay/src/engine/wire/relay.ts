@@ -87,6 +87,21 @@ export interface RelayLogger {
 }
 
 const CRLFCRLF = Buffer.from("\r\n\r\n");
+/** Headers of an app's CANCEL stub that are not copied to the CANCEL (canonical keys). */
+const CANCEL_FIXED_HEADERS: ReadonlySet<string> = new Set([
+  "via",
+  "route",
+  "record-route",
+  "rseq",
+  "content-length",
+  "from",
+  "to",
+  "contact",
+  "p-asserted-identity",
+  "call-id",
+  "cseq",
+  "max-forwards",
+]);
 const STALE_NON_INVITE_MS = 32_000;
 const STALE_INVITE_MS = 300_000;
 
@@ -552,10 +567,11 @@ export class Relay implements AppHandler {
       app.fail(msgId, `unable to cancel unknown transaction id: ${txnId}`);
       return;
     }
+    // drachtio.cpp makeSafeTags: the app's headers go on the CANCEL except those that identify the INVITE's
+    // transaction and dialog (which the CANCEL must repeat unchanged) and the ones no app may set
     const extra: [string, string][] = [];
     for (const [name, value] of stub.headers.entries()) {
-      const key = name.toLowerCase();
-      if (key === "reason" || key.startsWith("x-")) extra.push([name, value]);
+      if (!CANCEL_FIXED_HEADERS.has(headerKey(name))) extra.push([name, value]);
     }
     const cancel = txn.ct.cancel(extra);
     txn.canceled = true;
