@@ -3,7 +3,7 @@
 // drachtio-server's own source sends. Each case names the drachtio-server function it was checked against; the
 // audit table is in the session notes (wire-audit.md). A scripted UDP peer plays the phones and trunks.
 
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer } from "node:net";
 import Srf from "drachtio-srf";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Engine, startEngine } from "./index.ts";
@@ -243,6 +243,44 @@ async function rawApp(
   expect(await api.reply("a1")).toMatch(/^response\|a1\|OK\|/);
   return api;
 }
+
+describe("proxy: the response sent upstream when every branch fails (drachtio ProxyCore::forwardBestResponse)", () => {
+  it("prefers a 4xx over a 3xx, and answers 408 itself when no branch responded at all", async () => {
+    const ctx = await setup();
+    const carol = await extraPeer(ctx);
+    const bob = await extraPeer(ctx);
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", () => r()));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const results: ProxyResults[] = [];
+    await connectApp(ctx, (srf) =>
+      srf.invite(async (req) => {
+        const dest = req.uri.includes("dead")
+          ? [`sip:nobody@127.0.0.1:${deadPort};transport=tcp`]
+          : [`sip:carol@127.0.0.1:${carol.port}`, `sip:bob@127.0.0.1:${bob.port}`];
+        results.push(await (srf.proxyRequest as ProxyFn)(req, dest, {}));
+      }),
+    );
+    sendFromPeer(ctx, "INVITE", "busy", { body: sdp(1) });
+    const toCarol = await carol.request("INVITE");
+    carol.send(
+      respond(toCarol, 302, "Moved Temporarily", { toTag: "c1", contact: "<sip:elsewhere@127.0.0.1:9>" }),
+      ctx.engine.sipPort,
+    );
+    const toBob = await bob.request("INVITE");
+    bob.send(respond(toBob, 486, "Busy Here", { toTag: "b1" }), ctx.engine.sipPort);
+    await ctx.peer.response(486, "INVITE");
+    await until(() => results.length === 1);
+    expect(results[0]).toMatchObject({ connected: false, finalStatus: 486 });
+
+    sendFromPeer(ctx, "INVITE", "dead", { body: sdp(1) });
+    await ctx.peer.response(408, "INVITE");
+    await until(() => results.length === 2);
+    expect(results[1]?.connected).toBe(false);
+    expect(results[1]?.responses).toEqual([]);
+  });
+});
 
 describe("replies to refused app requests (drachtio client.cpp, sip-dialog-controller.cpp)", () => {
   it("uses drachtio's NOK/NO and texts for unknown transactions, dialogs and message types", async () => {

@@ -34,7 +34,8 @@ export interface ProxyOptions {
 /**
  * One proxied request. Serial: the next destination is tried after a 3xx-5xx (or timeout/transport failure);
  * simultaneous: all are tried at once and the first 2xx cancels the others. A 2xx or 6xx ends it; otherwise the
- * best final response (lowest status) goes upstream once every branch has failed.
+ * best final response a branch received (drachtio's order, see rank()) goes upstream once every branch has
+ * failed, or our own 408 when none answered (timeouts and transport failures are not candidates).
  */
 export class ProxyOperation {
   private index = 0;
@@ -125,8 +126,8 @@ export class ProxyOperation {
     if (req.method === "INVITE") this.cdr("attempt", "application", ct.wire);
     this.branches.add(ct);
     ct.on("response", (res, raw, source) => this.onResponse(ct, res, raw, source));
-    ct.on("timeout", () => this.onFailure(ct, 408));
-    ct.on("transport-error", () => this.onFailure(ct, 503));
+    ct.on("timeout", () => this.onFailure(ct));
+    ct.on("transport-error", () => this.onFailure(ct));
   }
 
   private onResponse(ct: ClientTransaction, res: SipResponse, raw: Buffer, source: Peer): void {
@@ -157,10 +158,10 @@ export class ProxyOperation {
     this.afterBranch();
   }
 
-  private onFailure(ct: ClientTransaction, status: number): void {
+  /** A branch timed out or could not be sent to: it ends without a candidate response (drachtio: terminated). */
+  private onFailure(ct: ClientTransaction): void {
     if (this.finished || !this.branches.delete(ct)) return;
     this.outstanding--;
-    this.consider(upstreamStatus(this.st.request, status));
     this.afterBranch();
   }
 
@@ -179,11 +180,12 @@ export class ProxyOperation {
   /** When nothing is outstanding any more, send the best final response upstream. */
   private settle(): void {
     if (this.finished || this.launching || this.outstanding > 0) return;
-    this.finishWith(this.best ?? upstreamStatus(this.st.request, 480, "Temporarily Unavailable"));
+    // ProxyCore::forwardBestResponse: 408 when no branch produced a final response
+    this.finishWith(this.best ?? upstreamStatus(this.st.request, 408));
   }
 
   private consider(res: SipResponse): void {
-    if (this.best === undefined || res.status < this.best.status) this.best = res;
+    if (this.best === undefined || rank(res.status) < rank(this.best.status)) this.best = res;
   }
 
   private finishWith(res: SipResponse): void {
@@ -215,6 +217,19 @@ export class ProxyOperation {
     const meta = formatMeta(metaFor("network", raw.length, source));
     this.app.send(`${newId()}|response|${this.opts.msgId}|OK|${meta}|||continue\r\n`, raw);
   }
+}
+
+/**
+ * Preference among failure responses, lower first, as drachtio-server's bestResponseOrder sorts them
+ * (sip-proxy-controller.cpp): 6xx, then the ones the caller can act on (401, 407, 415, 420, 484), other 4xx, 5xx,
+ * and 3xx last. Equal ranks keep the first received.
+ */
+function rank(status: number): number {
+  if (status >= 600) return 0;
+  if (status === 401 || status === 407 || status === 415 || status === 420 || status === 484) return 1;
+  if (status >= 400 && status < 500) return 2;
+  if (status >= 500 && status < 600) return 3;
+  return 4;
 }
 
 /** The response as it goes upstream: without our Via (the top one). */
