@@ -553,3 +553,33 @@ describe("CANCEL from the app (drachtio doSendCancelRequest / makeSafeTags)", ()
     expect(r.text).toContain("\r\nx-lower: 1\r\n");
   });
 });
+
+describe("an INVITE repeated on a new transaction after the answer (drachtio processRequestInsideDialog)", () => {
+  it("gets 491 and does not reach the app as a second call with the same dialog id", async () => {
+    const ctx = await setup();
+    let invites = 0;
+    await connectApp(ctx, (srf) =>
+      srf.invite(async (req, res) => {
+        invites++;
+        await srf.createUAS(req, res, { localSdp: sdp(40000) });
+      }),
+    );
+    seq++;
+    const callId = `wire-compat-again-${Date.now()}`;
+    const invite = (cseq: number): string =>
+      request({
+        method: "INVITE",
+        uri: `sip:again@127.0.0.1:${ctx.engine.sipPort}`,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq,
+        fromTag: `again${seq}`,
+        body: sdp(1),
+      });
+    ctx.peer.send(invite(1), ctx.engine.sipPort);
+    await ctx.peer.response(200, "INVITE");
+    ctx.peer.send(invite(2), ctx.engine.sipPort); // a new branch (request() makes one per call), no To tag
+    await ctx.peer.response(491, "INVITE");
+    expect(invites).toBe(1);
+  });
+});

@@ -166,6 +166,16 @@ export class Relay implements AppHandler {
       st.respond(createResponse(req, 400));
       return;
     }
+    const fromTag = tagOf(req.headers.get("from")) ?? "";
+    const dialogId = dialogIdFor(req.headers.get("call-id") ?? "", fromTag);
+    const existing = req.method === "INVITE" ? this.dialogs.get(dialogId) : undefined;
+    if (existing !== undefined && existing.role === "uas" && existing.early === undefined) {
+      // the caller's INVITE again, on a new transaction, after we answered it: drachtio
+      // (controller.cpp processRequestInsideDialog) answers 491 rather than offering the app a second call
+      // with the same dialog id
+      st.respond(createResponse(req, 491));
+      return;
+    }
     const app = this.admin?.selectApp(req.method);
     if (app === undefined) {
       // pending-request-controller.cpp processNewRequest: 503; an INVITE still gets its attempt and stop records
@@ -176,7 +186,6 @@ export class Relay implements AppHandler {
       }
       return;
     }
-    const fromTag = tagOf(req.headers.get("from")) ?? "";
     const txn: NetTxn = {
       id: newId(),
       st,
@@ -184,7 +193,7 @@ export class Relay implements AppHandler {
       request: req,
       source: msg.source,
       createdAt: msg.receivedAt,
-      dialogId: dialogIdFor(req.headers.get("call-id") ?? "", fromTag),
+      dialogId,
     };
     this.track(txn);
     app.send(sipLeader(networkMeta(msg), txn.id, "", `${msg.local.address}|${msg.local.port}`), rawOf(msg));
