@@ -7,7 +7,7 @@
  */
 import { computeDeviceHa1, type Db, devices, outboundPolicySchema, publicDeviceSchema } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { eq, type SQL, sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import type { AuthUser } from "../env.ts";
 import { AppError, badRequest, conflict, notFound } from "../http/errors.ts";
@@ -15,7 +15,6 @@ import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
   assertSelfServiceFields,
   errorResponses,
-  findSelectedOr404,
   idParams,
   isForeignKeyViolation,
   iso,
@@ -23,6 +22,7 @@ import {
   isUniqueViolation,
   jsonBody,
   jsonResponse,
+  prepareFind,
   preparePage,
   safeWrite,
 } from "../http/resource-api.ts";
@@ -123,14 +123,17 @@ const devicePages = {
   }),
 };
 
-/** Rows a user may touch: all for admins, their own otherwise. */
-function visibleTo(me: AuthUser): SQL | undefined {
-  return me.role === "admin" ? undefined : eq(devices.userId, me.id);
-}
+/** By-id reads, each built into SQL once: any device (admins), or one of the owner's. */
+const deviceFinds = {
+  any: prepareFind(devices, deviceColumns),
+  owned: prepareFind(devices, deviceColumns, eq(devices.userId, sql.placeholder("owner"))),
+};
 
 /** The device, or 404 when it does not exist or belongs to someone else (for a non-admin). */
 function findVisibleDevice(db: Db, me: AuthUser, id: string): Promise<DeviceRow> {
-  return findSelectedOr404(db, devices, deviceColumns, id, "Device", visibleTo(me));
+  return me.role === "admin"
+    ? deviceFinds.any.findOr404(db, id, "Device")
+    : deviceFinds.owned.findOr404(db, id, "Device", { owner: me.id });
 }
 
 function randomSuffix(length: number): string {

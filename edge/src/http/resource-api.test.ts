@@ -12,6 +12,7 @@ import {
   isoFromMs,
   isUniqueViolation,
   listPage,
+  prepareFind,
   preparePage,
   safeWrite,
   uniqueOr409,
@@ -155,4 +156,39 @@ it("isoFromMs writes what toISOString writes, including leap days, the year ends
   for (let i = 0; i < 20_000; i++) samples.push(Math.floor(Math.random() * 253_402_300_800_000));
   for (const ms of samples) expect(isoFromMs(ms)).toBe(new Date(ms).toISOString());
   expect(() => isoFromMs(Number.NaN)).toThrow(RangeError);
+});
+
+it("prepareFind finds by id within its scope's values, and answers 404 outside it", async () => {
+  const [home, office] = await t.db
+    .insert(relayTokens)
+    .values([
+      { name: "home", tokenHash: "h".repeat(64) },
+      { name: "office", tokenHash: "o".repeat(64) },
+    ])
+    .returning();
+  if (!home || !office) throw new Error("no rows");
+  const named = prepareFind(
+    relayTokens,
+    { id: relayTokens.id, name: relayTokens.name },
+    eq(relayTokens.name, sql.placeholder("name")),
+  );
+  expect(await named.findOr404(t.db, home.id, "Relay token", { name: "home" })).toEqual({
+    id: home.id,
+    name: "home",
+  });
+  expect(await named.findOr404(t.db, office.id, "Relay token", { name: "office" })).toEqual({
+    id: office.id,
+    name: "office",
+  });
+  for (const [id, name] of [
+    [home.id, "office"],
+    ["no-such-id", "home"],
+  ] as const) {
+    const err = await named.findOr404(t.db, id, "Relay token", { name }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).status).toBe(404);
+    expect((err as AppError).message).toBe("Relay token not found");
+  }
+  const any = prepareFind(relayTokens, { name: relayTokens.name });
+  expect(await any.findOr404(t.db, office.id, "Relay token")).toEqual({ name: "office" });
 });

@@ -372,6 +372,40 @@ export async function findSelectedOr404<C extends ColumnSelection>(
   return row;
 }
 
+/** A by-id read of fixed shape whose SQL is built once (see {@link prepareFind}). */
+export interface PreparedFind<C extends ColumnSelection> {
+  /** The row with this id, or 404 "<what> not found"; `values` fills the scope's placeholders. */
+  findOr404(db: Db, id: string, what: string, values?: Record<string, unknown>): Promise<SelectedRow<C>>;
+}
+
+/**
+ * {@link findSelectedOr404} with its scope's values as `sql.placeholder(name)`s, built
+ * into SQL on first use only (as {@link preparePage} does for lists).
+ */
+export function prepareFind<C extends ColumnSelection>(
+  table: ResourceTable,
+  columns: C,
+  scope?: SQL,
+): PreparedFind<C> {
+  let built: Query | undefined;
+  return {
+    async findOr404(db, id, what, values = {}) {
+      built ??= db
+        .select(columns)
+        .from(table)
+        .where(and(eq(table.id, sql.placeholder(FIND_ID)), scope))
+        .toSQL();
+      const query = { sql: built.sql, params: fillPlaceholders(built.params, { ...values, [FIND_ID]: id }) };
+      const [row] = (await selectRows(db, query, columns)).rows;
+      if (!row) throw notFound(what);
+      return row;
+    },
+  };
+}
+
+/** Placeholder name of the id in {@link prepareFind} (not a name a scope would pick). */
+const FIND_ID = "\u0000id";
+
 /** Deletes the row with this id (within `scope`), or 404 "<what> not found" when there was none. */
 export async function deleteByIdOr404<T extends ResourceTable>(
   db: Db,
