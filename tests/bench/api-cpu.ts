@@ -7,7 +7,7 @@
  * in the same run, is a bare hono app answering `c.json({ ok: true })`.
  *
  * Targets: GET /api/auth/me, GET /api/devices with 1, 20 and 100 rows (the same
- * 100-device data set, paged with ?limit), and POST /api/devices (the devices it
+ * 100-device data set, paged with ?limit), GET /api/devices/{id}, and POST /api/devices (the devices it
  * creates are deleted after each round, outside the measurement, so the list always
  * reads the same rows). Targets run in interleaved rounds and each figure is the
  * median over rounds; CPU is user + system time of this process (process.cpuUsage),
@@ -120,6 +120,7 @@ async function main(): Promise<void> {
     if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${await setup.text()}`);
     const cookie = (setup.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
     const auth = { cookie, "x-gosip-csrf": "1", "content-type": "application/json" };
+    let deviceId = "";
     for (let i = 0; i < LIST_DEVICES; i++) {
       const res = await app("/api/devices", {
         method: "POST",
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
         body: JSON.stringify({ name: `Desk phone ${i + 1}` }),
       });
       if (res.status !== 201) throw new Error(`device create failed: ${res.status} ${await res.text()}`);
+      deviceId = ((await res.json()) as { id: string }).id;
     }
 
     let serial = 0;
@@ -149,6 +151,7 @@ async function main(): Promise<void> {
       get("/api/devices?limit=1", "GET /api/devices (1 row)"),
       get("/api/devices?limit=20", "GET /api/devices (20 rows)"),
       get("/api/devices?limit=100", "GET /api/devices (100 rows)"),
+      get(`/api/devices/${deviceId}`, "GET /api/devices/{id}"),
       {
         name: "POST /api/devices",
         handler: app,
@@ -187,8 +190,10 @@ async function main(): Promise<void> {
       targets.map((t) => t.name),
       samples,
     );
-    const cpuOf = (i: number) => median((samples[i] ?? []).map((s) => s.cpuUs));
-    const perRow = (cpuOf(4) - cpuOf(2)) / (LIST_DEVICES - 1);
+    const cpuOf = (name: string) =>
+      median((samples[targets.findIndex((t) => t.name === name)] ?? []).map((s) => s.cpuUs));
+    const perRow =
+      (cpuOf("GET /api/devices (100 rows)") - cpuOf("GET /api/devices (1 row)")) / (LIST_DEVICES - 1);
     console.log(`per returned device row (100-row list − 1-row list) / 99: ${perRow.toFixed(2)} µs CPU`);
     const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(" ");
     console.log(`load average (1/5/15 min): before ${load(loadBefore)}, after ${load(loadAfter)}`);
