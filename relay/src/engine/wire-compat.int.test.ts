@@ -3,10 +3,12 @@
 // drachtio-server's own source sends. Each case names the drachtio-server function it was checked against; the
 // audit table is in the session notes (wire-audit.md). A scripted UDP peer plays the phones and trunks.
 
+import type { EventEmitter } from "node:events";
 import { type AddressInfo, connect, createServer } from "node:net";
 import Srf from "drachtio-srf";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Engine, startEngine } from "./index.ts";
+import type { SipRequest } from "./sip/message.ts";
 import { tagOf } from "./sip/response.ts";
 import { encodeFrame, FrameDecoder } from "./wire/framing.ts";
 import { request, respond, sdp, UdpPeer } from "./wire/udp-peer.ts";
@@ -581,5 +583,121 @@ describe("an INVITE repeated on a new transaction after the answer (drachtio pro
     ctx.peer.send(invite(2), ctx.engine.sipPort); // a new branch (request() makes one per call), no To tag
     await ctx.peer.response(491, "INVITE");
     expect(invites).toBe(1);
+  });
+});
+
+describe("session timers (drachtio SipDialog::setSessionTimer, notifyRefreshDialog, notifyTerminateStaleDialog)", () => {
+  /** The app calls the peer, which answers 200 with `sessionExpires`; resolves the dialog and the INVITE. */
+  async function uacCall(ctx: Ctx, sessionExpires: string): Promise<{ dialog: Srf.Dialog; inv: SipRequest }> {
+    const srf = await connectApp(ctx, () => undefined);
+    const uac = srf.createUAC(`sip:bob@127.0.0.1:${ctx.peer.port}`, { localSdp: sdp(50000) });
+    const inv = await ctx.peer.request("INVITE");
+    const ok = respond(inv, 200, "OK", {
+      toTag: "st1",
+      contact: `<sip:bob@127.0.0.1:${ctx.peer.port}>`,
+      body: sdp(3),
+    }).replace("Content-Type:", `Session-Expires: ${sessionExpires}\r\nContent-Type:`);
+    ctx.peer.send(ok, ctx.engine.sipPort);
+    const dialog = await uac;
+    await ctx.peer.request("ACK");
+    return { dialog, inv };
+  }
+
+  /** Resolves with the reason srf reports when the dialog is destroyed. */
+  function destroyed(dialog: Srf.Dialog): Promise<string> {
+    return new Promise((resolve) =>
+      (dialog as unknown as EventEmitter).once("destroy", (_req: unknown, reason: string) => resolve(reason)),
+    );
+  }
+
+  it("as refresher, re-INVITEs with the dialog's SDP at half the interval; a failed refresh ends the call", async () => {
+    const ctx = await setup();
+    const { dialog, inv } = await uacCall(ctx, "2;refresher=uac");
+    const gone = destroyed(dialog);
+    const started = Date.now();
+    const refresh = await ctx.peer.request("INVITE", 4000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+    expect(refresh.headers.get("session-expires")).toBe("2; refresher=uac");
+    expect(refresh.headers.get("min-se")).toBe("90");
+    expect(refresh.headers.get("call-id")).toBe(inv.headers.get("call-id"));
+    expect(refresh.body.toString()).toBe(inv.body.toString());
+    ctx.peer.send(
+      respond(refresh, 200, "OK", { contact: `<sip:bob@127.0.0.1:${ctx.peer.port}>`, body: sdp(3) }).replace(
+        "Content-Type:",
+        "Session-Expires: 2;refresher=uac\r\nContent-Type:",
+      ),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.request("ACK");
+    const again = await ctx.peer.request("INVITE", 4000);
+    ctx.peer.send(respond(again, 481, "Call/Transaction Does Not Exist"), ctx.engine.sipPort);
+    const bye = await ctx.peer.request("BYE");
+    expect(bye.headers.get("reason")).toBe('SIP ;cause=200 ;text="Session timer expired"');
+    ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
+    expect(await gone).toBe("Session timer expired");
+  });
+
+  it("when the peer refreshes and does not, the dialog is torn down after the interval (cdr:stop session-expired)", async () => {
+    const ctx = await setup();
+    const cdrs: string[] = [];
+    const watcher = await connectApp(ctx, () => undefined);
+    (watcher.on.bind(watcher) as (e: string, fn: (...a: unknown[]) => void) => void)(
+      "cdr:stop",
+      (source, _time, reason) => cdrs.push(`stop ${String(source)} ${String(reason)}`),
+    );
+    await new Promise((r) => setTimeout(r, 30));
+    const { dialog } = await uacCall(ctx, "1;refresher=uas");
+    const gone = destroyed(dialog);
+    const bye = await ctx.peer.request("BYE", 4000);
+    expect(bye.headers.get("reason")).toBe('SIP ;cause=200 ;text="Session timer expired"');
+    expect(await gone).toBe("Session timer expired");
+    await until(() => cdrs.includes("stop application session-expired"));
+  });
+
+  it("as UAS copies the caller's Session-Expires into the 200 and refuses a refresh below Min-SE with 422", async () => {
+    const ctx = await setup();
+    let requests = 0;
+    await connectApp(ctx, (srf) =>
+      srf.invite(async (req, res) => {
+        requests++;
+        const d = await srf.createUAS(req, res, { localSdp: sdp(40000) });
+        d.on("modify", (_r: unknown, s: { send: (n: number) => void }) => s.send(200));
+      }),
+    );
+    seq++;
+    const callId = `wire-compat-st-${Date.now()}`;
+    const fromTag = `st${seq}`;
+    const invite = (cseq: number, se: string, toTag?: string): string =>
+      request({
+        method: "INVITE",
+        uri: `sip:timer@127.0.0.1:${ctx.engine.sipPort}`,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq,
+        fromTag,
+        ...(toTag === undefined ? {} : { toTag }),
+        extra: ["Supported: timer", `Session-Expires: ${se}`],
+        body: sdp(1),
+      });
+    ctx.peer.send(invite(1, "1800;refresher=uac"), ctx.engine.sipPort);
+    const ok = await ctx.peer.response(200, "INVITE");
+    expect(ok.headers.get("session-expires")).toBe("1800;refresher=uac");
+    const toTag = tagOf(ok.headers.get("to") ?? "");
+    ctx.peer.send(
+      request({
+        method: "ACK",
+        uri: `sip:timer@127.0.0.1:${ctx.engine.sipPort}`,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 1,
+        fromTag,
+        ...(toTag === undefined ? {} : { toTag }),
+      }),
+      ctx.engine.sipPort,
+    );
+    ctx.peer.send(invite(2, "30;refresher=uac", toTag), ctx.engine.sipPort);
+    const tooSmall = await ctx.peer.response(422, "INVITE");
+    expect(tooSmall.headers.get("min-se")).toBe("90");
+    expect(requests).toBe(1);
   });
 });

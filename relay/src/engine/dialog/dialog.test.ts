@@ -10,6 +10,7 @@ import {
   rewriteLocalhost,
   uriHostPort,
 } from "./requests.ts";
+import { parseSessionExpires } from "./session-timer.ts";
 
 function app(): AppSession {
   return { dialogs: new Set<string>() } as unknown as AppSession;
@@ -152,5 +153,15 @@ describe("address helpers", () => {
   it("infers SDP only for bodies that start with v=0", () => {
     expect(inferContentType(Buffer.from("v=0\r\n"))).toBe("application/sdp");
     expect(inferContentType(Buffer.from("Signal=1"))).toBeUndefined();
+  });
+});
+
+describe("parseSessionExpires", () => {
+  it("reads the interval and the refresher, whatever the spacing and case", () => {
+    expect(parseSessionExpires("1800;refresher=uac")).toEqual({ seconds: 1800, refresher: "uac" });
+    expect(parseSessionExpires("90 ; Refresher = UAS")).toEqual({ seconds: 90, refresher: "uas" });
+    expect(parseSessionExpires("600")).toEqual({ seconds: 600 });
+    expect(parseSessionExpires("soon")).toBeUndefined();
+    expect(parseSessionExpires(undefined)).toBeUndefined();
   });
 });

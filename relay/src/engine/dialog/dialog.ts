@@ -70,6 +70,10 @@ export interface Dialog {
    * such a call right after the ACK (ACK, then BYE) and tells the app with an unsolicited BYE.
    */
   ackBye?: boolean;
+  /** RFC 4028 session timer running for this dialog (see session-timer.ts). */
+  session?: { seconds: number; weRefresh: boolean; timer: NodeJS.Timeout };
+  /** Our current SDP in the dialog: the body of a refreshing re-INVITE the engine sends itself. */
+  localSdp?: { body: Buffer; contentType: string };
 }
 
 /** drachtio dialog id. */
@@ -130,6 +134,10 @@ export class DialogTable {
    */
   remove(d: Dialog): void {
     d.terminated = true;
+    if (d.session !== undefined) {
+      clearTimeout(d.session.timer);
+      d.session = undefined;
+    }
     d.unackedInvite?.stopRetransmitting();
     d.unackedInvite = undefined;
     if (this.byId.get(d.id) === d) this.byId.delete(d.id);

@@ -14,6 +14,13 @@ import {
   rewriteLocalhostHeaders,
 } from "../dialog/requests.ts";
 import {
+  MIN_SE,
+  parseSessionExpires,
+  type SessionTimerActions,
+  startSessionTimer,
+  stopSessionTimer,
+} from "../dialog/session-timer.ts";
+import {
   createResponse,
   headerKey,
   newCallId,
@@ -120,6 +127,10 @@ export class Relay implements AppHandler {
     Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
   );
   private readonly sweeper: NodeJS.Timeout;
+  private readonly sessionActions: SessionTimerActions = {
+    refresh: (d, seconds) => this.refreshSession(d, seconds),
+    expire: (d) => this.teardown(d, "Session timer expired", true, "session-expired"),
+  };
 
   constructor(
     private readonly stack: SipStack,
@@ -220,6 +231,12 @@ export class Relay implements AppHandler {
       d.remoteSeq = cseq.seq;
     }
     if (d.routeSet.length === 0) d.peer = msg.source;
+    if (
+      (req.method === "INVITE" || req.method === "UPDATE") &&
+      d.kind === "INVITE" &&
+      !this.sessionRefresh(st, d, req)
+    )
+      return;
     if (req.method === "INVITE" || req.method === "UPDATE") {
       const target = uriOf(req.headers.top("contact"));
       if (target !== undefined) d.remoteTarget = target;
@@ -243,6 +260,32 @@ export class Relay implements AppHandler {
     if (req.method === "BYE" || (req.method === "NOTIFY" && d.kind === "SUBSCRIBE" && isTerminated(req))) {
       this.dialogs.remove(d);
     }
+  }
+
+  /**
+   * A re-INVITE/UPDATE from the peer restarts the session timer from its Session-Expires, or stops it when there is
+   * none; one below our Min-SE is refused with 422 (drachtio processRequestInsideDialog). False when refused.
+   */
+  private sessionRefresh(st: ServerTransaction, d: Dialog, req: SipRequest): boolean {
+    const weWere = d.session?.weRefresh ?? false;
+    stopSessionTimer(d);
+    const se = parseSessionExpires(req.headers.get("session-expires"));
+    if (se === undefined) return true;
+    if (se.seconds < MIN_SE) {
+      const res = createResponse(req, 422);
+      res.headers.append("Min-SE", String(MIN_SE));
+      st.respond(res);
+      return false;
+    }
+    const theyRefresh = (se.refresher === undefined && weWere) || se.refresher === "uac";
+    startSessionTimer(d, se.seconds, !theyRefresh, this.sessionActions);
+    return true;
+  }
+
+  /** A 200 to an INVITE we (the app) sent: its Session-Expires starts the timer, we refresh unless refresher=uas. */
+  private uacSession(d: Dialog, res: SipResponse): void {
+    const se = parseSessionExpires(res.headers.get("session-expires"));
+    if (se !== undefined) startSessionTimer(d, se.seconds, se.refresher !== "uas", this.sessionActions);
   }
 
   /**
@@ -429,6 +472,18 @@ export class Relay implements AppHandler {
       const ct = inferContentType(stub.body);
       if (ct) res.headers.append("Content-Type", ct);
     }
+    // doRespondToSipRequest: the app's Session-Expires, or else the caller's when it named a refresher (then copied
+    // into the 200), sets the timer; the interval is at least Min-SE
+    let uasSession: { seconds: number; weRefresh: boolean } | undefined;
+    if (method === "INVITE" && status === 200 && txn.dialog === undefined) {
+      const appSe = parseSessionExpires(res.headers.get("session-expires"));
+      const reqSe = parseSessionExpires(req.headers.get("session-expires"));
+      const se = appSe ?? (reqSe?.refresher !== undefined ? reqSe : undefined);
+      if (appSe === undefined && se !== undefined)
+        res.headers.append("Session-Expires", `${se.seconds};refresher=${se.refresher ?? "uac"}`);
+      if (se !== undefined)
+        uasSession = { seconds: Math.max(MIN_SE, se.seconds), weRefresh: se.refresher === "uas" };
+    }
     const wire = txn.st.respond(res);
     if (wire === "") {
       app.fail(msgId, "Response not sent: transaction already completed");
@@ -461,6 +516,15 @@ export class Relay implements AppHandler {
     // the dialog from the start), failures and 100 included
     if (dialogId === "" && txn.dialog === undefined && (method === "INVITE" || method === "SUBSCRIBE"))
       dialogId = txn.dialogId;
+    const inDialog = method === "INVITE" && status < 300 ? this.dialogs.get(dialogId) : undefined;
+    if (inDialog !== undefined && stub.body.length > 0) {
+      inDialog.localSdp = {
+        body: stub.body,
+        contentType: res.headers.get("content-type") ?? "application/sdp",
+      };
+    }
+    if (inDialog !== undefined && uasSession !== undefined)
+      startSessionTimer(inDialog, uasSession.seconds, uasSession.weRefresh, this.sessionActions);
     app.send(
       sentLeader(msgId, appMeta(wire, txn.source), txnId, dialogId),
       wire,
@@ -555,6 +619,9 @@ export class Relay implements AppHandler {
     const req = buildInDialogRequest(d, stub);
     const dest = dialogDestination(d, this.stack);
     const txnId = newId();
+    const contentType = req.headers.get("content-type");
+    if (req.method === "INVITE" && req.body.length > 0 && contentType === "application/sdp")
+      d.localSdp = { body: req.body, contentType };
     if (req.method === "ACK") {
       const wire = this.stack.sendAck(req, dest);
       d.lastAck = { request: req, dest, seq: d.inviteSeq };
@@ -757,9 +824,11 @@ export class Relay implements AppHandler {
         const created = this.createUacDialog(txn, res, source);
         dialogId = created.id;
         if (txn.canceled) this.raceAckBye(created);
+        else if (status === 200) this.uacSession(created, res);
       } else if (d !== undefined) {
         const target = uriOf(res.headers.top("contact"));
         if (target !== undefined) d.remoteTarget = target;
+        if (status === 200 && txn.dialog !== undefined) this.uacSession(d, res);
       }
     } else if (status >= 200 && status < 300 && method === "SUBSCRIBE" && txn.dialogId !== undefined) {
       if (!txn.final && this.dialogs.get(txn.dialogId) === undefined) {
@@ -828,6 +897,8 @@ export class Relay implements AppHandler {
       terminated: false,
     };
     if (early) d.early = { inviteTxnId: txn.id };
+    if (req.body.length > 0)
+      d.localSdp = { body: req.body, contentType: req.headers.get("content-type") ?? "" };
     this.dialogs.add(d);
     this.resolveRoute(d);
     return d;
@@ -882,7 +953,7 @@ export class Relay implements AppHandler {
   // ---------------------------------------------------------------- teardown
 
   /** End a dialog from the engine's side: BYE to the peer, optionally tell the app as drachtio does. */
-  private teardown(d: Dialog, reason: string, notifyApp: boolean): void {
+  private teardown(d: Dialog, reason: string, notifyApp: boolean, cdrReason?: string): void {
     if (d.terminated) return;
     this.dialogs.remove(d);
     // an early dialog ends with the INVITE's final response, not with a BYE
@@ -898,6 +969,55 @@ export class Relay implements AppHandler {
     }
     if (notifyApp && !d.app.closed)
       d.app.send(sipLeader(appMeta(ct.wire, dest), "unsolicited", d.id), ct.wire);
+    if (cdrReason !== undefined) this.cdr("stop", "application", ct.wire, cdrReason);
+  }
+
+  /**
+   * We are the refresher and half the interval has passed: a re-INVITE with our last SDP, Session-Expires
+   * (refresher=uac) and Min-SE, which the app never sees (drachtio notifyRefreshDialog). A 200 is ACKed and its
+   * Session-Expires restarts the timer; anything else ends the dialog (processResponseToRefreshingReinvite).
+   */
+  private refreshSession(d: Dialog, seconds: number): void {
+    const headers: [string, string][] = [
+      ["Session-Expires", `${seconds}; refresher=uac`],
+      ["Min-SE", String(MIN_SE)],
+    ];
+    if (d.localSdp !== undefined) headers.push(["Content-Type", d.localSdp.contentType]);
+    const stub = emptyStub("INVITE", headers);
+    if (d.localSdp !== undefined) stub.body = d.localSdp.body;
+    const dest = dialogDestination(d, this.stack);
+    let ct: ClientTransaction;
+    try {
+      ct = this.stack.sendRequest(buildInDialogRequest(d, stub), dest);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "could not send a refreshing re-INVITE");
+      return;
+    }
+    let answered = false;
+    ct.on("response", (res) => {
+      if (res.status < 200 || d.terminated) return;
+      if (answered) {
+        // a retransmitted 2xx: the peer lost our ACK
+        if (res.status < 300 && d.lastAck !== undefined)
+          this.stack.sendAck(d.lastAck.request, d.lastAck.dest);
+        return;
+      }
+      answered = true;
+      if (res.status >= 300) {
+        this.sessionActions.expire(d);
+        return;
+      }
+      const ack = buildInDialogRequest(d, emptyStub("ACK"));
+      this.guard(() => this.stack.sendAck(ack, dest), "ACK of a refreshing re-INVITE");
+      d.lastAck = { request: ack, dest, seq: d.inviteSeq };
+      const se = parseSessionExpires(res.headers.get("session-expires"));
+      if (se !== undefined) startSessionTimer(d, se.seconds, se.refresher !== "uas", this.sessionActions);
+    });
+    const failed = (): void => {
+      if (!answered && !d.terminated) this.sessionActions.expire(d);
+    };
+    ct.on("timeout", failed);
+    ct.on("transport-error", failed);
   }
 
   onAppClosed(app: AppSession): void {
