@@ -1,10 +1,18 @@
 /**
  * API CPU benchmark (`npm run bench:api-cpu -w @gosip/tests`): CPU time per request
  * of the real Node edge (startNodeEdge: libSQL file database with migrations, the
- * session middleware, an admin signed in), driven in-process with `app.request`
- * one request at a time, so the figure is the edge's own work (routing, auth,
- * database, DTOs, JSON) without sockets or a load generator. The baseline, measured
- * in the same run, is a bare hono app answering `c.json({ ok: true })`.
+ * session middleware, an admin signed in), one request at a time, measured two ways:
+ *
+ * - in-process with `app.request`: the edge's own work (routing, auth, database,
+ *   DTOs, JSON) without sockets. Reading the body (`arrayBuffer()`) turns the JSON
+ *   string into a web stream and bytes, which the Node server does not do (it writes
+ *   the string to the socket), so larger responses look dearer here than served;
+ * - over loopback HTTP to the edge's own server (@hono/node-server), with a
+ *   keep-alive node:http client in the same process: CPU includes that client and
+ *   the HTTP parsing on both sides, as the baseline's does.
+ *
+ * The baseline of each way, measured in the same run, is a bare hono app answering
+ * `c.json({ ok: true })` (in-process, and on its own @hono/node-server).
  *
  * Targets: GET /api/auth/me, GET /api/devices with 1, 20 and 100 rows (the same
  * 100-device data set, paged with ?limit), GET /api/devices/{id}, and POST /api/devices (the devices it
@@ -18,9 +26,12 @@
  * BENCH_CPU_ROUNDS (default 5).
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import { Agent, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { devices } from "@gosip/drizzle";
+import { createAdaptorServer } from "@hono/node-server";
 import { like } from "drizzle-orm";
 import { Hono } from "hono";
 import { startNodeEdge } from "../../edge/src/platform/node/server.ts";
@@ -32,8 +43,39 @@ const WARMUP_REQUESTS = 500;
 const LIST_DEVICES = 100;
 const CREATED_NAME_PREFIX = "Bench phone ";
 
-/** Something that answers a Request in-process (hono's `app.request`). */
-type Handler = (path: string, init?: RequestInit) => Response | Promise<Response>;
+/** Sends one request, reads the whole response body, answers the status. */
+type Handler = (path: string, init: RequestInit) => Promise<number>;
+
+/** In-process through hono's `app.request`. */
+function inProcess(app: {
+  request: (path: string, init: RequestInit) => Response | Promise<Response>;
+}): Handler {
+  return async (path, init) => {
+    const res = await app.request(path, init);
+    // The body is part of the work (c.json serialises lazily into the stream).
+    await res.arrayBuffer();
+    return res.status;
+  };
+}
+
+/** Over loopback HTTP with one keep-alive connection. */
+function overLoopback(port: number): Handler {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  return (path, init) =>
+    new Promise((resolve, reject) => {
+      const headers = (init.headers ?? {}) as Record<string, string>;
+      const req = request(
+        { host: "127.0.0.1", port, path, method: init.method ?? "GET", headers, agent },
+        (res) => {
+          res.on("data", () => {});
+          res.on("end", () => resolve(res.statusCode ?? 0));
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(typeof init.body === "string" ? init.body : undefined);
+    });
+}
 
 interface Target {
   name: string;
@@ -57,11 +99,9 @@ async function measure(target: Target, count: number): Promise<Sample> {
   const wallStart = process.hrtime.bigint();
   const cpuStart = process.cpuUsage();
   for (const init of inits) {
-    const res = await target.handler(target.path, init);
-    // The body is part of the work (c.json serialises lazily into the stream).
-    await res.arrayBuffer();
-    if (res.status !== target.status) {
-      throw new Error(`${target.name}: status ${res.status}, expected ${target.status}`);
+    const status = await target.handler(target.path, init);
+    if (status !== target.status) {
+      throw new Error(`${target.name}: status ${status}, expected ${target.status}`);
     }
   }
   const cpu = process.cpuUsage(cpuStart);
@@ -109,10 +149,12 @@ async function main(): Promise<void> {
   );
   const bare = new Hono();
   bare.get("/", (c) => c.json({ ok: true }));
+  const bareServer = createAdaptorServer({ fetch: bare.fetch }) as Server;
+  await new Promise<void>((resolve) => bareServer.listen(0, "127.0.0.1", resolve));
 
   try {
-    const app: Handler = (path, init) => edge.app.request(path, init);
-    const setup = await app("/api/setup", {
+    const app = inProcess(edge.app);
+    const setup = await edge.app.request("/api/setup", {
       method: "POST",
       headers: { "content-type": "application/json", "x-gosip-csrf": "1" },
       body: JSON.stringify({ email: "bench@example.com", password: "bench-password" }),
@@ -122,7 +164,7 @@ async function main(): Promise<void> {
     const auth = { cookie, "x-gosip-csrf": "1", "content-type": "application/json" };
     let deviceId = "";
     for (let i = 0; i < LIST_DEVICES; i++) {
-      const res = await app("/api/devices", {
+      const res = await edge.app.request("/api/devices", {
         method: "POST",
         headers: auth,
         body: JSON.stringify({ name: `Desk phone ${i + 1}` }),
@@ -132,72 +174,79 @@ async function main(): Promise<void> {
     }
 
     let serial = 0;
-    const get = (path: string, name: string): Target => ({
-      name,
-      handler: app,
-      path,
-      init: () => ({ headers: { cookie } }),
-      status: 200,
-    });
-    const targets: Target[] = [
-      {
-        name: "bare hono GET /",
-        handler: (path, init) => bare.request(path, init),
-        path: "/",
-        init: () => ({}),
+    const targetsOf = (handler: Handler, bareHandler: Handler): Target[] => {
+      const get = (path: string, name: string): Target => ({
+        name,
+        handler,
+        path,
+        init: () => ({ headers: { cookie } }),
         status: 200,
-      },
-      get("/api/auth/me", "GET /api/auth/me"),
-      get("/api/devices?limit=1", "GET /api/devices (1 row)"),
-      get("/api/devices?limit=20", "GET /api/devices (20 rows)"),
-      get("/api/devices?limit=100", "GET /api/devices (100 rows)"),
-      get(`/api/devices/${deviceId}`, "GET /api/devices/{id}"),
-      {
-        name: "POST /api/devices",
-        handler: app,
-        path: "/api/devices",
-        init: () => {
-          serial += 1;
-          const body = { name: `${CREATED_NAME_PREFIX}${serial}`, extension: String(20_000 + serial) };
-          return { method: "POST", headers: auth, body: JSON.stringify(body) };
+      });
+      return [
+        { name: "bare hono GET /", handler: bareHandler, path: "/", init: () => ({}), status: 200 },
+        get("/api/auth/me", "GET /api/auth/me"),
+        get("/api/devices?limit=1", "GET /api/devices (1 row)"),
+        get("/api/devices?limit=20", "GET /api/devices (20 rows)"),
+        get("/api/devices?limit=100", "GET /api/devices (100 rows)"),
+        get(`/api/devices/${deviceId}`, "GET /api/devices/{id}"),
+        {
+          name: "POST /api/devices",
+          handler,
+          path: "/api/devices",
+          init: () => {
+            serial += 1;
+            const body = { name: `${CREATED_NAME_PREFIX}${serial}`, extension: String(20_000 + serial) };
+            return { method: "POST", headers: auth, body: JSON.stringify(body) };
+          },
+          status: 201,
         },
-        status: 201,
-      },
-    ];
+      ];
+    };
     const dropCreated = () =>
       edge.deps.db.delete(devices).where(like(devices.name, `${CREATED_NAME_PREFIX}%`));
 
-    console.log(
-      `API CPU benchmark: in-process app.request, one request at a time, ${ROUNDS} interleaved rounds of ` +
-        `${REQUESTS} requests per target (after ${WARMUP_REQUESTS} warm-up), medians over rounds; ` +
-        `Node ${process.version}, libSQL file database, ${LIST_DEVICES} devices`,
-    );
-    const loadBefore = loadavg();
-    for (const target of targets) {
-      await measure(target, WARMUP_REQUESTS);
-      if (target.name.startsWith("POST")) await dropCreated();
-    }
-    const samples: Sample[][] = targets.map(() => []);
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [i, target] of targets.entries()) {
-        samples[i]?.push(await measure(target, REQUESTS));
+    const run = async (title: string, targets: Target[]): Promise<void> => {
+      console.log(`\n${title}`);
+      const loadBefore = loadavg();
+      for (const target of targets) {
+        await measure(target, WARMUP_REQUESTS);
         if (target.name.startsWith("POST")) await dropCreated();
       }
-    }
-    const loadAfter = loadavg();
+      const samples: Sample[][] = targets.map(() => []);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [i, target] of targets.entries()) {
+          samples[i]?.push(await measure(target, REQUESTS));
+          if (target.name.startsWith("POST")) await dropCreated();
+        }
+      }
+      const loadAfter = loadavg();
+      printTable(
+        targets.map((t) => t.name),
+        samples,
+      );
+      const cpuOf = (name: string) =>
+        median((samples[targets.findIndex((t) => t.name === name)] ?? []).map((s) => s.cpuUs));
+      const perRow =
+        (cpuOf("GET /api/devices (100 rows)") - cpuOf("GET /api/devices (1 row)")) / (LIST_DEVICES - 1);
+      console.log(`per returned device row (100-row list − 1-row list) / 99: ${perRow.toFixed(2)} µs CPU`);
+      const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(" ");
+      console.log(`load average (1/5/15 min): before ${load(loadBefore)}, after ${load(loadAfter)}`);
+    };
 
-    printTable(
-      targets.map((t) => t.name),
-      samples,
+    console.log(
+      `API CPU benchmark: one request at a time, ${ROUNDS} interleaved rounds of ${REQUESTS} requests ` +
+        `per target (after ${WARMUP_REQUESTS} warm-up), medians over rounds; Node ${process.version}, ` +
+        `libSQL file database, ${LIST_DEVICES} devices`,
     );
-    const cpuOf = (name: string) =>
-      median((samples[targets.findIndex((t) => t.name === name)] ?? []).map((s) => s.cpuUs));
-    const perRow =
-      (cpuOf("GET /api/devices (100 rows)") - cpuOf("GET /api/devices (1 row)")) / (LIST_DEVICES - 1);
-    console.log(`per returned device row (100-row list − 1-row list) / 99: ${perRow.toFixed(2)} µs CPU`);
-    const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(" ");
-    console.log(`load average (1/5/15 min): before ${load(loadBefore)}, after ${load(loadAfter)}`);
+    await run("in-process (app.request, body read with arrayBuffer())", targetsOf(app, inProcess(bare)));
+    const barePort = (bareServer.address() as AddressInfo).port;
+    await run(
+      "over loopback HTTP (@hono/node-server; CPU includes the keep-alive client)",
+      targetsOf(overLoopback(edge.port), overLoopback(barePort)),
+    );
   } finally {
+    bareServer.closeAllConnections();
+    await new Promise<void>((resolve) => bareServer.close(() => resolve()));
     await edge.close(1000);
     await rm(dataDir, { recursive: true, force: true });
   }
