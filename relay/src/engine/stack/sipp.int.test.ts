@@ -1,28 +1,43 @@
-// The stack against a real SIP implementation (sipp), with sipp dropping 10% of the packets on UDP: every call must
+// The stack against a real SIP implementation (sipp), with sipp dropping 5% of the packets on UDP: every call must
 // still complete through the stack's retransmissions (2xx until ACK, INVITE/BYE timers, absorbed duplicates),
 // and afterwards the stack must hold no transaction.
+//
+// How likely a call fails through loss alone (p = 5%, each message sipp sends or receives, retransmissions too):
+// - stack as UAS: sipp sends its INVITE 6 times (its limit of 5 retransmissions), all lost: p^6 = 1.6e-8; its BYE
+//   10 times, each failing if the BYE or the 200 is lost: (2p-p^2)^10 = 7.8e-11; the stack repeats its 2xx 11
+//   times within 64*T1. 40 calls: 6.3e-7 per run. A call whose ACK is lost (about p, sipp hangs up at once and
+//   does not re-ACK) ends in ack-timeout; more than 30% of 40 calls doing so (Binomial(40, 0.05) > 12) is 4e-8.
+// - stack as UAC: sipp's callee 180 and its 200 (sent at 0, 0.5, 1.5, 3.5, 7.5 s) must not all be lost before our
+//   timer B (64*T1); with T1 = 150 ms that is 9.6 s, so p^6 = 1.6e-8 per call (with T1 = 50 ms, only 3.2 s:
+//   p^4 = 6e-6). Our INVITE goes out 7 times: p^7. 8 calls: 1.3e-7 per run.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { describe as explain, runSipp, startSipp, waitForListening } from "../../../test/sipp.ts";
 import { createResponse, SipHeaders, type SipRequest, type SipResponse } from "../sip/message.ts";
 import { type ClientTransaction, type Peer, SipStack } from "./index.ts";
 
-const T1 = 50;
+const LOSS_PERCENT = 5;
 let stack: SipStack;
+let T1 = 0;
 
-beforeEach(async () => {
-  stack = await SipStack.listen({ host: "127.0.0.1", port: 0, timers: { T1, T2: 400, T4: 500 } });
-});
-
-afterEach(async () => {
-  await stack.close();
-});
+/** A fresh stack per test with short timers (T1 in ms), so its Completed/Accepted tails drain within the test. */
+function withStack(t1: number): void {
+  beforeEach(async () => {
+    T1 = t1;
+    stack = await SipStack.listen({ host: "127.0.0.1", port: 0, timers: { T1, T2: 8 * T1, T4: 500 } });
+  });
+  afterEach(async () => {
+    await stack.close();
+  });
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Waits until the stack holds nothing; its longest tail is 64*T1 (timers B, F, H, J, L, M). */
 async function drained(): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  const deadline = Date.now() + 64 * T1 + 5000;
+  while (Date.now() < deadline) {
     const s = stack.stats();
     if (s.serverTransactions + s.clientTransactions + s.accepted + s.timers === 0) return;
     await sleep(20);
@@ -49,10 +64,11 @@ function answerCalls(): { acked: number; ackTimeouts: number } {
 }
 
 describe("stack as UAS, sipp as UAC", () => {
+  withStack(50);
   for (const transport of ["udp", "tcp"] as const) {
-    it(`completes every call over ${transport.toUpperCase()}${transport === "udp" ? " with 10% loss" : ""}`, async () => {
+    it(`completes every call over ${transport.toUpperCase()}${transport === "udp" ? " with 5% loss" : ""}`, async () => {
       const seen = answerCalls();
-      const calls = 20;
+      const calls = 40;
       const result = await runSipp({
         scenario: "uac-invite.xml",
         remote: `127.0.0.1:${stack.hostports[0]?.port}`,
@@ -60,7 +76,7 @@ describe("stack as UAS, sipp as UAC", () => {
         calls,
         rate: 40,
         timeoutSeconds: 40,
-        ...(transport === "udp" ? { lostPercent: 10 } : {}),
+        ...(transport === "udp" ? { lostPercent: LOSS_PERCENT } : {}),
       });
       expect(result.exitCode, explain(result)).toBe(0);
       expect(result.stats.successful).toBe(calls);
@@ -73,15 +89,22 @@ describe("stack as UAS, sipp as UAC", () => {
 });
 
 describe("stack as UAC, sipp as UAS", () => {
-  it("places calls with 5% loss: INVITE retransmitted, every 2xx re-ACKed, BYE delivered", async () => {
+  withStack(150);
+  it("places calls with 5% loss: INVITE retransmitted, every 2xx ACKed, BYE delivered", async () => {
     const calls = 8;
-    const sipp = await startSipp({ scenario: "uas-answer.xml", calls, timeoutSeconds: 40, lostPercent: 5 });
+    // The linger callee tolerates what loss does to a call: a BYE before the (lost) ACK, an ACK after the BYE.
+    const sipp = await startSipp({
+      scenario: "uas-answer-linger.xml",
+      calls,
+      timeoutSeconds: 40,
+      lostPercent: LOSS_PERCENT,
+    });
     try {
       await waitForListening(sipp.port, "udp");
       const far: Peer = { transport: "udp", address: "127.0.0.1", port: sipp.port };
       const results = await Promise.all(Array.from({ length: calls }, (_, i) => placeCall(far, i)));
-      // sipp ends a call once it sent its 200 to the BYE and ignores BYE retransmissions after that, so when that
-      // 200 is lost our BYE can only time out; sipp's own count shows the BYE did arrive.
+      // sipp answers BYE retransmissions for 4 s after the BYE and ignores them after that, so when every 200 in
+      // that window is lost our BYE can only time out; sipp's own count shows the BYE did arrive.
       expect(results.filter((r) => r !== 200 && r !== "timeout")).toEqual([]);
       const result = await sipp.done;
       expect(result.exitCode, explain(result)).toBe(0);
@@ -113,8 +136,8 @@ async function placeCall(far: Peer, i: number): Promise<number | "timeout"> {
     });
     failOn(ct, reject);
   });
-  // sipp's scenario aborts the call on a BYE before the ACK: when our ACK was lost, give sipp's 200
-  // retransmissions (0.5 s, 1.5 s) the chance to collect a re-sent ACK first.
+  // Stay in the call past sipp's 200 retransmissions at 0.5 and 1.5 s, so a lost ACK is usually recovered by
+  // re-ACKing a retransmitted 2xx (the path under test) rather than ended by the BYE.
   await sleep(1700);
   const bye = request("BYE", contactUri(ok, target), callId, from, ok.headers.get("to") ?? "", 2);
   return new Promise<number | "timeout">((resolve, reject) => {
