@@ -215,7 +215,7 @@ describe("SIP engine with a drachtio-srf app and sipp", () => {
     expectAllSucceeded(result, 10); // the scenario requires the 487 after the CANCEL
     expect(delta("ringing")).toBe(10);
     // The engine answers the CANCEL itself and tells the app afterwards, so give the app a moment.
-    await until(() => delta("cancel") >= 10, 2000);
+    await until(() => delta("cancel") >= 10, 10_000);
     expect(delta("cancel")).toBe(10);
   });
 
