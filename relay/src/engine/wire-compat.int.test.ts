@@ -701,3 +701,65 @@ describe("session timers (drachtio SipDialog::setSessionTimer, notifyRefreshDial
     expect(requests).toBe(1);
   });
 });
+
+describe("reliable provisional responses (drachtio doRespondToSipRequest nta_reliable_treply, processPrack)", () => {
+  it("sends an app's 183 with Require: 100rel reliably (RSeq, retransmitted until the PRACK, which reaches the app)", async () => {
+    const ctx = await setup();
+    let prackSeen = false;
+    let refused: string | undefined;
+    await connectApp(ctx, (srf) => {
+      srf.use("prack", (_req, res) => res.send(200));
+      srf.invite((_req, res) => {
+        const send = res.send as unknown as (
+          status: number,
+          reason: string | undefined,
+          opts: object,
+          cb: ((err: unknown) => void) | null,
+          fnPrack: () => void,
+        ) => void;
+        send.call(
+          res,
+          183,
+          undefined,
+          { headers: { Require: "100rel" }, body: sdp(40000) },
+          (err) => {
+            if (err) refused = String(err);
+          },
+          () => {
+            prackSeen = true;
+            res.send(486);
+          },
+        );
+      });
+    });
+    // a caller without 100rel support: drachtio refuses to send it reliably
+    sendFromPeer(ctx, "INVITE", "norel", { body: sdp(1) });
+    await until(() => refused !== undefined);
+    expect(refused).toBe("Remote endpoint does not support 100rel");
+
+    const { callId } = sendFromPeer(ctx, "INVITE", "rel", { body: sdp(1), extra: ["Supported: 100rel"] });
+    const first = await ctx.peer.response(183, "INVITE");
+    const rseq = first.headers.get("rseq");
+    expect(rseq).toMatch(/^\d+$/);
+    const again = await ctx.peer.response(183, "INVITE", 2000); // retransmitted: no PRACK yet
+    expect(again.headers.get("rseq")).toBe(rseq);
+    const toTag = tagOf(first.headers.get("to") ?? "");
+    ctx.peer.send(
+      request({
+        method: "PRACK",
+        uri: `sip:rel@127.0.0.1:${ctx.engine.sipPort}`,
+        peerPort: ctx.peer.port,
+        callId,
+        cseq: 2,
+        fromTag: `f${seq}`,
+        ...(toTag === undefined ? {} : { toTag }),
+        extra: [`RAck: ${rseq} 1 INVITE`],
+      }),
+      ctx.engine.sipPort,
+    );
+    await ctx.peer.response(200, "PRACK");
+    await until(() => prackSeen);
+    await ctx.peer.response(486, "INVITE");
+    expect(await ctx.peer.sees((r) => r.msg.kind === "response" && r.msg.status === 183, 1200)).toBe(false);
+  });
+});

@@ -70,6 +70,10 @@ interface NetTxn {
   readonly dialogId: string;
   /** The early dialog our provisional response created (INVITE). */
   early?: Dialog;
+  /** RSeq of the last reliable provisional response (RFC 3262) the app sent on this INVITE. */
+  rseq?: number;
+  /** The reliable provisional response being retransmitted until its PRACK arrives. */
+  reliable?: { res: SipResponse; rseq: number; timer: NodeJS.Timeout };
 }
 
 /** A request an app sent, waiting for its final response. */
@@ -237,6 +241,7 @@ export class Relay implements AppHandler {
       !this.sessionRefresh(st, d, req)
     )
       return;
+    if (req.method === "PRACK" && d.early !== undefined) this.onPrack(d, req);
     if (req.method === "INVITE" || req.method === "UPDATE") {
       const target = uriOf(req.headers.top("contact"));
       if (target !== undefined) d.remoteTarget = target;
@@ -282,6 +287,46 @@ export class Relay implements AppHandler {
     return true;
   }
 
+  /**
+   * Retransmit a reliable provisional response, T1 doubling, until its PRACK, the final response, or 64*T1 (RFC 3262
+   * §3; sofia does this for drachtio's nta_reliable_treply).
+   */
+  private retransmitReliable(txn: NetTxn, res: SipResponse, rseq: number): void {
+    this.stopReliable(txn);
+    const T1 = this.stack.T1;
+    let interval = T1;
+    let elapsed = 0;
+    const tick = (): void => {
+      elapsed += interval;
+      if (txn.reliable?.rseq !== rseq || elapsed >= 64 * T1 || txn.st.respond(res) === "") {
+        if (txn.reliable?.rseq === rseq) txn.reliable = undefined;
+        return;
+      }
+      interval *= 2;
+      const timer = setTimeout(tick, interval);
+      timer.unref();
+      txn.reliable = { res, rseq, timer };
+    };
+    const timer = setTimeout(tick, interval);
+    timer.unref();
+    txn.reliable = { res, rseq, timer };
+  }
+
+  private stopReliable(txn: NetTxn): void {
+    if (txn.reliable === undefined) return;
+    clearTimeout(txn.reliable.timer);
+    txn.reliable = undefined;
+  }
+
+  /** A PRACK in the early dialog acknowledges the reliable provisional response its RAck names. */
+  private onPrack(d: Dialog, req: SipRequest): void {
+    const invite = this.netTxns.get(d.early?.inviteTxnId ?? "");
+    const pending = invite?.reliable;
+    if (invite === undefined || pending === undefined) return;
+    const rseq = Number.parseInt(req.headers.get("rack") ?? "", 10);
+    if (rseq === pending.rseq) this.stopReliable(invite);
+  }
+
   /** A 200 to an INVITE we (the app) sent: its Session-Expires starts the timer, we refresh unless refresher=uas. */
   private uacSession(d: Dialog, res: SipResponse): void {
     const se = parseSessionExpires(res.headers.get("session-expires"));
@@ -318,6 +363,7 @@ export class Relay implements AppHandler {
   }
 
   private forgetNet(txn: NetTxn): void {
+    this.stopReliable(txn);
     this.netTxns.delete(txn.id);
     if (this.netByStId.get(txn.st.id) === txn) this.netByStId.delete(txn.st.id);
     txn.app.netTxns.delete(txn.id);
@@ -472,6 +518,18 @@ export class Relay implements AppHandler {
       const ct = inferContentType(stub.body);
       if (ct) res.headers.append("Content-Type", ct);
     }
+    // doRespondToSipRequest: a provisional response the app marks `Require: 100rel` is sent reliably (RFC 3262),
+    // which the caller must support
+    const reliable =
+      method === "INVITE" && status > 100 && status < 200 && has100rel(res.headers.get("require"));
+    if (reliable) {
+      if (!has100rel(req.headers.get("supported")) && !has100rel(req.headers.get("require"))) {
+        app.fail(msgId, "Remote endpoint does not support 100rel");
+        return;
+      }
+      txn.rseq = txn.rseq === undefined ? Math.floor(Math.random() * 0x7fffffff) + 1 : txn.rseq + 1;
+      res.headers.append("RSeq", String(txn.rseq));
+    }
     // doRespondToSipRequest: the app's Session-Expires, or else the caller's when it named a refresher (then copied
     // into the 200), sets the timer; the interval is at least Min-SE
     let uasSession: { seconds: number; weRefresh: boolean } | undefined;
@@ -516,6 +574,8 @@ export class Relay implements AppHandler {
     // the dialog from the start), failures and 100 included
     if (dialogId === "" && txn.dialog === undefined && (method === "INVITE" || method === "SUBSCRIBE"))
       dialogId = txn.dialogId;
+    if (reliable && txn.rseq !== undefined) this.retransmitReliable(txn, res, txn.rseq);
+    else if (status >= 200) this.stopReliable(txn);
     const inDialog = method === "INVITE" && status < 300 ? this.dialogs.get(dialogId) : undefined;
     if (inDialog !== undefined && stub.body.length > 0) {
       inDialog.localSdp = {
@@ -1094,6 +1154,11 @@ function emptyStub(method: string, headers: [string, string][] = []): SipRequest
     headers: new SipHeaders(headers),
     body: Buffer.alloc(0),
   };
+}
+
+/** Whether a Require/Supported value lists the 100rel option tag. */
+function has100rel(value: string | undefined): boolean {
+  return value !== undefined && /(^|[\s,])100rel($|[\s,])/i.test(value);
 }
 
 /** REGISTER with `Contact: *` but a non-zero Expires (RFC 3261 §10.2.2 allows `*` only with Expires: 0). */
