@@ -763,3 +763,33 @@ describe("reliable provisional responses (drachtio doRespondToSipRequest nta_rel
     expect(await ctx.peer.sees((r) => r.msg.kind === "response" && r.msg.status === 183, 1200)).toBe(false);
   });
 });
+
+describe("PRACK from the app (drachtio doSendRequestInsideDialog, nta_outgoing_prack)", () => {
+  it("srf PRACKs a reliable 183 from the callee in the early dialog, with RAck and the next CSeq", async () => {
+    const ctx = await setup();
+    const srf = await connectApp(ctx, () => undefined);
+    const uac = srf.createUAC(`sip:bob@127.0.0.1:${ctx.peer.port}`, { localSdp: sdp(50000) });
+    const inv = await ctx.peer.request("INVITE");
+    const early = respond(inv, 183, "Session Progress", {
+      toTag: "p1",
+      contact: `<sip:bob@127.0.0.1:${ctx.peer.port}>`,
+      body: sdp(3),
+    }).replace("Content-Type:", "Require: 100rel\r\nRSeq: 7\r\nContent-Type:");
+    ctx.peer.send(early, ctx.engine.sipPort);
+    const prack = await ctx.peer.request("PRACK");
+    expect(prack.headers.get("rack")).toBe(`7 ${inv.headers.get("cseq")}`);
+    expect(prack.headers.get("call-id")).toBe(inv.headers.get("call-id"));
+    expect(prack.headers.get("to")).toContain("tag=p1");
+    expect(prack.uri).toBe(`sip:bob@127.0.0.1:${ctx.peer.port}`);
+    expect(Number.parseInt(prack.headers.get("cseq") ?? "", 10)).toBeGreaterThan(
+      Number.parseInt(inv.headers.get("cseq") ?? "", 10),
+    );
+    ctx.peer.send(respond(prack, 200, "OK"), ctx.engine.sipPort);
+    ctx.peer.send(
+      respond(inv, 200, "OK", { toTag: "p1", contact: `<sip:bob@127.0.0.1:${ctx.peer.port}>`, body: sdp(3) }),
+      ctx.engine.sipPort,
+    );
+    await uac;
+    await ctx.peer.request("ACK");
+  });
+});
