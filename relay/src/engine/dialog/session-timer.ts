@@ -9,6 +9,8 @@ import type { Dialog } from "./dialog.ts";
 /** drachtio's Min-SE (SipDialog m_nMinSE): smaller Session-Expires in a refresh get 422, UAS intervals are raised. */
 export const MIN_SE = 90;
 
+const REFRESHER = /;\s*refresher\s*=\s*(uac|uas)\b/i;
+
 export interface SessionExpires {
   seconds: number;
   refresher?: "uac" | "uas";
@@ -19,7 +21,7 @@ export function parseSessionExpires(value: string | undefined): SessionExpires |
   if (value === undefined) return undefined;
   const seconds = Number.parseInt(value, 10);
   if (!Number.isFinite(seconds) || seconds < 0) return undefined;
-  const m = /;\s*refresher\s*=\s*(uac|uas)\b/i.exec(value);
+  const m = REFRESHER.exec(value);
   const refresher = m?.[1]?.toLowerCase();
   return refresher === "uac" || refresher === "uas" ? { seconds, refresher } : { seconds };
 }

@@ -1,7 +1,9 @@
 // Relaying between the SIP stack and drachtio-srf applications: incoming requests to the app that routes the
 // method (503 if none), app responses onto the server transaction, app-originated requests (new, in-dialog from
 // stubs, ACK, CANCEL) onto client transactions, and every resulting message back to the app with the meta tokens
-// drachtio-server sends. Dialog state lives in ../dialog; this module decides when dialogs start and end.
+// drachtio-server sends. Dialog state lives in ../dialog; this module decides when dialogs start and end. What the
+// app sees (reply texts, ids, CDRs, requests the server answers itself, session timers, reliable provisionals) was
+// checked against drachtio-server's source; wire-compat.int.test.ts holds one test per behaviour.
 import { networkInterfaces } from "node:os";
 import { type Dialog, DialogTable, dialogIdFor, tagOf, uriOf } from "../dialog/dialog.ts";
 import {
@@ -1156,9 +1158,11 @@ function emptyStub(method: string, headers: [string, string][] = []): SipRequest
   };
 }
 
+const OPTION_100REL = /(^|[\s,])100rel($|[\s,])/i;
+
 /** Whether a Require/Supported value lists the 100rel option tag. */
 function has100rel(value: string | undefined): boolean {
-  return value !== undefined && /(^|[\s,])100rel($|[\s,])/i.test(value);
+  return value !== undefined && OPTION_100REL.test(value);
 }
 
 /** REGISTER with `Contact: *` but a non-zero Expires (RFC 3261 §10.2.2 allows `*` only with Expires: 0). */
