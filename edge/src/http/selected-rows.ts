@@ -35,54 +35,20 @@ const fieldsBySelection = new WeakMap<ColumnSelection, Field[]>();
 function fieldsOf(columns: ColumnSelection): Field[] {
   const known = fieldsBySelection.get(columns);
   if (known) return known;
-  const fields = Object.entries(columns).map(
-    ([key, column]): Field => ({
+  const fields = Object.entries(columns).map(([key, column]): Field => {
+    if (column.getSQLType() === "blob") {
+      // drizzle turns a driver's ArrayBuffer into a Buffer before decoding; no API row has blobs.
+      throw new TypeError(`selected rows: blob column ${column.name} is not supported`);
+    }
+    const passThrough = column.mapFromDriverValue === Column.prototype.mapFromDriverValue;
+    return {
       key,
       name: column.name,
-      decode: decoderOf(column),
-    }),
-  );
+      decode: passThrough ? undefined : (value) => column.mapFromDriverValue(value),
+    };
+  });
   fieldsBySelection.set(columns, fields);
   return fields;
-}
-
-function decoderOf(column: SQLiteColumn): Field["decode"] {
-  if (column.getSQLType() === "blob") {
-    // drizzle turns a driver's ArrayBuffer into a Buffer before decoding; no API row has blobs.
-    throw new TypeError(`selected rows: blob column ${column.name} is not supported`);
-  }
-  if (column.mapFromDriverValue === Column.prototype.mapFromDriverValue) return undefined;
-  // JSON documents repeat (most devices keep the default outbound policy): parse each text once.
-  if (column.columnType === "SQLiteTextJson") return parseJsonOnce;
-  return (value) => column.mapFromDriverValue(value);
-}
-
-/** Texts of JSON documents parsed recently, and their values (frozen: every reader shares them). */
-const parsedJson = new Map<string, unknown>();
-const PARSED_JSON_ENTRIES = 512;
-const PARSED_JSON_MAX_LENGTH = 4096;
-
-/**
- * `JSON.parse` of a JSON column, as drizzle decodes it, remembered by text. The value
- * is deeply frozen, since rows read later share it: a reader that wants to change a
- * document must copy it (none does: routes build new objects for responses and writes).
- */
-function parseJsonOnce(value: unknown): unknown {
-  if (typeof value !== "string" || value.length > PARSED_JSON_MAX_LENGTH) return JSON.parse(value as string);
-  const known = parsedJson.get(value);
-  if (known !== undefined) return known;
-  const parsed = deepFreeze(JSON.parse(value) as unknown);
-  if (parsedJson.size >= PARSED_JSON_ENTRIES) parsedJson.clear();
-  parsedJson.set(value, parsed);
-  return parsed;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null) {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 /**
