@@ -31,38 +31,71 @@ export interface TestEngine {
   close(): Promise<void>;
 }
 
-/** Connects an unmodified drachtio-srf app to a drachtio server (our engine) and waits for 'connect'. */
+/**
+ * Connects an unmodified drachtio-srf app to a drachtio server (our engine) and resolves once the engine has
+ * processed the app's routes, so a request sent right after is routed to it.
+ */
 export async function connectSrf(
   host: string,
   port: number,
   secret: string,
   setup?: (srf: Srf) => void,
-  timeoutMs = 5000,
+  timeoutMs = 10_000,
 ): Promise<Srf> {
   const srf = new Srf();
-  // Handlers installed before connect() are routed as part of the login, so no request races the routes.
+  // Handlers installed before connect() are routed as part of the login.
   setup?.(srf);
   // srf turns an unhandled 'error' into an exception; a failed connect is reported through 'connect'.
   srf.on("error", () => undefined);
-  const connected = new Promise<void>((resolve, reject) => {
+  const connected = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`drachtio-srf did not connect within ${timeoutMs} ms`)),
       timeoutMs,
     );
-    srf.on("connect", (err: Error | null) => {
+    srf.on("connect", (err: Error | null, hostport: string) => {
       clearTimeout(timer);
       if (err) reject(err);
-      else resolve();
+      else resolve(hostport);
     });
   });
   void srf.connect({ host, port, secret });
   try {
-    await connected;
+    await routesLanded(srf, sipTargetOf(await connected));
   } catch (err) {
     disconnectQuietly(srf);
     throw err;
   }
   return srf;
+}
+
+/** The first host:port of the hostports a drachtio server sends at login ("udp/127.0.0.1:5060,tcp/..."). */
+function sipTargetOf(hostports: string): string {
+  const first = hostports.split(",")[0] ?? "";
+  return first.slice(first.indexOf("/") + 1);
+}
+
+/**
+ * Resolves once the engine has processed the routes `srf` sent at login. srf writes its `route` frames just
+ * before it emits 'connect', but the engine may read a SIP request before that TCP data (an in-process engine
+ * under load does). The engine handles one app's frames in order, so the answer to a later request of the app
+ * proves the routes landed: a request to the engine's own SIP address (`sipTarget`, host:port), which the
+ * engine refuses without sending anything ("can not send request to myself", as drachtio-server does).
+ */
+export async function routesLanded(srf: Srf, sipTarget: string): Promise<void> {
+  const send = srf.request.bind(srf) as unknown as (
+    uri: string,
+    opts: { method: string },
+    callback: (err: unknown) => void,
+  ) => void;
+  await new Promise<void>((resolve, reject) => {
+    send(`sip:route-fence@${sipTarget}`, { method: "OPTIONS" }, (err) => {
+      if (String(err).includes("can not send request to myself")) resolve();
+      else
+        reject(
+          new Error(`route fence: expected the engine to refuse a request to itself, got ${String(err)}`),
+        );
+    });
+  });
 }
 
 function disconnectQuietly(srf: Srf): void {

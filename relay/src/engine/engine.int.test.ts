@@ -6,8 +6,9 @@ import { lookup } from "node:dns/promises";
 import type { EventEmitter } from "node:events";
 import { connect } from "node:net";
 import { hostname } from "node:os";
-import Srf from "drachtio-srf";
+import type Srf from "drachtio-srf";
 import { afterEach, describe, expect, it } from "vitest";
+import { connectSrf } from "../../test/harness.ts";
 import { type Engine, startEngine } from "./index.ts";
 import type { SipRequest, SipResponse } from "./sip/message.ts";
 import { tagOf } from "./sip/response.ts";
@@ -46,16 +47,10 @@ async function setup(timers?: { T1?: number }): Promise<Ctx> {
   return ctx;
 }
 
+/** Connects an app with its handlers; resolves once the engine has processed its routes (harness.ts). */
 async function connectApp(ctx: Ctx, install: (srf: Srf) => void): Promise<Srf> {
-  const srf = new Srf();
-  install(srf);
-  srf.on("error", () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    srf.on("connect", (err: Error | null) => (err ? reject(err) : resolve()));
-    void srf.connect({ host: "127.0.0.1", port: ctx.engine.adminPort, secret: SECRET });
-  });
+  const srf = await connectSrf("127.0.0.1", ctx.engine.adminPort, SECRET, install);
   ctx.apps.push(srf);
-  await new Promise((r) => setTimeout(r, 30)); // let the route messages land
   return srf;
 }
 
@@ -69,11 +64,14 @@ function dialogId(d: Srf.Dialog): string {
   return (d as unknown as { id: string }).id;
 }
 
-/** Resolves once cond() holds (checked every 10 ms), fails after 2 s. */
+/**
+ * Resolves once cond() holds (checked every 10 ms), fails after 10 s: generous for a loaded machine, and free
+ * when the condition holds at once.
+ */
 async function until(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 2000;
+  const deadline = Date.now() + 10_000;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met within 2 s");
+    if (Date.now() > deadline) throw new Error("condition not met within 10 s");
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -265,8 +263,7 @@ describe("engine with drachtio-srf", () => {
     expect(events[0]).toBe(`dialog:${callId};from-tag=${tag}`);
 
     call.send("ACK", 1, { toTag });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(events).toContain("ack");
+    await until(() => events.includes("ack"));
 
     call.send("BYE", 2, { toTag });
     await ctx.peer.response(200, "BYE");
@@ -665,14 +662,20 @@ describe("engine with drachtio-srf", () => {
   it("the app as UAC: an UPDATE from the callee in its early dialog reaches srf, which answers it", async () => {
     const ctx = await setup();
     const srf = await connectApp(ctx, () => undefined);
-    const uacP = srf.createUAC(`sip:bob@127.0.0.1:${ctx.peer.port}`, { localSdp: sdp(50000) });
+    let provisional = 0;
+    const uacP = srf.createUAC(
+      `sip:bob@127.0.0.1:${ctx.peer.port}`,
+      { localSdp: sdp(50000) },
+      { cbProvisional: () => provisional++ },
+    );
     const inv = await ctx.peer.request("INVITE");
     const contact = `<sip:bob@127.0.0.1:${ctx.peer.port}>`;
     ctx.peer.send(
       respond(inv, 183, "Session Progress", { toTag: "e1", contact, body: sdp(3) }),
       ctx.engine.sipPort,
     );
-    await new Promise((r) => setTimeout(r, 50));
+    // the engine relays the 183 to the app after it has set up the early dialog the UPDATE is sent in
+    await until(() => provisional > 0);
     const ourTag = tagOf(inv.headers.get("from") ?? "") ?? "";
     const update = [
       `UPDATE sip:x@127.0.0.1:${ctx.engine.sipPort} SIP/2.0`,
@@ -752,25 +755,23 @@ describe("engine with drachtio-srf", () => {
   it("a 200 never ACKed: the engine sends BYE to the peer and the app's dialog is destroyed", async () => {
     const ctx = await setup({ T1: 40 });
     let reason = "";
-    const destroyed = new Promise<void>((resolve) => {
-      void connectApp(ctx, (srf) =>
-        srf.invite(async (req, res) => {
-          const uas = await srf.createUAS(req, res, { localSdp: sdp(40000) });
-          (uas as EventEmitter).on("destroy", (_msg: unknown, r: string) => {
-            reason = r;
-            resolve();
-          });
-        }),
-      );
-    });
-    await new Promise((r) => setTimeout(r, 100));
+    let destroyed = false;
+    await connectApp(ctx, (srf) =>
+      srf.invite(async (req, res) => {
+        const uas = await srf.createUAS(req, res, { localSdp: sdp(40000) });
+        (uas as EventEmitter).on("destroy", (_msg: unknown, r: string) => {
+          reason = r;
+          destroyed = true;
+        });
+      }),
+    );
     const call = caller(ctx, "100");
     call.send("INVITE", 1, { body: sdp(1) });
     await ctx.peer.response(200, "INVITE");
-    const bye = await ctx.peer.request("BYE", 6000);
+    const bye = await ctx.peer.request("BYE", 10_000);
     expect(bye.headers.get("reason")).toContain("ACK timeout");
     ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
-    await destroyed;
+    await until(() => destroyed);
     expect(reason).toBe("ACK timeout");
   });
 
@@ -852,15 +853,18 @@ describe("engine with drachtio-srf", () => {
 
   it("an app that disconnects: its pending request gets 503 and its call is hung up with BYE", async () => {
     const ctx = await setup();
+    let messages = 0;
     const app = await connectApp(ctx, (srf) => {
       srf.invite((req, res) => void srf.createUAS(req, res, { localSdp: sdp(40000) }));
-      srf.use("message", () => undefined); // never answers
+      srf.use("message", () => {
+        messages++; // never answers
+      });
     });
     const call = caller(ctx, "100");
     const { callId } = call;
     await call.call(1, sdp(1));
-    caller(ctx, "100").send("MESSAGE", 1); // a request the app has not answered yet
-    await new Promise((r) => setTimeout(r, 100));
+    caller(ctx, "100").send("MESSAGE", 1);
+    await until(() => messages > 0); // a request the app has not answered yet
     app.disconnect();
     await ctx.peer.response(503, "MESSAGE");
     const bye = await ctx.peer.request("BYE");

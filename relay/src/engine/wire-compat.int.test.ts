@@ -5,8 +5,9 @@
 
 import type { EventEmitter } from "node:events";
 import { type AddressInfo, connect, createServer } from "node:net";
-import Srf from "drachtio-srf";
+import type Srf from "drachtio-srf";
 import { afterEach, describe, expect, it } from "vitest";
+import { connectSrf } from "../../test/harness.ts";
 import { type Engine, startEngine } from "./index.ts";
 import type { SipRequest } from "./sip/message.ts";
 import { tagOf } from "./sip/response.ts";
@@ -52,24 +53,21 @@ async function extraPeer(ctx: Ctx): Promise<UdpPeer> {
   return p;
 }
 
+/** Connects an app with its handlers; resolves once the engine has processed its routes (harness.ts). */
 async function connectApp(ctx: Ctx, install: (srf: Srf) => void): Promise<Srf> {
-  const srf = new Srf();
-  install(srf);
-  srf.on("error", () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    srf.on("connect", (err: Error | null) => (err ? reject(err) : resolve()));
-    void srf.connect({ host: "127.0.0.1", port: ctx.engine.adminPort, secret: SECRET });
-  });
+  const srf = await connectSrf("127.0.0.1", ctx.engine.adminPort, SECRET, install);
   ctx.apps.push(srf);
-  await new Promise((r) => setTimeout(r, 30)); // let the route messages land
   return srf;
 }
 
-/** Resolves once cond() holds (checked every 10 ms), fails after 3 s. */
+/**
+ * Resolves once cond() holds (checked every 10 ms), fails after 10 s: generous for a loaded machine, and free
+ * when the condition holds at once.
+ */
 async function until(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + 10_000;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met within 3 s");
+    if (Date.now() > deadline) throw new Error("condition not met within 10 s");
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -587,8 +585,14 @@ describe("an INVITE repeated on a new transaction after the answer (drachtio pro
 });
 
 describe("session timers (drachtio SipDialog::setSessionTimer, notifyRefreshDialog, notifyTerminateStaleDialog)", () => {
-  /** The app calls the peer, which answers 200 with `sessionExpires`; resolves the dialog and the INVITE. */
-  async function uacCall(ctx: Ctx, sessionExpires: string): Promise<{ dialog: Srf.Dialog; inv: SipRequest }> {
+  /**
+   * The app calls the peer, which answers 200 with `sessionExpires`; resolves the dialog, the INVITE and when
+   * the 200 was sent (the engine's session timer cannot start before).
+   */
+  async function uacCall(
+    ctx: Ctx,
+    sessionExpires: string,
+  ): Promise<{ dialog: Srf.Dialog; inv: SipRequest; answeredAt: number }> {
     const srf = await connectApp(ctx, () => undefined);
     const uac = srf.createUAC(`sip:bob@127.0.0.1:${ctx.peer.port}`, { localSdp: sdp(50000) });
     const inv = await ctx.peer.request("INVITE");
@@ -597,10 +601,11 @@ describe("session timers (drachtio SipDialog::setSessionTimer, notifyRefreshDial
       contact: `<sip:bob@127.0.0.1:${ctx.peer.port}>`,
       body: sdp(3),
     }).replace("Content-Type:", `Session-Expires: ${sessionExpires}\r\nContent-Type:`);
+    const answeredAt = Date.now();
     ctx.peer.send(ok, ctx.engine.sipPort);
     const dialog = await uac;
     await ctx.peer.request("ACK");
-    return { dialog, inv };
+    return { dialog, inv, answeredAt };
   }
 
   /** Resolves with the reason srf reports when the dialog is destroyed. */
@@ -612,11 +617,11 @@ describe("session timers (drachtio SipDialog::setSessionTimer, notifyRefreshDial
 
   it("as refresher, re-INVITEs with the dialog's SDP at half the interval; a failed refresh ends the call", async () => {
     const ctx = await setup();
-    const { dialog, inv } = await uacCall(ctx, "2;refresher=uac");
+    const { dialog, inv, answeredAt } = await uacCall(ctx, "2;refresher=uac");
     const gone = destroyed(dialog);
-    const started = Date.now();
-    const refresh = await ctx.peer.request("INVITE", 4000);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+    // due 1 s after the 200; a late one (loaded machine) is fine, an early one is not
+    const refresh = await ctx.peer.request("INVITE", 10_000);
+    expect(Date.now() - answeredAt).toBeGreaterThanOrEqual(800);
     expect(refresh.headers.get("session-expires")).toBe("2; refresher=uac");
     expect(refresh.headers.get("min-se")).toBe("90");
     expect(refresh.headers.get("call-id")).toBe(inv.headers.get("call-id"));
@@ -629,7 +634,7 @@ describe("session timers (drachtio SipDialog::setSessionTimer, notifyRefreshDial
       ctx.engine.sipPort,
     );
     await ctx.peer.request("ACK");
-    const again = await ctx.peer.request("INVITE", 4000);
+    const again = await ctx.peer.request("INVITE", 10_000);
     ctx.peer.send(respond(again, 481, "Call/Transaction Does Not Exist"), ctx.engine.sipPort);
     const bye = await ctx.peer.request("BYE");
     expect(bye.headers.get("reason")).toBe('SIP ;cause=200 ;text="Session timer expired"');
@@ -640,15 +645,15 @@ describe("session timers (drachtio SipDialog::setSessionTimer, notifyRefreshDial
   it("when the peer refreshes and does not, the dialog is torn down after the interval (cdr:stop session-expired)", async () => {
     const ctx = await setup();
     const cdrs: string[] = [];
-    const watcher = await connectApp(ctx, () => undefined);
-    (watcher.on.bind(watcher) as (e: string, fn: (...a: unknown[]) => void) => void)(
-      "cdr:stop",
-      (source, _time, reason) => cdrs.push(`stop ${String(source)} ${String(reason)}`),
+    await connectApp(ctx, (watcher) =>
+      (watcher.on.bind(watcher) as (e: string, fn: (...a: unknown[]) => void) => void)(
+        "cdr:stop",
+        (source, _time, reason) => cdrs.push(`stop ${String(source)} ${String(reason)}`),
+      ),
     );
-    await new Promise((r) => setTimeout(r, 30));
     const { dialog } = await uacCall(ctx, "1;refresher=uas");
     const gone = destroyed(dialog);
-    const bye = await ctx.peer.request("BYE", 4000);
+    const bye = await ctx.peer.request("BYE", 10_000);
     expect(bye.headers.get("reason")).toBe('SIP ;cause=200 ;text="Session timer expired"');
     expect(await gone).toBe("Session timer expired");
     await until(() => cdrs.includes("stop application session-expired"));
@@ -741,7 +746,7 @@ describe("reliable provisional responses (drachtio doRespondToSipRequest nta_rel
     const first = await ctx.peer.response(183, "INVITE");
     const rseq = first.headers.get("rseq");
     expect(rseq).toMatch(/^\d+$/);
-    const again = await ctx.peer.response(183, "INVITE", 2000); // retransmitted: no PRACK yet
+    const again = await ctx.peer.response(183, "INVITE", 10_000); // retransmitted: no PRACK yet
     expect(again.headers.get("rseq")).toBe(rseq);
     const toTag = tagOf(first.headers.get("to") ?? "");
     ctx.peer.send(
