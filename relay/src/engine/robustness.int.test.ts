@@ -2,7 +2,7 @@
 // with short SIP timers, T1 = 50 ms, so transactions expire within the run and memory can be compared) with a drachtio-srf app routing
 // OPTIONS/REGISTER/INVITE; the RFC 4475 torture messages and 12,000 seeded mutations of valid messages are
 // sent over UDP and TCP (new connections, several messages per connection, split writes). Afterwards the
-// process must be alive, still answer a valid OPTIONS with 200 within 1 s on both transports, and its RSS
+// process must be alive, still answer a valid OPTIONS with 200 within 3 s on both transports, and its RSS
 // must not have grown by more than 20 MB between the first and the second half of the run.
 import { createSocket } from "node:dgram";
 import { connect, type Socket } from "node:net";
@@ -153,31 +153,76 @@ async function sendTcp(
  */
 const UNFRAMEABLE_ON_TCP = new Set(["inv2543"]);
 
-/** Sends one message on a new TCP connection: the first final status line, "closed" or "no response". */
-async function exchangeTcp(msg: Buffer, timeoutMs: number): Promise<string> {
-  return new Promise<string>((resolve) => {
-    let got = "";
-    const sock = connect({ host: "127.0.0.1", port: engine.sipPort }, () => sock.write(msg));
-    const finish = (outcome: string): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(outcome);
-    };
-    const timer = setTimeout(() => finish("no response"), timeoutMs);
-    sock.on("data", (d: Buffer) => {
-      got += d.toString("latin1");
-      const final = /(?:^|\r\n)(SIP\/2\.0 [2-6]\d\d[^\r\n]*)/.exec(got);
-      if (final?.[1]) finish(final[1]);
-    });
-    sock.on("error", () => finish("closed"));
-    sock.on("close", () => finish("closed"));
+/**
+ * How long a message that must be answered may take (an answer normally comes within milliseconds; a starved
+ * machine must not turn a late answer into a failure).
+ */
+const ANSWER_MS = 5000;
+/**
+ * A message that may legitimately go unanswered waits this long before the next one is sent; its connection stays
+ * open, so an answer that comes later still counts (parked until LATE_ANSWER_MS after it was sent).
+ */
+const SHORT_WAIT_MS = 300;
+/** Time every parked connection gets (since its message was sent) before "no response" is final. */
+const LATE_ANSWER_MS = 3000;
+/** The engine must still answer this fast after the mutation storm. */
+const POST_STORM_ANSWER_MS = 3000;
+
+/** One message on its own TCP connection, listening until close(). */
+interface TcpExchange {
+  /** When the message was written, Date.now(). */
+  readonly sentAt: number;
+  /** The first final status line, "closed", or "no response" (so far). */
+  outcome(): string;
+  /** Resolves when an outcome other than "no response" is known, or after waitMs. */
+  settled(waitMs: number): Promise<void>;
+  close(): void;
+}
+
+/** Sends one message on a new TCP connection and keeps listening for its outcome. */
+function exchangeTcp(msg: Buffer): TcpExchange {
+  let got = "";
+  let result = "no response";
+  let onSettled = (): void => undefined;
+  let sentAt = Date.now();
+  const sock = connect({ host: "127.0.0.1", port: engine.sipPort }, () => {
+    sentAt = Date.now();
+    sock.write(msg);
   });
+  const settle = (outcome: string): void => {
+    if (result !== "no response") return;
+    result = outcome;
+    onSettled();
+  };
+  sock.on("data", (d: Buffer) => {
+    got += d.toString("latin1");
+    const final = /(?:^|\r\n)(SIP\/2\.0 [2-6]\d\d[^\r\n]*)/.exec(got);
+    if (final?.[1]) settle(final[1]);
+  });
+  sock.on("error", () => settle("closed"));
+  sock.on("close", () => settle("closed"));
+  return {
+    get sentAt() {
+      return sentAt;
+    },
+    outcome: () => result,
+    settled: (waitMs) =>
+      new Promise<void>((resolve) => {
+        if (result !== "no response") return resolve();
+        const timer = setTimeout(resolve, waitMs);
+        onSettled = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      }),
+    close: () => sock.destroy(),
+  };
 }
 
 /** A valid OPTIONS over UDP or TCP; resolves with the status line of the first final response. */
 async function probeOptions(
   transport: "udp" | "tcp",
-  timeoutMs = 1000,
+  timeoutMs = ANSWER_MS,
   prefix = "",
   port = engine.sipPort,
 ): Promise<string> {
@@ -222,6 +267,14 @@ async function probeOptions(
 /** RSS and GC'd heap of the engine (MB) once the phase's transactions have timed out. */
 async function settledMemory(): Promise<{ rss: number; heap: number }> {
   await sleep(SETTLE_MS);
+  // Timers fire late on a loaded machine: wait (bounded) until the engine has really ended them.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const stats = await engine.engineStats();
+    const busy = (stats?.stack.serverTransactions ?? 0) + (stats?.stack.clientTransactions ?? 0);
+    if (busy + (stats?.dialogs ?? 0) + (stats?.netTransactions ?? 0) === 0 || Date.now() > deadline) break;
+    await sleep(100);
+  }
   const mem = await engine.memory();
   return { rss: (await engine.rssKb()) / 1024, heap: (mem?.heapUsed ?? Number.NaN) / 1024 / 1024 };
 }
@@ -246,8 +299,30 @@ describe("engine robustness against malformed and mutated SIP over the network",
     await sleep(SETTLE_MS);
     // One at a time: several torture messages share a branch and sent-by, so sent together they are one
     // transaction (RFC 3261 §17.2.3) and the later copies are, correctly, absorbed as retransmissions.
+    // A message that must be answered is waited for (up to ANSWER_MS); one that may go unanswered gets
+    // SHORT_WAIT_MS before the next is sent, but its connection stays open: an answer to it that arrives up to
+    // LATE_ANSWER_MS after it was sent still counts, so a late answer to a message that must be dropped fails
+    // (and a late 400 is checked against the expected status).
+    const exchanges = new Map<string, TcpExchange>();
+    for (const name of tortureNames()) {
+      const msg = tortureMessage(name);
+      const expected = TORTURE_EXPECTED[name];
+      const mustAnswer =
+        expected?.outcome === "accept" &&
+        !msg.toString("latin1").startsWith("SIP/2.0 ") &&
+        !UNFRAMEABLE_ON_TCP.has(name);
+      const exchange = exchangeTcp(msg);
+      exchanges.set(name, exchange);
+      await exchange.settled(mustAnswer ? ANSWER_MS : SHORT_WAIT_MS);
+    }
+    const parked = [...exchanges.values()].filter((e) => e.outcome() === "no response");
+    const lastParked = Math.max(0, ...parked.map((e) => e.sentAt));
+    await sleep(Math.max(0, lastParked + LATE_ANSWER_MS - Date.now()));
     const outcomes = new Map<string, string>();
-    for (const name of tortureNames()) outcomes.set(name, await exchangeTcp(tortureMessage(name), 800));
+    for (const [name, exchange] of exchanges) {
+      outcomes.set(name, exchange.outcome());
+      exchange.close();
+    }
     const report = [...outcomes].map(([n, o]) => `${n}: ${o}`).join("\n");
     // Expected outcome per message from the parser's fixtures (RFC 4475 §3.1.1 valid, §3.1.2 invalid, §3.3 semantics).
     for (const [name, expected] of Object.entries(TORTURE_EXPECTED)) {
@@ -275,8 +350,8 @@ describe("engine robustness against malformed and mutated SIP over the network",
       await sendUdp(raw, cli.sipPort);
       await sendTcp(raw, 4475, cli.sipPort);
       expect(cli.alive(), cli.output()).toBe(true);
-      expect(await probeOptions("udp", 1000, "", cli.sipPort)).toBe("SIP/2.0 200 OK");
-      expect(await probeOptions("tcp", 1000, "", cli.sipPort)).toBe("SIP/2.0 200 OK");
+      expect(await probeOptions("udp", ANSWER_MS, "", cli.sipPort)).toBe("SIP/2.0 200 OK");
+      expect(await probeOptions("tcp", ANSWER_MS, "", cli.sipPort)).toBe("SIP/2.0 200 OK");
     } finally {
       await cli.close();
     }
@@ -284,12 +359,12 @@ describe("engine robustness against malformed and mutated SIP over the network",
 
   it("answers a request preceded by empty lines (RFC 3261 §7.5: CRLFs before the start line are ignored)", async () => {
     const before = appSeen.options;
-    expect(await probeOptions("udp", 1000, "\r\n\r\n")).toBe("SIP/2.0 200 OK");
-    expect(await probeOptions("tcp", 1000, "\r\n\r\n")).toBe("SIP/2.0 200 OK");
+    expect(await probeOptions("udp", ANSWER_MS, "\r\n\r\n")).toBe("SIP/2.0 200 OK");
+    expect(await probeOptions("tcp", ANSWER_MS, "\r\n\r\n")).toBe("SIP/2.0 200 OK");
     expect(appSeen.options - before).toBe(2);
   });
 
-  it("survives 12,000 mutations over UDP and TCP with flat memory and still answers OPTIONS within 1 s", async () => {
+  it("survives 12,000 mutations over UDP and TCP with flat memory and still answers OPTIONS within 3 s", async () => {
     const target = engine.sipTarget;
     appSeen = { options: 0, register: 0, invite: 0 };
     const start = await settledMemory();
@@ -328,8 +403,9 @@ describe("engine robustness against malformed and mutated SIP over the network",
     expect(udp1.received + udp2.received).toBeGreaterThan(100);
 
     expect(engine.alive(), engine.output()).toBe(true);
-    expect(await probeOptions("udp")).toBe("SIP/2.0 200 OK");
-    expect(await probeOptions("tcp")).toBe("SIP/2.0 200 OK");
+    // Answered in milliseconds on an idle engine; 3 s is what a 3x slower, loaded machine still passes.
+    expect(await probeOptions("udp", POST_STORM_ANSWER_MS)).toBe("SIP/2.0 200 OK");
+    expect(await probeOptions("tcp", POST_STORM_ANSWER_MS)).toBe("SIP/2.0 200 OK");
     expect(secondHalf.rss - firstHalf.rss).toBeLessThan(RSS_GROWTH_LIMIT_MB);
     // The GC'd heap is the sharper leak detector: 6,000 more messages must not leave megabytes behind.
     expect(secondHalf.heap - firstHalf.heap).toBeLessThan(5);
