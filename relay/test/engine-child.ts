@@ -1,7 +1,8 @@
 // Child-process entry for the engine's robustness and memory tests: like `npm run engine` (main.ts) but with
 // SIP timers from TEST_T1/TEST_T2/TEST_T4 (short timers let transactions expire within a test run), and IPC
 // requests: "memory" (full GC, then process.memoryUsage()), "gc-stats" (GC pauses), "stats" (Engine.stats()).
-// Started by harness.ts with --expose-gc.
+// Started by harness.ts with --expose-gc; once listening it sends { ready: { adminPort, sipPort } }, so the ports
+// can be 0 (bound by the OS, nothing to race for).
 import { PerformanceObserver } from "node:perf_hooks";
 import { closeOnSignal } from "../src/engine/cli.ts";
 import { startEngine } from "../src/engine/index.ts";
@@ -55,3 +56,4 @@ process.on("message", (msg: unknown) => {
 });
 
 closeOnSignal(() => engine.close());
+process.send?.({ ready: { adminPort: engine.adminPort, sipPort: engine.sipPort } });

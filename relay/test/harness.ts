@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Srf from "drachtio-srf";
 import type { Engine, EngineOptions, EngineStats } from "../src/engine/index.ts";
-import { freePort, killAll, stop, track, waitForListening } from "./sipp.ts";
+import { killAll, stop, track } from "./sipp.ts";
 
 export * from "./sipp.ts";
 
@@ -164,12 +164,14 @@ export interface EngineProcessOptions {
   env?: Record<string, string>;
 }
 
-/** Starts the engine as a separate process on free loopback ports. */
+/**
+ * Starts the engine as a separate process on ephemeral loopback ports: it binds port 0 and reports what it got
+ * (the test entry over IPC, main.ts in its "engine started" log line), so no other process can take the ports
+ * between picking and binding them.
+ */
 export async function startEngineProcess(options: EngineProcessOptions = {}): Promise<EngineProcess> {
   const entry = options.entry ?? "cli";
   const secret = randomBytes(12).toString("hex");
-  const adminPort = await freePort();
-  const sipPort = await freePort();
   const script =
     entry === "cli" ? join(RELAY_DIR, "src/engine/main.ts") : join(RELAY_DIR, "test/engine-child.ts");
   const timerEnv: Record<string, string> = {};
@@ -178,11 +180,12 @@ export async function startEngineProcess(options: EngineProcessOptions = {}): Pr
     cwd: RELAY_DIR,
     env: {
       ...process.env,
-      ENGINE_PORT: String(adminPort),
+      ENGINE_PORT: "0",
       ENGINE_SECRET: secret,
-      SIP_PORT: String(sipPort),
+      SIP_PORT: "0",
       SIP_HOST: "127.0.0.1",
-      LOG_LEVEL: "warn",
+      // main.ts reports its ports only in its "engine started" info line (the one info line the engine logs)
+      LOG_LEVEL: entry === "cli" ? "info" : "warn",
       ...timerEnv,
       ...options.env,
     },
@@ -199,13 +202,24 @@ export async function startEngineProcess(options: EngineProcessOptions = {}): Pr
     throw new Error(`engine process exited during start-up:\n${out}`);
   });
   exited.catch(() => undefined);
-  await Promise.race([
-    (async () => {
-      await waitForListening(adminPort, "tcp", 15_000);
-      await waitForListening(sipPort, "udp", 15_000);
-    })(),
-    exited,
-  ]);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`engine process did not start within 20 s:\n${out}`)), 20_000);
+  });
+  let ports: { adminPort: number; sipPort: number };
+  try {
+    ports = await Promise.race([
+      entry === "test" ? readyMessage(child) : startedLine(child),
+      exited,
+      timedOut,
+    ]);
+  } catch (err) {
+    await stop(child, "SIGKILL");
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  const { adminPort, sipPort } = ports;
   const apps: Srf[] = [];
   return {
     pid: child.pid ?? -1,
@@ -285,6 +299,45 @@ export async function startEngineProcess(options: EngineProcessOptions = {}): Pr
       await stop(child, "SIGTERM");
     },
   };
+}
+
+/** The { ready: { adminPort, sipPort } } IPC message engine-child.ts sends once it listens. */
+function readyMessage(child: ChildProcess): Promise<{ adminPort: number; sipPort: number }> {
+  return new Promise((resolve) => {
+    const onMessage = (msg: unknown): void => {
+      const ready = (msg as { ready?: { adminPort: number; sipPort: number } } | null)?.ready;
+      if (!ready) return;
+      child.off("message", onMessage);
+      resolve(ready);
+    };
+    child.on("message", onMessage);
+  });
+}
+
+/** The ports in main.ts's "engine started" log line (pino JSON on stdout). */
+function startedLine(child: ChildProcess): Promise<{ adminPort: number; sipPort: number }> {
+  return new Promise((resolve) => {
+    let pending = "";
+    const onData = (d: Buffer): void => {
+      pending += d.toString();
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        let entry: { msg?: unknown; adminPort?: unknown; sipPort?: unknown };
+        try {
+          entry = JSON.parse(line) as typeof entry;
+        } catch {
+          continue;
+        }
+        if (entry.msg !== "engine started") continue;
+        if (typeof entry.adminPort !== "number" || typeof entry.sipPort !== "number") continue;
+        child.stdout?.off("data", onData);
+        resolve({ adminPort: entry.adminPort, sipPort: entry.sipPort });
+        return;
+      }
+    };
+    child.stdout?.on("data", onData);
+  });
 }
 
 /** Kills every sipp and engine process started by the harness (call from afterAll / finally). */

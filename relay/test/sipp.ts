@@ -3,7 +3,7 @@
 // process registry so everything started here is killed by PID, even when a test fails.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join } from "node:path";
@@ -74,7 +74,10 @@ async function tcpPortFree(port: number): Promise<boolean> {
   });
 }
 
-/** A loopback port that is free for both UDP and TCP right now (ephemeral range, picked by the OS). */
+/**
+ * A loopback port that is free for both UDP and TCP right now (ephemeral range, picked by the OS). Another
+ * process can take it before the caller binds it: startSipp() retries on a new port when that happens.
+ */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await new Promise<number>((resolve, reject) => {
@@ -95,7 +98,7 @@ export interface SippOptions {
   scenario: string;
   /** Remote host:port for a UAC; omit for a UAS. */
   remote?: string;
-  /** Local SIP port; picked with freePort() when omitted. */
+  /** Local SIP port; picked with freePort() when omitted (and picked again if sipp cannot bind it). */
   port?: number;
   transport?: "udp" | "tcp";
   /** Number of calls after which sipp exits (-m). */
@@ -198,11 +201,83 @@ function parseRtt(csv: string): { rtt: number[]; rttTimes: number[] } {
   return { rtt, rttTimes };
 }
 
-/** Starts sipp; resolve `done` to get its results. Never rejects: spawn failures show in exitCode/log. */
-export async function startSipp(opts: SippOptions): Promise<SippProcess> {
+/**
+ * Starts sipp and resolves once it holds its SIP and control ports; resolve `done` to get its results. Never
+ * rejects: spawn failures show in exitCode/log. The ports come from freePort(), so another process can take one
+ * before sipp binds it: sipp then exits at once ("Address already in use") and is started again on new ports,
+ * up to `attempts` times (the SIP port only when the caller did not choose it).
+ */
+export async function startSipp(opts: SippOptions, attempts = 3): Promise<SippProcess> {
+  const transport = opts.transport ?? "udp";
+  for (let attempt = 1; ; attempt++) {
+    const sipp = await spawnSipp(opts, opts.port ?? (await freePort()), await freePort());
+    const state = await boundOrExited(sipp, transport);
+    if (state !== "exited" || attempt >= attempts) return sipp;
+    const result = await sipp.done;
+    const retryable = opts.port === undefined ? BIND_FAILURE : CONTROL_BIND_FAILURE;
+    if (!retryable.test(result.log)) return sipp;
+  }
+}
+
+/** sipp's messages when its main (SIP) or remote control socket cannot be bound. */
+const BIND_FAILURE = /Unable to bind (?:main|remote control) socket.*Address already in use/;
+const CONTROL_BIND_FAILURE = /Unable to bind remote control socket.*Address already in use/;
+
+/**
+ * Waits until sipp holds both of its ports ("bound"), or has exited, or 10 s passed (then the caller's own
+ * checks report what is wrong). Checked by socket ownership, not by probing the port: a port another process
+ * took looks just as busy.
+ */
+async function boundOrExited(
+  sipp: SpawnedSipp,
+  transport: "udp" | "tcp",
+): Promise<"bound" | "exited" | "timeout"> {
+  let exited = false;
+  void sipp.done.then(() => {
+    exited = true;
+  });
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (exited) return "exited";
+    const owned = await socketsOwnedBy(sipp.pid);
+    if (owned.has(`${transport}:${sipp.port}`) && owned.has(`udp:${sipp.controlPort}`)) return "bound";
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return exited ? "exited" : "timeout";
+}
+
+/** "udp:<port>" / "tcp:<port>" of every socket process `pid` holds (Linux /proc; empty when it is gone). */
+async function socketsOwnedBy(pid: number): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  for (const fd of fds) {
+    const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+    const m = /^socket:\[(\d+)\]$/.exec(link);
+    if (m?.[1]) inodes.add(m[1]);
+  }
+  const owned = new Set<string>();
+  if (inodes.size === 0) return owned;
+  for (const table of ["udp", "udp6", "tcp", "tcp6"]) {
+    const text = await readFile(`/proc/${pid}/net/${table}`, "utf8").catch(() => "");
+    for (const line of text.split("\n").slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const cols = line.trim().split(/\s+/);
+      const local = cols[1];
+      const inode = cols[9];
+      if (local === undefined || inode === undefined || !inodes.has(inode)) continue;
+      const port = Number.parseInt(local.slice(local.lastIndexOf(":") + 1), 16);
+      owned.add(`${table.startsWith("udp") ? "udp" : "tcp"}:${port}`);
+    }
+  }
+  return owned;
+}
+
+interface SpawnedSipp extends SippProcess {
+  readonly controlPort: number;
+}
+
+async function spawnSipp(opts: SippOptions, port: number, controlPort: number): Promise<SpawnedSipp> {
   const dir = await mkdtemp(join(tmpdir(), "gosip-sipp-"));
-  const port = opts.port ?? (await freePort());
-  const controlPort = await freePort();
   const scenario = isAbsolute(opts.scenario) ? opts.scenario : join(SCENARIO_DIR, opts.scenario);
   const args = [
     ...(opts.remote ? [opts.remote] : []),
@@ -282,6 +357,7 @@ export async function startSipp(opts: SippOptions): Promise<SippProcess> {
   return {
     pid: child.pid ?? -1,
     port,
+    controlPort,
     done,
     kill: () => killChild(child),
   };
@@ -346,32 +422,20 @@ async function tcpAccepts(port: number): Promise<boolean> {
 }
 
 /**
- * Starts a sipp UAS on a free port and resolves once it listens. The port is picked just before sipp binds
- * it, so another process can take it in between: if sipp exits during start-up, it is retried on a new port.
+ * Starts a sipp UAS on a free port and resolves once it listens (startSipp picks a new port if the first one was
+ * taken before sipp could bind it); throws if it could not start.
  */
 export async function startSippServer(
   opts: Omit<SippOptions, "port" | "remote">,
   attempts = 3,
 ): Promise<SippProcess> {
-  const transport = opts.transport ?? "udp";
-  let lastLog = "";
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    const sipp = await startSipp({ ...opts, port: await freePort() });
-    const exited = sipp.done.then((r) => r);
-    const started = await Promise.race([
-      waitForListening(sipp.port, transport).then(() => "listening" as const),
-      exited.then(() => "exited" as const),
-    ]).catch(() => "timeout" as const);
-    if (started === "listening") {
-      // Something else may hold the port: make sure the listener is sipp, which would otherwise exit on bind.
-      const early = await Promise.race([
-        exited.then(() => true),
-        new Promise<false>((r) => setTimeout(() => r(false), 100)),
-      ]);
-      if (!early) return sipp;
-    }
-    sipp.kill();
-    lastLog = describe(await sipp.done);
-  }
-  throw new Error(`sipp UAS ${opts.scenario} did not start after ${attempts} attempts:\n${lastLog}`);
+  const sipp = await startSipp(opts, attempts);
+  const early = await Promise.race([
+    sipp.done,
+    waitForListening(sipp.port, opts.transport ?? "udp", 10_000).then(() => undefined),
+  ]).catch(() => "not listening" as const);
+  if (early === undefined) return sipp;
+  sipp.kill();
+  const why = early === "not listening" ? describe(await sipp.done) : describe(early);
+  throw new Error(`sipp UAS ${opts.scenario} did not start after ${attempts} attempts:\n${why}`);
 }
