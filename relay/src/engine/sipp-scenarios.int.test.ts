@@ -98,6 +98,9 @@ async function rawCall(scenario: string) {
   return { callee, peer, invite, response, inDialog, close };
 }
 
+/** sipp answers within milliseconds and retransmits after 0.5 s; a generous deadline costs nothing. */
+const ANSWER_MS = 10_000;
+
 function toTagOf(m: Received): string {
   return /;tag=([^;\s]+)/.exec(headerOf(m.text, "To") ?? "")?.[1] ?? "";
 }
@@ -108,14 +111,14 @@ describe("sipp callees for calls with packet loss", () => {
       const call = await rawCall(scenario);
       try {
         call.peer.send(call.invite, call.callee.port);
-        await call.peer.next(call.response(180, "INVITE")); // "lost"
-        await call.peer.next(call.response(200, "INVITE")); // "lost"
+        await call.peer.next(call.response(180, "INVITE"), ANSWER_MS); // "lost"
+        await call.peer.next(call.response(200, "INVITE"), ANSWER_MS); // "lost"
         call.peer.send(call.invite, call.callee.port); // our timer A fires before sipp's 200 retransmission
-        const ok = await call.peer.next(call.response(200, "INVITE")); // sipp's retransmission, 0.5 s after the 200
+        const ok = await call.peer.next(call.response(200, "INVITE"), ANSWER_MS); // sipp's retransmission, 0.5 s after the 200
         const toTag = toTagOf(ok);
         call.peer.send(call.inDialog("ACK", toTag, 1), call.callee.port);
         call.peer.send(call.inDialog("BYE", toTag, 2), call.callee.port);
-        await call.peer.next(call.response(200, "BYE"), 5000);
+        await call.peer.next(call.response(200, "BYE"), ANSWER_MS);
         const r = await call.callee.done;
         expect(r.stats.successful, explain(r)).toBe(1);
       } finally {
@@ -128,15 +131,15 @@ describe("sipp callees for calls with packet loss", () => {
     const call = await rawCall("uas-answer-linger.xml");
     try {
       call.peer.send(call.invite, call.callee.port);
-      const ok = await call.peer.next(call.response(200, "INVITE"));
+      const ok = await call.peer.next(call.response(200, "INVITE"), ANSWER_MS);
       const toTag = toTagOf(ok);
       // The ACK was lost; the BYE goes out and crosses a 200 retransmission, whose re-ACK arrives after the BYE.
       const bye = call.inDialog("BYE", toTag, 2);
       call.peer.send(bye, call.callee.port);
-      await call.peer.next(call.response(200, "BYE"));
+      await call.peer.next(call.response(200, "BYE"), ANSWER_MS);
       call.peer.send(call.inDialog("ACK", toTag, 1), call.callee.port);
       call.peer.send(bye, call.callee.port); // the BYE's 200 was lost too
-      const again = await call.peer.next(call.response(200, "BYE"));
+      const again = await call.peer.next(call.response(200, "BYE"), ANSWER_MS);
       expect(headerOf(again.text, "Via")).toContain("z9hG4bKlossBYE2"); // the BYE's transaction, not the ACK's
       const r = await call.callee.done;
       expect(r.stats.successful, explain(r)).toBe(1);
