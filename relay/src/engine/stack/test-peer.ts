@@ -29,7 +29,7 @@ class Inbox {
   }
 
   /** Next message (not yet returned by next()) matching `match`, waiting up to timeoutMs. */
-  next(match: (m: Received) => boolean = () => true, timeoutMs = 2000): Promise<Received> {
+  next(match: (m: Received) => boolean = () => true, timeoutMs = 10_000): Promise<Received> {
     for (let i = this.cursor; i < this.all.length; i++) {
       const m = this.all[i];
       if (m && match(m)) {
@@ -184,7 +184,7 @@ export function sipRequest(o: RequestOptions): string {
 }
 
 /** Polls until `cond` holds (tests on a loaded machine must not depend on fixed sleeps for things that happen). */
-export async function until(cond: () => boolean, what = "condition", timeoutMs = 3000): Promise<void> {
+export async function until(cond: () => boolean, what = "condition", timeoutMs = 10_000): Promise<void> {
   const start = Date.now();
   while (!cond()) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);

@@ -39,7 +39,7 @@ export class UdpPeer {
   }
 
   /** Next received message matching; rejects after timeoutMs. */
-  next(match: (r: Received) => boolean, timeoutMs = 3000, what = "message"): Promise<Received> {
+  next(match: (r: Received) => boolean, timeoutMs = 10_000, what = "message"): Promise<Received> {
     const i = this.inbox.findIndex(match);
     if (i !== -1) {
       const [r] = this.inbox.splice(i, 1);
