@@ -14,16 +14,17 @@ import { AppError } from "../http/errors.ts";
 import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
   errorResponses,
-  findByIdOr404,
+  findSelectedOr404,
   idParams,
   iso,
   isoTimestamp,
   jsonBody,
   jsonResponse,
-  listPage,
+  listSelected,
   safeWrite,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
+import type { SelectedRow } from "../http/selected-rows.ts";
 import { closeRelayConnections, nodeRelayUpgrade } from "./node-link.ts";
 import { bearerToken, newRelayToken, relayTokenHash, verifyRelayToken } from "./tokens.ts";
 
@@ -48,7 +49,15 @@ const createTokenSchema = z
   .strict()
   .openapi("CreateRelayToken");
 
-type TokenRow = typeof relayTokens.$inferSelect;
+/** The columns a token response shows: never the token's hash. */
+const tokenColumns = {
+  id: relayTokens.id,
+  name: relayTokens.name,
+  createdAt: relayTokens.createdAt,
+  lastUsedAt: relayTokens.lastUsedAt,
+  revokedAt: relayTokens.revokedAt,
+};
+type TokenRow = SelectedRow<typeof tokenColumns>;
 
 function toDto(row: TokenRow): z.infer<typeof relayTokenSchema> {
   return {
@@ -119,7 +128,7 @@ export const relayRouter = router
     const { limit, offset } = c.req.valid("query");
     const db = c.get("deps").db;
     const orderBy = [desc(relayTokens.createdAt), relayTokens.id];
-    return c.json(await listPage(db, relayTokens, { orderBy, limit, offset }, toDto), 200);
+    return c.json(await listSelected(db, relayTokens, tokenColumns, { orderBy, limit, offset }, toDto), 200);
   })
   .openapi(createTokenRoute, async (c) => {
     const { name } = c.req.valid("json");
@@ -129,7 +138,7 @@ export const relayRouter = router
       db
         .insert(relayTokens)
         .values({ name, tokenHash: relayTokenHash(token) })
-        .returning(),
+        .returning(tokenColumns),
     );
     if (!row) throw new Error("insert returned no row");
     return c.json({ ...toDto(row), token }, 201);
@@ -137,7 +146,7 @@ export const relayRouter = router
   .openapi(revokeRoute, async (c) => {
     const { id } = c.req.valid("param");
     const deps = c.get("deps");
-    const row = await findByIdOr404(deps.db, relayTokens, id, "Relay token");
+    const row = await findSelectedOr404(deps.db, relayTokens, tokenColumns, id, "Relay token");
     if (!row.revokedAt) {
       await deps.db
         .update(relayTokens)

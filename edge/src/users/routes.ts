@@ -17,16 +17,17 @@ import { pageOf, pageQuery } from "../http/pagination.ts";
 import {
   assertSelfServiceFields,
   errorResponses,
-  findByIdOr404,
+  findSelectedOr404,
   idParams,
   iso,
   isoTimestamp,
   jsonBody,
   jsonResponse,
-  listPage,
+  listSelected,
   uniqueOr409,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
+import type { SelectedRow } from "../http/selected-rows.ts";
 
 // Server-owned and secret columns never appear in a response.
 export const userSchema = publicUserSchema
@@ -71,7 +72,17 @@ const listQuery = pageQuery.extend({
   role: roleSchema.optional(),
 });
 
-type UserRow = typeof users.$inferSelect;
+/** The columns a user response shows: never the password hash, which stays on login and writes. */
+const userColumns = {
+  id: users.id,
+  email: users.email,
+  name: users.name,
+  role: users.role,
+  dnd: users.dnd,
+  createdAt: users.createdAt,
+  updatedAt: users.updatedAt,
+};
+type UserRow = SelectedRow<typeof userColumns>;
 
 function toDto(row: UserRow): UserDto {
   return {
@@ -86,7 +97,7 @@ function toDto(row: UserRow): UserDto {
 }
 
 function findUser(db: Db, id: string): Promise<UserRow> {
-  return findByIdOr404(db, users, id, "User");
+  return findSelectedOr404(db, users, userColumns, id, "User");
 }
 
 /** Resolves `me` and hides other users from non-admins (404, not 403). */
@@ -178,7 +189,10 @@ export const usersRouter = createRouter()
       );
     }
     const where = filters.length ? and(...filters) : undefined;
-    return c.json(await listPage(db, users, { where, orderBy: [users.email], limit, offset }, toDto), 200);
+    return c.json(
+      await listSelected(db, users, userColumns, { where, orderBy: [users.email], limit, offset }, toDto),
+      200,
+    );
   })
   .openapi(createUserRoute, async (c) => {
     const body = c.req.valid("json");
@@ -189,7 +203,7 @@ export const usersRouter = createRouter()
         db
           .insert(users)
           .values({ email: body.email, name: body.name, role: body.role, passwordHash })
-          .returning(),
+          .returning(userColumns),
       "A user with this email already exists",
       { field: "email" },
     );
@@ -225,7 +239,7 @@ export const usersRouter = createRouter()
           .update(users)
           .set(patch)
           .where(demoting ? and(eq(users.id, id), anotherAdminExists) : eq(users.id, id))
-          .returning(),
+          .returning(userColumns),
       "A user with this email already exists",
       { field: "email" },
     );
