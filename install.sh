@@ -43,8 +43,9 @@ if command -v apt-get >/dev/null 2>&1; then
   if [ ${#missing[@]} -gt 0 ]; then
     step "Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # A passing mirror or network fault should not fail an install: retry downloads.
+    $sudo apt-get -o Acquire::Retries=3 update -qq
+    $sudo apt-get -o Acquire::Retries=3 install -y -qq --no-install-recommends "${missing[@]}"
   else
     step "Debian packages already installed: ${packages[*]}"
   fi
@@ -53,7 +54,7 @@ else
 fi
 
 step "npm packages"
-npm ci --no-audit --no-fund
+npm ci --no-audit --no-fund --fetch-retries=4
 
 step "done"
 if [ "$dev" = 1 ]; then echo "Run the tests with: npm test"; else echo "Start GoSIP with: npm start"; fi
