@@ -25,23 +25,13 @@
  * Options (env): BENCH_CPU_REQUESTS (default 2000) per target per round,
  * BENCH_CPU_ROUNDS (default 5).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { Agent, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
-import { devices } from "@gosip/drizzle";
-import { createAdaptorServer } from "@hono/node-server";
-import { like } from "drizzle-orm";
-import { Hono } from "hono";
-import { startNodeEdge } from "../../edge/src/platform/node/server.ts";
-import type { Logger } from "../../edge/src/platform/types.ts";
+import { Agent, request } from "node:http";
+import { CREATED_NAME_PREFIX, loadAverage, runBench, startBenchEdge } from "./edge-fixture.ts";
 
 const REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 5);
 const WARMUP_REQUESTS = 500;
 const LIST_DEVICES = 100;
-const CREATED_NAME_PREFIX = "Bench phone ";
 
 /** Sends one request, reads the whole response body, answers the status. */
 type Handler = (path: string, init: RequestInit) => Promise<number>;
@@ -90,8 +80,6 @@ interface Sample {
   cpuUs: number;
   wallUs: number;
 }
-
-const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** Runs `count` requests back to back; CPU and wall time per request in µs. */
 async function measure(target: Target, count: number): Promise<Sample> {
@@ -142,37 +130,12 @@ function printTable(names: string[], samples: Sample[][]): void {
 }
 
 async function main(): Promise<void> {
-  const dataDir = await mkdtemp(join(tmpdir(), "gosip-bench-api-cpu-"));
-  const edge = await startNodeEdge(
-    { GOSIP_DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "error" },
-    { logger: quietLogger },
+  const { edge, bare, barePort, cookie, auth, deviceId, dropCreated, close } = await startBenchEdge(
+    "bench-api-cpu",
+    LIST_DEVICES,
   );
-  const bare = new Hono();
-  bare.get("/", (c) => c.json({ ok: true }));
-  const bareServer = createAdaptorServer({ fetch: bare.fetch }) as Server;
-  await new Promise<void>((resolve) => bareServer.listen(0, "127.0.0.1", resolve));
-
   try {
     const app = inProcess(edge.app);
-    const setup = await edge.app.request("/api/setup", {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-gosip-csrf": "1" },
-      body: JSON.stringify({ email: "bench@example.com", password: "bench-password" }),
-    });
-    if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${await setup.text()}`);
-    const cookie = (setup.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
-    const auth = { cookie, "x-gosip-csrf": "1", "content-type": "application/json" };
-    let deviceId = "";
-    for (let i = 0; i < LIST_DEVICES; i++) {
-      const res = await edge.app.request("/api/devices", {
-        method: "POST",
-        headers: auth,
-        body: JSON.stringify({ name: `Desk phone ${i + 1}` }),
-      });
-      if (res.status !== 201) throw new Error(`device create failed: ${res.status} ${await res.text()}`);
-      deviceId = ((await res.json()) as { id: string }).id;
-    }
-
     let serial = 0;
     const targetsOf = (handler: Handler, bareHandler: Handler): Target[] => {
       const get = (path: string, name: string): Target => ({
@@ -202,12 +165,10 @@ async function main(): Promise<void> {
         },
       ];
     };
-    const dropCreated = () =>
-      edge.deps.db.delete(devices).where(like(devices.name, `${CREATED_NAME_PREFIX}%`));
 
     const run = async (title: string, targets: Target[]): Promise<void> => {
       console.log(`\n${title}`);
-      const loadBefore = loadavg();
+      const loadBefore = loadAverage();
       for (const target of targets) {
         await measure(target, WARMUP_REQUESTS);
         if (target.name.startsWith("POST")) await dropCreated();
@@ -219,7 +180,7 @@ async function main(): Promise<void> {
           if (target.name.startsWith("POST")) await dropCreated();
         }
       }
-      const loadAfter = loadavg();
+      const loadAfter = loadAverage();
       printTable(
         targets.map((t) => t.name),
         samples,
@@ -229,8 +190,7 @@ async function main(): Promise<void> {
       const perRow =
         (cpuOf("GET /api/devices (100 rows)") - cpuOf("GET /api/devices (1 row)")) / (LIST_DEVICES - 1);
       console.log(`per returned device row (100-row list − 1-row list) / 99: ${perRow.toFixed(2)} µs CPU`);
-      const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(" ");
-      console.log(`load average (1/5/15 min): before ${load(loadBefore)}, after ${load(loadAfter)}`);
+      console.log(`load average (1/5/15 min): before ${loadBefore}, after ${loadAfter}`);
     };
 
     console.log(
@@ -239,24 +199,13 @@ async function main(): Promise<void> {
         `libSQL file database, ${LIST_DEVICES} devices`,
     );
     await run("in-process (app.request, body read with arrayBuffer())", targetsOf(app, inProcess(bare)));
-    const barePort = (bareServer.address() as AddressInfo).port;
     await run(
       "over loopback HTTP (@hono/node-server; CPU includes the keep-alive client)",
       targetsOf(overLoopback(edge.port), overLoopback(barePort)),
     );
   } finally {
-    bareServer.closeAllConnections();
-    await new Promise<void>((resolve) => bareServer.close(() => resolve()));
-    await edge.close(1000);
-    await rm(dataDir, { recursive: true, force: true });
+    await close();
   }
 }
 
-// Exit explicitly once done: a stray timer must not keep the process alive.
-main().then(
-  () => process.exit(process.exitCode ?? 0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

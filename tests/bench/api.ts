@@ -19,18 +19,8 @@
  * on loopback, so the load generator shares the CPU with the servers: compare
  * ratios, not absolute numbers, across machines.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
-import { devices } from "@gosip/drizzle";
-import { createAdaptorServer } from "@hono/node-server";
 import autocannon from "autocannon";
-import { like } from "drizzle-orm";
-import { Hono } from "hono";
-import { startNodeEdge } from "../../edge/src/platform/node/server.ts";
-import type { Logger } from "../../edge/src/platform/types.ts";
+import { CREATED_NAME_PREFIX, loadAverage, runBench, startBenchEdge } from "./edge-fixture.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -38,7 +28,6 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const WARMUP_SECONDS = 1;
 /** Devices in the listed data set (a home office has a handful to a few dozen). */
 const LIST_DEVICES = Number(process.env.BENCH_LIST_DEVICES ?? 30);
-const CREATED_NAME_PREFIX = "Bench phone ";
 
 interface Target {
   name: string;
@@ -59,8 +48,6 @@ interface Result {
   non2xx: number;
   errors: number;
 }
-
-const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -159,42 +146,13 @@ function printTable(results: Result[]): void {
   for (const row of rows) console.log(line(row));
 }
 
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return (server.address() as AddressInfo).port;
-}
-
 async function main(): Promise<void> {
-  const dataDir = await mkdtemp(join(tmpdir(), "gosip-bench-api-"));
-  const edge = await startNodeEdge(
-    { GOSIP_DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "error" },
-    { logger: quietLogger },
+  // An admin, signed in, with a few devices, all through the API.
+  const { edge, barePort, cookie, auth, dropCreated, close } = await startBenchEdge(
+    "bench-api",
+    LIST_DEVICES,
   );
-
-  const bare = new Hono();
-  bare.get("/", (c) => c.json({ ok: true }));
-  const bareServer = createAdaptorServer({ fetch: bare.fetch }) as Server;
-  const barePort = await listen(bareServer);
-
   try {
-    // An admin, signed in, with a few devices, all through the API.
-    const setup = await fetch(`${edge.url}/api/setup`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-gosip-csrf": "1" },
-      body: JSON.stringify({ email: "bench@example.com", password: "bench-password" }),
-    });
-    if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${await setup.text()}`);
-    const cookie = (setup.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
-    const auth = { cookie, "x-gosip-csrf": "1", "content-type": "application/json" };
-    for (let i = 0; i < LIST_DEVICES; i++) {
-      const res = await fetch(`${edge.url}/api/devices`, {
-        method: "POST",
-        headers: auth,
-        body: JSON.stringify({ name: `Desk phone ${i + 1}` }),
-      });
-      if (res.status !== 201) throw new Error(`device create failed: ${res.status} ${await res.text()}`);
-    }
-
     let serial = 0;
     const targets: Target[] = [
       { name: "bare hono GET /", url: `http://127.0.0.1:${barePort}/`, method: "GET" },
@@ -216,8 +174,6 @@ async function main(): Promise<void> {
     ];
 
     // Creates are measured, then removed, so the listed data set stays the same in every round.
-    const dropCreated = () =>
-      edge.deps.db.delete(devices).where(like(devices.name, `${CREATED_NAME_PREFIX}%`));
     const run = async (target: Target, seconds: number): Promise<Result> => {
       const result = await drive(target, seconds);
       if (target.body) await dropCreated();
@@ -229,36 +185,25 @@ async function main(): Promise<void> {
         `(after ${WARMUP_SECONDS} s warm-up each), medians over rounds; Node ${process.version}, ` +
         `libSQL file database, list of ${LIST_DEVICES} devices`,
     );
-    const loadBefore = loadavg();
+    const loadBefore = loadAverage();
     for (const target of targets) await run(target, WARMUP_SECONDS);
     const rounds: Result[][] = targets.map(() => []);
     for (let round = 0; round < ROUNDS; round++) {
       for (const [i, target] of targets.entries()) rounds[i]?.push(await run(target, SECONDS));
     }
     const results = rounds.map(medianResult);
-    const loadAfter = loadavg();
+    const loadAfter = loadAverage();
 
     printTable(results);
-    const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(" ");
-    console.log(`load average (1/5/15 min): before ${load(loadBefore)}, after ${load(loadAfter)}`);
+    console.log(`load average (1/5/15 min): before ${loadBefore}, after ${loadAfter}`);
     const failed = results.filter((r) => r.non2xx > 0 || r.errors > 0);
     if (failed.length > 0) {
       console.error(`Some requests failed: ${failed.map((r) => r.name).join(", ")}`);
       process.exitCode = 1;
     }
   } finally {
-    await new Promise<void>((resolve) => bareServer.close(() => resolve()));
-    bareServer.closeAllConnections();
-    await edge.close(1000);
-    await rm(dataDir, { recursive: true, force: true });
+    await close();
   }
 }
 
-// Exit explicitly once done: a stray keep-alive socket or timer must not keep the process alive.
-main().then(
-  () => process.exit(process.exitCode ?? 0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);
