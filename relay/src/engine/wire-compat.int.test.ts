@@ -79,21 +79,40 @@ function sendFromPeer(
   method: string,
   user: string,
   opts: { body?: string; extra?: string[]; edit?: (text: string) => string } = {},
-): { callId: string } {
+): { callId: string; sendInCall: (method: string, cseq: number, more?: InCallOptions) => void } {
   seq++;
   const callId = `wire-compat-${seq}-${Date.now()}`;
-  const text = request({
-    method,
+  const base = {
     uri: `sip:${user}@127.0.0.1:${ctx.engine.sipPort}`,
     peerPort: ctx.peer.port,
     callId,
-    cseq: 1,
     fromTag: `f${seq}`,
+  };
+  const text = request({
+    ...base,
+    method,
+    cseq: 1,
     ...(opts.body === undefined ? {} : { body: opts.body }),
     ...(opts.extra === undefined ? {} : { extra: opts.extra }),
   });
   ctx.peer.send(opts.edit ? opts.edit(text) : text, ctx.engine.sipPort);
-  return { callId };
+  // A later request of the same call (ACK, BYE, PRACK...), in the dialog the answer's To tag names.
+  const sendInCall = (inCallMethod: string, cseq: number, more: InCallOptions = {}): void => {
+    const inCall = request({
+      ...base,
+      method: inCallMethod,
+      cseq,
+      ...(more.toTag === undefined ? {} : { toTag: more.toTag }),
+      ...(more.extra === undefined ? {} : { extra: more.extra }),
+    });
+    ctx.peer.send(inCall, ctx.engine.sipPort);
+  };
+  return { callId, sendInCall };
+}
+
+interface InCallOptions {
+  toTag?: string | undefined;
+  extra?: string[];
 }
 
 interface ProxyResults {
@@ -316,21 +335,11 @@ describe("replies to refused app requests (drachtio client.cpp, sip-dialog-contr
         dialog = await srf.createUAS(req, res, { localSdp: sdp(40000) });
       }),
     );
-    const { callId } = sendFromPeer(ctx, "INVITE", "ended", { body: sdp(1) });
+    const { sendInCall } = sendFromPeer(ctx, "INVITE", "ended", { body: sdp(1) });
     const ok = await ctx.peer.response(200, "INVITE");
     const toTag = tagOf(ok.headers.get("to") ?? "");
-    const inCall = (method: string, cseq: number): string =>
-      request({
-        method,
-        uri: `sip:ended@127.0.0.1:${ctx.engine.sipPort}`,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq,
-        fromTag: `f${seq}`,
-        ...(toTag === undefined ? {} : { toTag }),
-      });
-    ctx.peer.send(inCall("ACK", 1), ctx.engine.sipPort);
-    ctx.peer.send(inCall("BYE", 2), ctx.engine.sipPort);
+    sendInCall("ACK", 1, { toTag });
+    sendInCall("BYE", 2, { toTag });
     await ctx.peer.response(200, "BYE");
     await until(() => dialog !== undefined);
     const err = await dialogRequestError(dialog as Srf.Dialog, { method: "INFO" });
@@ -425,21 +434,9 @@ describe("dialog ids, ACK and CDRs (drachtio sip-dialog-controller.cpp)", () => 
     await until(() => rejected !== undefined);
     expect(rejected?.dialogId).toBe(rejected?.expected);
 
-    const { callId } = sendFromPeer(ctx, "INVITE", "answer", { body: sdp(2) });
+    const { sendInCall } = sendFromPeer(ctx, "INVITE", "answer", { body: sdp(2) });
     const ok = await ctx.peer.response(200, "INVITE");
-    const toTag = tagOf(ok.headers.get("to") ?? "");
-    ctx.peer.send(
-      request({
-        method: "ACK",
-        uri: `sip:answer@127.0.0.1:${ctx.engine.sipPort}`,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 1,
-        fromTag: `f${seq}`,
-        ...(toTag === undefined ? {} : { toTag }),
-      }),
-      ctx.engine.sipPort,
-    );
+    sendInCall("ACK", 1, { toTag: tagOf(ok.headers.get("to") ?? "") });
     await until(() => ackTxn !== undefined);
     expect(ackTxn).toBe(inviteTxn);
     await until(() => cdrs.length >= 2);
@@ -742,26 +739,16 @@ describe("reliable provisional responses (drachtio doRespondToSipRequest nta_rel
     await until(() => refused !== undefined);
     expect(refused).toBe("Remote endpoint does not support 100rel");
 
-    const { callId } = sendFromPeer(ctx, "INVITE", "rel", { body: sdp(1), extra: ["Supported: 100rel"] });
+    const { sendInCall } = sendFromPeer(ctx, "INVITE", "rel", { body: sdp(1), extra: ["Supported: 100rel"] });
     const first = await ctx.peer.response(183, "INVITE");
     const rseq = first.headers.get("rseq");
     expect(rseq).toMatch(/^\d+$/);
     const again = await ctx.peer.response(183, "INVITE", 10_000); // retransmitted: no PRACK yet
     expect(again.headers.get("rseq")).toBe(rseq);
-    const toTag = tagOf(first.headers.get("to") ?? "");
-    ctx.peer.send(
-      request({
-        method: "PRACK",
-        uri: `sip:rel@127.0.0.1:${ctx.engine.sipPort}`,
-        peerPort: ctx.peer.port,
-        callId,
-        cseq: 2,
-        fromTag: `f${seq}`,
-        ...(toTag === undefined ? {} : { toTag }),
-        extra: [`RAck: ${rseq} 1 INVITE`],
-      }),
-      ctx.engine.sipPort,
-    );
+    sendInCall("PRACK", 2, {
+      toTag: tagOf(first.headers.get("to") ?? ""),
+      extra: [`RAck: ${rseq} 1 INVITE`],
+    });
     await ctx.peer.response(200, "PRACK");
     await until(() => prackSeen);
     await ctx.peer.response(486, "INVITE");
