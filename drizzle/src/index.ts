@@ -1,6 +1,7 @@
 // @gosip/drizzle: the GoSIP data model (tables, JSON document schemas) shared by
 // the edge and the relay.
 export * from "./db.ts";
+export * from "./json/call-ladder.ts";
 export * from "./json/common.ts";
 export * from "./json/device.ts";
 export * from "./json/did.ts";
@@ -14,4 +15,5 @@ export * from "./migrate.ts";
 export type { BundledMigration } from "./migration-types.ts";
 export * from "./schema/index.ts";
 export * from "./sip-credentials.ts";
+export * from "./sync/protocol.ts";
 export * from "./zod.ts";

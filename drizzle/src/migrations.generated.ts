@@ -103,4 +103,18 @@ export const bundledMigrations: readonly BundledMigration[] = [
       "CREATE TABLE `relay_state` (\n\t`key` text PRIMARY KEY NOT NULL,\n\t`value` text NOT NULL,\n\t`updated_at` integer DEFAULT (cast(unixepoch('subsec') * 1000 as integer)) NOT NULL\n);",
     ],
   },
+  {
+    idx: 2,
+    tag: "0002_pbx_bans_recordings_ladder",
+    when: 1796165190863,
+    hash: "f29b445c2e0eadb8248e567e6a12de4178aa44b9996dadd0ab28da3166e8dc82",
+    statements: [
+      "CREATE TABLE `sip_bans` (\n\t`address` text PRIMARY KEY NOT NULL,\n\t`level` integer NOT NULL,\n\t`reason` text NOT NULL,\n\t`failures` integer DEFAULT 0 NOT NULL,\n\t`banned_at` integer NOT NULL,\n\t`until` integer NOT NULL,\n\t`lifted_at` integer,\n\t`lifted_by` text,\n\t`updated_at` integer DEFAULT (cast(unixepoch('subsec') * 1000 as integer)) NOT NULL\n);",
+      "CREATE TABLE `relay_bans` (\n\t`address` text PRIMARY KEY NOT NULL,\n\t`level` integer DEFAULT 1 NOT NULL,\n\t`reason` text NOT NULL,\n\t`failures` integer DEFAULT 0 NOT NULL,\n\t`banned_at` integer NOT NULL,\n\t`until` integer NOT NULL,\n\t`updated_at` integer DEFAULT (cast(unixepoch('subsec') * 1000 as integer)) NOT NULL\n);",
+      "CREATE TABLE `relay_recordings` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`call_id` text NOT NULL,\n\t`device_id` text,\n\t`trigger` text NOT NULL,\n\t`status` text DEFAULT 'recording' NOT NULL,\n\t`path` text,\n\t`content_type` text,\n\t`size_bytes` integer,\n\t`sha256` text,\n\t`duration_seconds` integer,\n\t`started_at` integer NOT NULL,\n\t`ended_at` integer,\n\t`confirmed_at` integer,\n\t`created_at` integer DEFAULT (cast(unixepoch('subsec') * 1000 as integer)) NOT NULL,\n\t`updated_at` integer DEFAULT (cast(unixepoch('subsec') * 1000 as integer)) NOT NULL\n);",
+      "CREATE INDEX `relay_recordings_status_idx` ON `relay_recordings` (`status`);",
+      "ALTER TABLE `cdrs` ADD `hangup_by` text;",
+      "ALTER TABLE `cdrs` ADD `sip_ladder` text;",
+    ],
+  },
 ];

@@ -2,6 +2,7 @@
 // that writes them (job kinds, event types, sync messages); here they are held to
 // "a versioned JSON object" so nothing non-serialisable or unversioned is stored.
 import { z } from "zod";
+import { relayEventSchema } from "../sync/protocol.ts";
 import { defineVersionedJson } from "./versioned.ts";
 
 /** Payload of an outbox job; the job's `kind` defines the other fields. */
@@ -22,10 +23,8 @@ export type EventData = z.infer<typeof eventDataSchema>;
 export const eventDataJson = defineVersionedJson({ name: "eventData", version: 1, schema: eventDataSchema });
 export const parseEventData = eventDataJson.parse;
 
-/** A relay → edge sync event as queued in the relay outbox (its own `v` is the protocol version). */
-export const relayOutboxEventSchema = z
-  .object({ v: z.int().min(1), type: z.string().min(1) })
-  .catchall(z.json());
+/** A relay → edge sync event as queued in the relay outbox: the sync protocol's event, versioned. */
+export const relayOutboxEventSchema = z.object({ v: z.literal(1), event: relayEventSchema });
 export type RelayOutboxEvent = z.infer<typeof relayOutboxEventSchema>;
 
 /** A document in the relay's `relay_state` table; its key's owner (the sync protocol) defines the fields. */

@@ -1,6 +1,7 @@
 // Which document schema governs each JSON column ("table.column" in SQL names), so
 // a test can insist that every JSON column has one, and tools (backup restore,
 // admin checks) can validate stored rows generically.
+import { callLadderJson } from "./call-ladder.ts";
 import { outboundPolicyJson } from "./device.ts";
 import { didTargetsJson, greetingJson } from "./did.ts";
 import {
@@ -17,6 +18,7 @@ export type JsonColumnParser = (value: unknown) => unknown;
 
 export const jsonColumnParsers: Readonly<Record<string, JsonColumnParser>> = {
   "devices.outbound_policy": outboundPolicyJson.parse,
+  "cdrs.sip_ladder": callLadderJson.parse,
   "dids.default_targets": didTargetsJson.parse,
   "dids.greeting": greetingJson.parse,
   "routing_rules.rule": routingRuleJson.parse,
@@ -25,7 +27,7 @@ export const jsonColumnParsers: Readonly<Record<string, JsonColumnParser>> = {
   "jobs.payload": jobPayloadJson.parse,
   "device_events.data": eventDataJson.parse,
   "system_events.data": eventDataJson.parse,
-  // The sync protocol's own schema validates the event; here: versioned and typed.
+  // The sync protocol's event, wrapped with its document version.
   "relay_outbox.event": (v) => relayOutboxEventSchema.parse(v),
   "relay_devices.outbound_policy": outboundPolicyJson.parse,
   "relay_state.value": (v) => relayStateDocumentSchema.parse(v),

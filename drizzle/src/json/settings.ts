@@ -15,6 +15,11 @@ const installation = z.object({
   timeZone: timeZoneSchema.default("UTC"),
   /** Shown on the dashboard and in emails. */
   name: z.string().trim().min(1).max(100).default("GoSIP"),
+  /** ISO 3166 alpha-2 country: national numbers dialled on a phone are made E.164 with its code. */
+  country: z
+    .string()
+    .regex(/^[A-Z]{2}$/, "must be a two-letter country code like US")
+    .default("US"),
 });
 
 /**
@@ -146,6 +151,11 @@ const relay = z.object({
   /** Digest credentials Twilio uses towards the relay (password secret). */
   inboundUsername: z.string().min(1).max(128).optional(),
   inboundPassword: z.string().min(1).max(256).optional(),
+  /** LAN networks (CIDR) the relay never bans or rate-limits, e.g. "192.168.1.0/24". */
+  trustedNetworks: z
+    .array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, "must be a CIDR like 192.168.1.0/24"))
+    .max(50)
+    .default([]),
 });
 
 export const setupSteps = [

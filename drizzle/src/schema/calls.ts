@@ -1,5 +1,6 @@
 // Call history (CDRs), call recordings and voicemails.
 import { type AnySQLiteColumn, index, integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import type { CallLadder } from "../json/call-ladder.ts";
 import { users } from "./auth.ts";
 import { createdAt, idColumn, timestamp, updatedAt } from "./columns.ts";
 import { devices } from "./devices.ts";
@@ -59,6 +60,10 @@ export const cdrs = sqliteTable(
     voicemailId: text("voicemail_id").references((): AnySQLiteColumn => voicemails.id, {
       onDelete: "set null",
     }),
+    /** Who hung up an answered call: "caller", "callee" or "relay". */
+    hangupBy: text("hangup_by", { enum: ["caller", "callee", "relay"] }),
+    /** The call's SIP ladder from the relay (methods and statuses per leg, no bodies), for the UI. */
+    sipLadder: text("sip_ladder", { mode: "json" }).$type<CallLadder>(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -141,3 +146,20 @@ export const voicemails = sqliteTable(
     index("voicemails_did_received_idx").on(t.didId, t.receivedAt),
   ],
 );
+
+/**
+ * Source addresses banned by the relay's scanner defence, mirrored from its events so
+ * an admin can list them and lift one (GET/DELETE /api/relay/bans).
+ */
+export const sipBans = sqliteTable("sip_bans", {
+  address: text("address").primaryKey(),
+  level: integer("level").notNull(),
+  reason: text("reason").notNull(),
+  failures: integer("failures").notNull().default(0),
+  bannedAt: timestamp("banned_at").notNull(),
+  until: timestamp("until").notNull(),
+  /** Set when lifted (by an admin or by expiry); lifted bans are kept for the log. */
+  liftedAt: timestamp("lifted_at"),
+  liftedBy: text("lifted_by", { enum: ["admin", "expired"] }),
+  updatedAt: updatedAt(),
+});

@@ -3,11 +3,15 @@
 // authoritative registrations, and configuration received from the edge. They exist
 // in every database (one schema, one migration history) but only the relay fills them.
 // The durable outbox of relay events is `relayOutbox` (operations.ts).
-import { index, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { OutboundPolicy } from "../json/device.ts";
 import type { RelayStateDocument } from "../json/operations.ts";
-import { bool, idColumn, updatedAt } from "./columns.ts";
+import { recordingTriggers } from "./calls.ts";
+import { bool, createdAt, idColumn, timestamp, updatedAt } from "./columns.ts";
 import { contactColumns } from "./registrations.ts";
+
+/** Why a source address was banned. */
+export const banReasons = ["auth_failures", "rate_limit", "scanner"] as const;
 
 /** A device as last sent by the edge (snapshot or delta); `id` is the edge's device id. */
 export const relayDevices = sqliteTable("relay_devices", {
@@ -51,3 +55,42 @@ export const relayState = sqliteTable("relay_state", {
   value: text("value", { mode: "json" }).$type<RelayStateDocument>().notNull(),
   updatedAt: updatedAt(),
 });
+
+/** Source addresses the relay's scanner defence banned (survive a relay restart); escalation remembers `level`. */
+export const relayBans = sqliteTable("relay_bans", {
+  address: text("address").primaryKey(),
+  level: integer("level").notNull().default(1),
+  reason: text("reason", { enum: banReasons }).notNull(),
+  failures: integer("failures").notNull().default(0),
+  bannedAt: timestamp("banned_at").notNull(),
+  until: timestamp("until").notNull(),
+  updatedAt: updatedAt(),
+});
+
+/**
+ * Call recordings made on this relay, kept on local disk until the edge confirmed it
+ * stored them (`confirmedAt`); `path` is relative to the relay's recording directory.
+ */
+export const relayRecordings = sqliteTable(
+  "relay_recordings",
+  {
+    id: idColumn(),
+    callId: text("call_id").notNull(),
+    deviceId: text("device_id"),
+    trigger: text("trigger", { enum: recordingTriggers }).notNull(),
+    status: text("status", { enum: ["recording", "ready", "uploaded", "failed"] })
+      .notNull()
+      .default("recording"),
+    path: text("path"),
+    contentType: text("content_type"),
+    sizeBytes: integer("size_bytes"),
+    sha256: text("sha256"),
+    durationSeconds: integer("duration_seconds"),
+    startedAt: timestamp("started_at").notNull(),
+    endedAt: timestamp("ended_at"),
+    confirmedAt: timestamp("confirmed_at"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("relay_recordings_status_idx").on(t.status)],
+);
