@@ -3,6 +3,7 @@
 import { networkInterfaces } from "node:os";
 import pino from "pino";
 import { SipStack, type StackStats } from "./stack/index.ts";
+import { hostForUri } from "./stack/network.ts";
 import { Relay } from "./wire/relay.ts";
 import { AdminServer } from "./wire/server.ts";
 
@@ -30,6 +31,13 @@ export interface Engine {
   adminPort: number;
   /** Resolved SIP port (when 0 was given). */
   sipPort: number;
+  /**
+   * Where others reach our SIP listeners, `udp/<addr>:<port>,tcp/<addr>:<port>` (externalAddress when set): what
+   * srf apps get as the 2nd argument of their 'connect' event.
+   */
+  hostports: string;
+  /** The same for the bound addresses (a wildcard bind names this host's address): srf's 4th 'connect' argument. */
+  localHostports: string;
   /** What the engine is tracking right now (leak checks, health): relay transactions/dialogs, apps, stack counts. */
   stats(): EngineStats;
   close(): Promise<void>;
@@ -81,9 +89,12 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     if (++errCount <= 10)
       log.error({ err: err instanceof Error ? err.stack : String(err) }, "SIP stack internal error");
   });
-  const hostports = stack.hostports
-    .map((h) => `${h.transport}/${opts.externalAddress ?? reachableAddress(h.address)}:${h.port}`)
-    .join(",");
+  const hostportsFor = (external: string | undefined): string =>
+    stack.hostports
+      .map((h) => `${h.transport}/${hostForUri(external ?? reachableAddress(h.address))}:${h.port}`)
+      .join(",");
+  const hostports = hostportsFor(opts.externalAddress || undefined);
+  const localHostports = hostportsFor(undefined);
   let admin: AdminServer;
   try {
     admin = await AdminServer.listen({
@@ -91,6 +102,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       port: opts.adminPort,
       secret: opts.secret,
       hostports,
+      localHostports,
       version: ENGINE_VERSION,
       handler: relay,
       onError: (err) => log.warn({ err: err.message }, "admin connection error"),
@@ -107,6 +119,8 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   return {
     adminPort: admin.port,
     sipPort,
+    hostports,
+    localHostports,
     stats(): EngineStats {
       const r = relay.stats();
       return {

@@ -6,6 +6,7 @@
 import type { EventEmitter } from "node:events";
 import { type AddressInfo, connect, createServer } from "node:net";
 import type Srf from "drachtio-srf";
+import SrfCtor from "drachtio-srf";
 import { afterEach, describe, expect, it } from "vitest";
 import { connectSrf } from "../../test/harness.ts";
 import { type Engine, startEngine } from "./index.ts";
@@ -144,6 +145,53 @@ function dialogRequestError(
     (e: unknown) => e as Error & { code?: string },
   );
 }
+
+describe("login (drachtio client.cpp processAuthentication)", () => {
+  /** srf's 'connect' arguments: (err, hostport, serverVersion, localHostports). */
+  async function connectArgs(engine: Engine): Promise<unknown[]> {
+    const srf = new SrfCtor();
+    srf.on("error", () => undefined);
+    const args = new Promise<unknown[]>((resolve) =>
+      (srf.on.bind(srf) as (e: string, fn: (...a: unknown[]) => void) => void)("connect", (...a) =>
+        resolve(a),
+      ),
+    );
+    void srf.connect({ host: "127.0.0.1", port: engine.adminPort, secret: SECRET });
+    const got = await args;
+    srf.disconnect();
+    return got;
+  }
+
+  it("passes srf's connect the SIP host-ports, the version and the local host-ports", async () => {
+    const ctx = await setup();
+    const [err, hostport, version, local] = await connectArgs(ctx.engine);
+    const here = `127.0.0.1:${ctx.engine.sipPort}`;
+    expect(err).toBeNull();
+    expect(hostport).toBe(`udp/${here},tcp/${here}`);
+    expect(version).toMatch(/^v\d+\.\d+\.\d+/);
+    expect(local).toBe(`udp/${here},tcp/${here}`);
+    expect(ctx.engine.hostports).toBe(hostport);
+    expect(ctx.engine.localHostports).toBe(local);
+  });
+
+  it("with an external address, hostport names it and the local host-ports the bound address", async () => {
+    const engine = await startEngine({
+      adminPort: 0,
+      secret: SECRET,
+      sipHost: "127.0.0.1",
+      sipPort: 0,
+      externalAddress: "203.0.113.7",
+      logLevel: "silent",
+    });
+    try {
+      const [, hostport, , local] = await connectArgs(engine);
+      expect(hostport).toBe(`udp/203.0.113.7:${engine.sipPort},tcp/203.0.113.7:${engine.sipPort}`);
+      expect(local).toBe(`udp/127.0.0.1:${engine.sipPort},tcp/127.0.0.1:${engine.sipPort}`);
+    } finally {
+      await engine.close();
+    }
+  });
+});
 
 describe("proxy (drachtio sip-proxy-controller.cpp)", () => {
   it("reports only each branch's final response to the app, then done; CDRs per branch and upstream", async () => {

@@ -20,8 +20,13 @@ export interface AdminServerOptions {
   host: string;
   port: number;
   secret: string;
-  /** `udp/1.2.3.4:5060,tcp/1.2.3.4:5060`, returned to apps on authentication. */
+  /**
+   * `udp/1.2.3.4:5060,tcp/1.2.3.4:5060`, returned to apps on authentication (srf's 'connect' hostport): the
+   * addresses others reach us at, the external address when one is configured.
+   */
   hostports: string;
+  /** The same for the addresses actually bound (srf's 'connect' 4th argument, drachtio's local hostports). */
+  localHostports?: string;
   /** drachtio-server version string we claim (>= v0.8.2 enables srf pings). */
   version: string;
   handler: AppHandler;
@@ -253,7 +258,7 @@ export class AdminServer {
         return;
       }
       case "authenticate":
-        app.reply(msg.msgId, true, `${this.opts.hostports}|${this.opts.version}`);
+        app.reply(msg.msgId, true, this.loginReply());
         return;
       default:
         // drachtio-server (client.cpp processClientMessage) answers unknown types with this NO (and then drops
@@ -272,6 +277,12 @@ export class AdminServer {
     app.authenticated = true;
     const tags = msg.args[1];
     if (tags) app.tags = tags.split(",").filter((t) => t.length > 0);
-    app.reply(msg.msgId, true, `${this.opts.hostports}|${this.opts.version}`);
+    app.reply(msg.msgId, true, this.loginReply());
+  }
+
+  /** `<hostports>|<version>|<local hostports>`, as drachtio-server's processAuthentication answers. */
+  private loginReply(): string {
+    const { hostports, version, localHostports } = this.opts;
+    return `${hostports}|${version}|${localHostports ?? hostports}`;
   }
 }
