@@ -554,6 +554,68 @@ describe("new requests from the network (drachtio controller.cpp processMessageS
   });
 });
 
+describe("CANCEL from the network (RFC 3261 §9.2, as drachtio/sofia answer it)", () => {
+  /** An INVITE and, once `ready` resolves, its CANCEL (same branch); resolves the 200 (CANCEL) and the 487. */
+  async function inviteThenCancel(ctx: Ctx, user: string, ready: () => Promise<unknown>) {
+    seq++;
+    const base = {
+      uri: `sip:${user}@127.0.0.1:${ctx.engine.sipPort}`,
+      peerPort: ctx.peer.port,
+      callId: `wire-compat-cancel-${seq}-${Date.now()}`,
+      fromTag: `fc${seq}`,
+      cseq: 1,
+      branch: `z9hG4bKcancel${seq}`,
+    };
+    ctx.peer.send(request({ ...base, method: "INVITE", body: sdp(1) }), ctx.engine.sipPort);
+    await ready();
+    ctx.peer.send(request({ ...base, method: "CANCEL" }), ctx.engine.sipPort);
+    const ok = await ctx.peer.response(200, "CANCEL");
+    const terminated = await ctx.peer.response(487, "INVITE");
+    return {
+      okTag: tagOf(ok.headers.get("to") ?? ""),
+      terminatedTag: tagOf(terminated.headers.get("to") ?? ""),
+    };
+  }
+
+  it("the 200 to a CANCEL carries the To tag of the 180 and the 487 of the INVITE", async () => {
+    const ctx = await setup();
+    let canceled = false;
+    await connectApp(ctx, (srf) =>
+      srf.invite((req, res) => {
+        req.on("cancel", () => {
+          canceled = true;
+        });
+        res.send(180);
+      }),
+    );
+    let ringingTag: string | undefined;
+    const tags = await inviteThenCancel(ctx, "ringing", async () => {
+      const ringing = await ctx.peer.response(180, "INVITE");
+      ringingTag = tagOf(ringing.headers.get("to") ?? "");
+    });
+    expect(ringingTag).toMatch(/.+/);
+    expect(tags.okTag).toBe(ringingTag);
+    expect(tags.terminatedTag).toBe(ringingTag);
+    await until(() => canceled);
+  });
+
+  it("before any tagged provisional, the 200 to the CANCEL and the 487 still share one To tag", async () => {
+    const ctx = await setup();
+    let offered = false;
+    await connectApp(ctx, (srf) =>
+      srf.invite(() => {
+        offered = true; // never answers: the caller cancels after the 100
+      }),
+    );
+    const tags = await inviteThenCancel(ctx, "trying", async () => {
+      await ctx.peer.response(100, "INVITE");
+      await until(() => offered);
+    });
+    expect(tags.okTag).toMatch(/.+/);
+    expect(tags.terminatedTag).toBe(tags.okTag);
+  });
+});
+
 describe("CANCEL from the app (drachtio doSendCancelRequest / makeSafeTags)", () => {
   it("carries the app's headers, but not ones that would change the INVITE's identity", async () => {
     const ctx = await setup();

@@ -229,7 +229,8 @@ export class SipStack extends Emitter<StackEvents> implements TransactionHost {
     if (method === "CANCEL") {
       // §9.2: 481 only when no INVITE transaction matches; one that already answered finally still gets 200.
       const invite = this.serverTx.get(`${branch}|${sentBy}|INVITE`);
-      st.respond(createResponse(req, invite ? 200 : 481));
+      const toTag = invite instanceof ServerTx ? invite.localTag() : undefined;
+      st.respond(createResponse(req, invite ? 200 : 481, undefined, { toTag }));
       if (invite instanceof ServerTx && invite.onCancel(msg)) this.emit("cancel", invite, msg);
       return;
     }

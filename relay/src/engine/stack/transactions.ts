@@ -185,6 +185,15 @@ export class ServerTx
     return buf.toString("utf8");
   }
 
+  /**
+   * The To tag this transaction's responses carry, chosen now if none was sent yet: the 200 to a CANCEL repeats
+   * it so that it matches the INVITE's 18x and 487 (RFC 3261 §9.2).
+   */
+  localTag(): string {
+    this.toTag ??= newTag();
+    return this.toTag;
+  }
+
   /** Keeps one To tag for every non-100 response of this transaction (the app's, or ours if it gave none). */
   private fixToTag(res: SipResponse): void {
     const to = res.headers.get("to");
