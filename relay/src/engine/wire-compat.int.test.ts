@@ -539,6 +539,23 @@ describe("new requests from the network (drachtio controller.cpp processMessageS
     expect(seen).toEqual(["REGISTER"]);
   });
 
+  it("a method the engine does not know gets 501 with an Allow header naming what the apps take", async () => {
+    const ctx = await setup();
+    await connectApp(ctx, (srf) => {
+      srf.invite((_req, res) => res.send(486));
+      srf.register((_req, res) => res.send(200));
+    });
+    sendFromPeer(ctx, "FROB", "unknown");
+    const res = await ctx.peer.response(501, "FROB");
+    const allow = (res.headers.get("allow") ?? "").split(/\s*,\s*/);
+    expect(allow).toEqual(expect.arrayContaining(["INVITE", "ACK", "CANCEL", "BYE", "REGISTER"]));
+    expect(allow).not.toContain("FROB");
+    expect(allow).not.toContain("SUBSCRIBE");
+    // a known method nobody routes is still drachtio's 503
+    sendFromPeer(ctx, "PUBLISH", "nobody");
+    await ctx.peer.response(503, "PUBLISH");
+  });
+
   it("an INVITE no app routes gets 503 with attempt and stop CDRs", async () => {
     const ctx = await setup();
     const cdrs: string[] = [];

@@ -115,6 +115,24 @@ const CANCEL_FIXED_HEADERS: ReadonlySet<string> = new Set([
   "cseq",
   "max-forwards",
 ]);
+/** The methods drachtio-server knows (drachtio.cpp methodType), in the order an Allow header lists them. */
+const SIP_METHODS: ReadonlySet<string> = new Set([
+  "INVITE",
+  "ACK",
+  "CANCEL",
+  "BYE",
+  "OPTIONS",
+  "REGISTER",
+  "PRACK",
+  "UPDATE",
+  "INFO",
+  "REFER",
+  "MESSAGE",
+  "SUBSCRIBE",
+  "NOTIFY",
+  "PUBLISH",
+]);
+const INVITE_DIALOG_METHODS = ["ACK", "BYE", "PRACK", "UPDATE", "INFO", "REFER"];
 const STALE_NON_INVITE_MS = 32_000;
 const STALE_INVITE_MS = 300_000;
 
@@ -194,6 +212,13 @@ export class Relay implements AppHandler {
       return;
     }
     const app = this.admin?.selectApp(req.method);
+    if (app === undefined && !SIP_METHODS.has(req.method)) {
+      // a method we do not recognise (RFC 3261 §8.2.1): 501 with what we do take, rather than "try later"
+      const res = createResponse(req, 501);
+      res.headers.append("Allow", this.allowed());
+      st.respond(res);
+      return;
+    }
     if (app === undefined) {
       // pending-request-controller.cpp processNewRequest: 503; an INVITE still gets its attempt and stop records
       const wire = st.respond(createResponse(req, 503));
@@ -215,6 +240,23 @@ export class Relay implements AppHandler {
     this.track(txn);
     app.send(sipLeader(networkMeta(msg), txn.id, "", `${msg.local.address}|${msg.local.port}`), rawOf(msg));
     if (req.method === "INVITE") this.cdr("attempt", "network", msg.raw);
+  }
+
+  /**
+   * The Allow list: the standard methods some app routes, with the ones that follow from them (inside an INVITE
+   * dialog the engine delivers ACK, BYE, PRACK, UPDATE, INFO and REFER to the dialog's app; NOTIFY in a
+   * subscription), and CANCEL, which the stack answers itself.
+   */
+  private allowed(): string {
+    const allow = new Set<string>();
+    for (const key of this.admin?.routedMethods() ?? []) {
+      const method = key.toUpperCase();
+      if (SIP_METHODS.has(method)) allow.add(method);
+    }
+    if (allow.has("INVITE")) for (const m of INVITE_DIALOG_METHODS) allow.add(m);
+    if (allow.has("SUBSCRIBE")) allow.add("NOTIFY");
+    if (allow.size > 0) allow.add("CANCEL");
+    return [...SIP_METHODS].filter((m) => allow.has(m)).join(", ");
   }
 
   private onInDialogRequest(st: ServerTransaction, msg: IncomingRequest, toTag: string): void {

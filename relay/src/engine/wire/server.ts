@@ -144,6 +144,11 @@ export class AdminServer {
     return [...this.sessions].filter((s) => s.authenticated && !s.closed);
   }
 
+  /** The methods (and cdr:* record types) at least one connected app routes, lower-case. */
+  routedMethods(): IterableIterator<string> {
+    return this.routes.keys();
+  }
+
   /** Round-robin over the apps that routed this method; undefined when none did. */
   selectApp(method: string): AppSession | undefined {
     const key = method.toLowerCase();
