@@ -543,7 +543,7 @@ describe("new requests from the network (drachtio controller.cpp processMessageS
     const ctx = await setup();
     await connectApp(ctx, (srf) => {
       srf.invite((_req, res) => res.send(486));
-      srf.register((_req, res) => res.send(200));
+      srf.use("register", (_req, res) => res.send(200));
     });
     sendFromPeer(ctx, "FROB", "unknown");
     const res = await ctx.peer.response(501, "FROB");
