@@ -4,6 +4,7 @@
  * gracefully on SIGTERM/SIGINT.
  */
 import { ConfigError } from "../../config.ts";
+import { type EmbeddedRelay, startEmbeddedRelay } from "./embedded-relay.ts";
 import { startNodeEdge } from "./server.ts";
 
 async function main(): Promise<void> {
@@ -26,9 +27,15 @@ async function main(): Promise<void> {
     "listening",
   );
 
+  // The embedded default: the relay (SIP + media) as a second process linked over loopback.
+  let relay: EmbeddedRelay | undefined;
+  if (process.env.GOSIP_EMBEDDED_RELAY !== "off") {
+    relay = await startEmbeddedRelay(deps, edge.url, process.env);
+  }
+
   const shutdown = (signal: string) => {
     deps.logger.info({ signal }, "shutting down");
-    edge.close().then(
+    Promise.all([relay?.stop(), edge.close()]).then(
       () => process.exit(0),
       () => process.exit(1),
     );
