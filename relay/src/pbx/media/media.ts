@@ -114,8 +114,10 @@ export interface CallStats {
 }
 
 export interface RecordingStarted {
-  /** The pcap rtpengine writes for this recording (…/pcaps/<call-id>-<random>.pcap), once it exists. */
+  /** The pcap rtpengine writes for this recording (…/pcaps/<call-id>-<random>.pcap). */
   pcapPath?: string;
+  /** rtpengine's ports facing the caller, for pcapToWav's `callerPorts` (left channel = caller). */
+  callerPorts?: number[];
 }
 
 export interface MediaServiceOptions {
@@ -292,8 +294,10 @@ export class MediaService {
       const leg: LegStats = { tag, in: { packets: 0, bytes: 0 }, out: { packets: 0, bytes: 0 }, errors: 0 };
       const label = str(t.label);
       if (label) leg.label = label;
-      const peer = str(t["in dialogue with"]);
-      if (peer !== undefined) leg.peerTag = peer;
+      // 10.5 names the other party in subscriptions (older versions: "in dialogue with").
+      const sub = dict(list(t.subscriptions)[0]);
+      const peer = str(sub?.tag) ?? str(t["in dialogue with"]);
+      if (peer) leg.peerTag = peer;
       for (const mv of list(t.medias)) {
         const media = dict(mv);
         if (!media) continue;
@@ -335,13 +339,22 @@ export class MediaService {
     };
   }
 
-  /** Starts recording the whole call into a pcap in the recording directory. */
-  async startRecording(callId: string): Promise<RecordingStarted> {
+  /**
+   * Starts recording the whole call (both directions) into a pcap in the recording directory. `callerTag`
+   * (the A leg's From tag) lets the result say which packets are the caller's.
+   */
+  async startRecording(callId: string, callerTag?: string): Promise<RecordingStarted> {
     const before = new Set(await this.pcapsOf(callId));
     await this.command("startRecording", { "call-id": callId });
     const created = (await this.pcapsOf(callId)).filter((f) => !before.has(f));
-    const pcap = created[0];
-    return pcap ? { pcapPath: pcap } : {};
+    const out: RecordingStarted = {};
+    const pcap = created[created.length - 1];
+    if (pcap) out.pcapPath = pcap;
+    if (callerTag) {
+      const leg = (await this.stats(callId)).legs.find((l) => l.tag === callerTag);
+      if (leg?.localPort !== undefined) out.callerPorts = [leg.localPort];
+    }
+    return out;
   }
 
   /**
