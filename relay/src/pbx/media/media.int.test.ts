@@ -334,6 +334,35 @@ describe("NAT", () => {
   });
 });
 
+describe("advertised address", () => {
+  it("with advertiseAddress, SDP names the external address while RTP binds the local one", async () => {
+    const ext = await startRtpengine({
+      interface: "127.0.0.1",
+      advertiseAddress: "198.51.100.7",
+      portMin: 35000,
+      portMax: 35099,
+      logger: log,
+    });
+    const svc = new MediaService({ ng: ext.ng });
+    const a = await RtpPeer.open();
+    try {
+      expect(ext.args).toContain("--interface=127.0.0.1!198.51.100.7");
+      const { sdp } = await svc.offer({ callId: "adv-1", fromTag: "a", sdp: a.sdp() });
+      expect(sdp).toMatch(/^c=IN IP4 198\.51\.100\.7\r$/m);
+      expect(sdp).toMatch(/^o=- \d+ \d+ IN IP4 198\.51\.100\.7\r$/m);
+      const port = sdpMediaTarget(sdp).port;
+      expect(port).toBeGreaterThanOrEqual(35000);
+      expect(port).toBeLessThanOrEqual(35099);
+      expect(await svc.delete("adv-1")).toBe(true);
+    } finally {
+      a.close();
+      svc.close();
+      await ext.stop();
+    }
+    expect(ext.pid).toBeUndefined();
+  });
+});
+
 describe("recording", () => {
   it("records a call into a pcap that becomes a stereo WAV of the call: caller 440 Hz left, callee 1 kHz right", async () => {
     const c = await setUpCall();
@@ -399,7 +428,11 @@ describe("supervision", () => {
     const restartMs = Date.now() - t0;
     expect(restartMs).toBeLessThan(3000);
     expect(rtpe.pid).not.toBe(oldPid);
-    // The old call died with the process: deleting it is not an error.
+    // The old call died with the process: the watch reports it lost, and deleting it is not an error.
+    const lost: string[] = [];
+    media.on("lost", (id) => lost.push(id));
+    expect(await media.checkActive()).toEqual([c.callId]);
+    expect(lost).toEqual([c.callId]);
     expect(await media.delete({ callId: c.callId })).toBe(false);
     c.a.close();
     c.b.close();
@@ -447,6 +480,35 @@ describe("ng round trips", () => {
       `ng round trips over 500 sequential calls: ${line("offer")}; ${line("answer")}; ${line("delete")}; ${(500 / (elapsed / 1000)).toFixed(0)} calls/s`,
     );
     expect(pct(lat.offer, 0.99)).toBeLessThan(50);
+
+    // The same with 32 calls in flight, the way a busy B2BUA drives it.
+    const setup: number[] = [];
+    let failed = 0;
+    const total = 2000;
+    let next = 0;
+    const t1 = t();
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < total) {
+          const callId = `burst-${next++}`;
+          const s = t();
+          try {
+            await media.offer({ callId, fromTag: "a", sdp: offerSdp });
+            await media.answer({ callId, fromTag: "a", toTag: "b", sdp: answerSdp });
+            setup.push(t() - s);
+            if (!(await media.delete(callId))) failed++;
+          } catch {
+            failed++;
+          }
+        }
+      }),
+    );
+    const rate = total / ((t() - t1) / 1000);
+    console.log(
+      `ng with 32 calls in flight: ${total} calls, ${failed} failed, ${rate.toFixed(0)} calls/s (offer+answer+delete), offer+answer p50 ${pct(setup, 0.5).toFixed(2)} ms p99 ${pct(setup, 0.99).toFixed(2)} ms`,
+    );
+    expect(failed).toBe(0);
+    expect(media.activeCalls).toBe(0);
   });
 
   it("a command rtpengine never answers fails with MediaError('timeout')", async () => {

@@ -16,13 +16,16 @@
 //   4. On every way a call ends (BYE either side, CANCEL, a failed or timed-out leg, the B2BUA's own error
 //      paths): delete({ callId }). Deleting a call rtpengine no longer knows (never set up, already deleted,
 //      lost in an rtpengine restart, timed out) returns false rather than throwing, so it is always safe.
-//   Recording: startRecording(callId) / stopRecording(callId) during the call (see recording-file.ts for the
-//   WAV); stats(callId) before delete gives the packet counts for the CDR.
+//   Recording: startRecording(callId, fromTag) / stopRecording(callId) during the call (recording-file.ts
+//   turns the pcap into a WAV); stats(callId) before delete gives the packet counts for the CDR.
+//   Dead calls: with watch() running, a call rtpengine dropped by itself (no RTP for --timeout seconds, or
+//   lost in an rtpengine crash) is reported as a 'lost' event, so the B2BUA can hang it up and write its CDR.
 //
 // Defaults every offer/answer gets: replace origin and session connection (rtpengine's address in SDP), ICE
 // removed (phones and Twilio speak plain RTP/AVP), symmetric RTP with endpoint learning (rtpengine sends to
 // where media really comes from: no one-way audio behind NAT), and no codec options at all, so G.711 PCMU/PCMA
 // and telephone-event (RFC 2833) pass through untouched and nothing is transcoded.
+import { EventEmitter } from "node:events";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -171,14 +174,24 @@ function list(v: NgValue | undefined): NgValue[] {
   return Array.isArray(v) ? v : [];
 }
 
-export class MediaService {
+interface MediaEvents {
+  /** A call offered through this service that rtpengine no longer has, though nobody deleted it. */
+  lost: [callId: string];
+}
+
+export class MediaService extends EventEmitter<MediaEvents> {
   private readonly client: Client;
+  /** Calls offered and not yet deleted, for watch(). */
+  private readonly active = new Set<string>();
+  private watchTimer: NodeJS.Timeout | undefined;
+  private watching = false;
   private readonly ng: NgTarget;
   private readonly timeoutMs: number;
   private readonly recordingDir: string | undefined;
   private readonly log: Logger | undefined;
 
   constructor(opts: MediaServiceOptions) {
+    super();
     this.ng = opts.ng;
     this.timeoutMs = opts.timeoutMs ?? 3000;
     this.recordingDir = opts.recordingDir;
@@ -249,7 +262,9 @@ export class MediaService {
 
   /** Offer: the SDP from the party sending an offer in, the SDP to forward to the other party out. */
   async offer(p: OfferParams): Promise<SdpResult> {
-    return this.sdpResult(await this.command("offer", this.sdpArgs(p)), "offer");
+    const r = this.sdpResult(await this.command("offer", this.sdpArgs(p)), "offer");
+    this.active.add(p.callId);
+    return r;
   }
 
   /** Answer: the answering party's SDP in, the SDP to forward to the offerer out. */
@@ -263,6 +278,8 @@ export class MediaService {
    */
   async delete(p: DeleteParams | string): Promise<boolean> {
     const q = typeof p === "string" ? { callId: p } : p;
+    // A whole-call delete ends the session even if the command then fails: nothing to watch any more.
+    if (!q.fromTag && !q.toTag) this.active.delete(q.callId);
     const args: NgDict = { "call-id": q.callId, "delete delay": 0 };
     if (q.fromTag) args["from-tag"] = q.fromTag;
     if (q.toTag) args["to-tag"] = q.toTag;
@@ -365,6 +382,51 @@ export class MediaService {
     await this.command("stopRecording", { "call-id": callId });
   }
 
+  /** Calls offered through this service and not deleted (the relay's "rtpengine sessions" figure). */
+  get activeCalls(): number {
+    return this.active.size;
+  }
+
+  /**
+   * Checks every intervalMs that rtpengine still has each active call and emits 'lost' for those it dropped.
+   * rtpengine not answering is not a loss (it may be restarting; its calls show up as lost once it is back).
+   */
+  watch(intervalMs = 15_000): void {
+    if (this.watchTimer) return;
+    this.watchTimer = setInterval(() => {
+      if (this.watching) return;
+      this.watching = true;
+      this.checkActive()
+        .catch((err: Error) => this.log?.warn({ err: err.message }, "media watch"))
+        .finally(() => {
+          this.watching = false;
+        });
+    }, intervalMs);
+    this.watchTimer.unref();
+  }
+
+  /** One watch() pass, callable directly (tests, or right after an rtpengine restart). */
+  async checkActive(): Promise<string[]> {
+    const lost: string[] = [];
+    const ids = [...this.active];
+    // A few queries in flight at a time: cheap for rtpengine even with a thousand calls.
+    for (let i = 0; i < ids.length; i += 16) {
+      await Promise.all(
+        ids.slice(i, i + 16).map(async (id) => {
+          try {
+            await this.query(id);
+          } catch (err) {
+            if (err instanceof MediaError && err.code === "error" && this.active.delete(id)) {
+              lost.push(id);
+              this.emit("lost", id);
+            }
+          }
+        }),
+      );
+    }
+    return lost;
+  }
+
   /** Resolves when rtpengine answers ping. */
   async ping(): Promise<void> {
     await this.command("ping", {});
@@ -392,6 +454,8 @@ export class MediaService {
   }
 
   close(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = undefined;
     this.client.close();
   }
 }

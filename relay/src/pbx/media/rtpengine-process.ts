@@ -1,7 +1,8 @@
 // rtpengine as a supervised child process of the relay: Debian's rtpengine-daemon in userspace mode (no
 // kernel module), its ng control port on loopback, its log piped into pino. If it dies unexpectedly it is
-// restarted with backoff (1 s, doubling, at most 30 s) on the same ng port, so a MediaService keeps working
-// once 'ready' fires again; calls it held are gone (rtpengine keeps sessions in memory only).
+// restarted on the same ng port, so a MediaService keeps working once 'ready' fires again; the backoff starts
+// at 1 s and doubles (to at most 30 s) while it keeps dying within 30 s of starting. The calls it held are
+// gone (rtpengine keeps sessions in memory only): MediaService.watch() reports them as lost.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { EventEmitter } from "node:events";
@@ -65,6 +66,8 @@ export interface RtpengineProcess extends EventEmitter<RtpengineEvents> {
 }
 
 const BACKOFF_MIN_MS = 1000;
+/** A daemon that ran this long before dying starts its backoff again from the minimum. */
+const STABLE_AFTER_MS = 30_000;
 const BACKOFF_MAX_MS = 30_000;
 const KILL_AFTER_MS = 3000;
 const PING_INTERVAL_MS = 50;
@@ -161,6 +164,7 @@ class Supervisor extends EventEmitter<RtpengineEvents> implements RtpengineProce
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly pinger = new rtpengine.Client({ localPort: 0, localAddress: "127.0.0.1", timeout: 200 });
   private readonly tail: string[] = [];
+  private readyAt = 0;
 
   constructor(
     private readonly binary: string,
@@ -211,7 +215,12 @@ class Supervisor extends EventEmitter<RtpengineEvents> implements RtpengineProce
       if (this.child === child) this.child = undefined;
       if (!this.stopped && this.ready === child) {
         this.ready = undefined;
-        this.log.error({ code, signal }, "rtpengine exited unexpectedly; restarting");
+        // A crash loop (starts, dies at once) keeps doubling the wait; a long-lived daemon restarts at once.
+        if (Date.now() - this.readyAt >= STABLE_AFTER_MS) this.backoff = BACKOFF_MIN_MS;
+        this.log.error(
+          { code, signal, retryInMs: this.backoff },
+          "rtpengine exited unexpectedly; restarting",
+        );
         this.emit("exit", { code, signal });
         this.scheduleRestart();
       }
@@ -239,7 +248,7 @@ class Supervisor extends EventEmitter<RtpengineEvents> implements RtpengineProce
       await new Promise((r) => setTimeout(r, PING_INTERVAL_MS));
     }
     this.ready = child;
-    this.backoff = BACKOFF_MIN_MS;
+    this.readyAt = Date.now();
     this.log.info({ pid: child.pid, ng: `${this.ng.host}:${this.ng.port}` }, "rtpengine ready");
     this.emit("ready");
   }
