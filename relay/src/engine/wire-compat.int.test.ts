@@ -3,6 +3,7 @@
 // drachtio-server's own source sends. Each case names the drachtio-server function it was checked against; the
 // audit table is in the session notes (wire-audit.md). A scripted UDP peer plays the phones and trunks.
 
+import { createSocket } from "node:dgram";
 import type { EventEmitter } from "node:events";
 import { type AddressInfo, connect, createServer } from "node:net";
 import type Srf from "drachtio-srf";
@@ -554,6 +555,46 @@ describe("new requests from the network (drachtio controller.cpp processMessageS
     // a known method nobody routes is still drachtio's 503
     sendFromPeer(ctx, "PUBLISH", "nobody");
     await ctx.peer.response(503, "PUBLISH");
+  });
+
+  it("a request without Call-ID or without CSeq gets 400, sent back by its Via", async () => {
+    const ctx = await setup();
+    const seen: string[] = [];
+    await connectApp(ctx, (srf) =>
+      srf.use("options", (req, res) => {
+        seen.push(req.method);
+        res.send(200);
+      }),
+    );
+    // a raw socket: a response without Call-ID is not a message the test peer's parser keeps
+    const sock = createSocket("udp4");
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    const got: string[] = [];
+    sock.on("message", (b) => got.push(b.toString("utf8")));
+    try {
+      const port = sock.address().port;
+      const options = (callId: string): string =>
+        request({
+          method: "OPTIONS",
+          uri: `sip:broken@127.0.0.1:${ctx.engine.sipPort}`,
+          peerPort: port,
+          callId,
+          cseq: 7,
+          fromTag: "broken",
+        });
+      sock.send(options("no-call-id").replace(/Call-ID: [^\r]*\r\n/, ""), ctx.engine.sipPort, "127.0.0.1");
+      sock.send(options("no-cseq").replace(/CSeq: [^\r]*\r\n/, ""), ctx.engine.sipPort, "127.0.0.1");
+      await until(() => got.length >= 2);
+      const noCallId = got.find((t) => t.includes("CSeq: 7 OPTIONS")) ?? "";
+      const noCSeq = got.find((t) => t.includes("Call-ID: no-cseq")) ?? "";
+      expect(noCallId).toMatch(/^SIP\/2\.0 400 /);
+      expect(noCallId).not.toContain("Call-ID");
+      expect(noCSeq).toMatch(/^SIP\/2\.0 400 /);
+      expect(noCSeq).toContain("tag=broken");
+      expect(seen).toEqual([]);
+    } finally {
+      sock.close();
+    }
   });
 
   it("an INVITE no app routes gets 503 with attempt and stop CDRs", async () => {

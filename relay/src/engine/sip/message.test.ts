@@ -265,7 +265,7 @@ describe("parseMessage", () => {
     expect(req(`${lf}a\r\n\r\nb`).body.toString()).toBe("a\r\n\r");
   });
 
-  it("gives a respondable request (never for ACK, never for responses) when the essentials are present", () => {
+  it("gives a respondable request (never for ACK, never for responses) when it has a usable Via", () => {
     const bad = failure(REGISTER.replace("CSeq: 1826 REGISTER", "CSeq: 1826 INVITE"));
     expect(bad.respondable?.headers.get("call-id")).toBe("843817637684230@998sdasdh09");
     const ack = failure(
@@ -276,8 +276,12 @@ describe("parseMessage", () => {
       REGISTER.replace("REGISTER sip:example.com SIP/2.0", "SIP/2.0 200 OK").replace("70", "x"),
     );
     expect(resp.respondable).toBeUndefined();
+    // without Call-ID (or CSeq) it is still answerable along its Via
     const noCallId = failure(REGISTER.replace("Call-ID: 843817637684230@998sdasdh09\r\n", ""));
-    expect(noCallId.respondable).toBeUndefined();
+    expect(noCallId.respondable?.method).toBe("REGISTER");
+    expect(noCallId.respondable?.headers.get("call-id")).toBeUndefined();
+    const noVia = failure(REGISTER.replace(/Via: [^\r]*\r\n/g, "").replace("CSeq: 1826 REGISTER\r\n", ""));
+    expect(noVia.respondable).toBeUndefined();
   });
 
   it("answers a wrong SIP version with 505 and an oversized message with 513", () => {

@@ -1,6 +1,7 @@
 // SIP message parser (RFC 3261 §7, §25): start line, headers (compact forms, folding, odd whitespace),
 // Content-Length framing for datagrams, size limits. Never throws: every problem is a { ok: false } result, and a
-// request whose Via, From, To, Call-ID and CSeq are present comes back as `respondable` so the stack can answer 400.
+// request with a usable Via (even without From, To, Call-ID or CSeq) comes back as `respondable` so the stack can
+// answer 400.
 
 import { isDigits, TOKEN } from "./chars.ts";
 import { headerKey, SipHeaders, splitListStrict } from "./headers.ts";
@@ -328,7 +329,8 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   if (!essentials) fail("missing mandatory header (Via, From, To, Call-ID or CSeq)");
   else if (nFrom > 1 || nTo > 1 || nCallId > 1 || nCSeq > 1 || nCl > 1)
     fail("duplicated single-value header");
-  if (nVia > 0 && !allValid(headers, "via", isValidVia)) fail("bad Via");
+  const viaOk = nVia > 0 && allValid(headers, "via", isValidVia);
+  if (nVia > 0 && !viaOk) fail("bad Via");
   if (nContact > 0 && !allValid(headers, "contact", isValidContact)) fail("bad Contact");
   if (nRoute > 0 && !allValid(headers, "route", isValidRoute)) fail("bad Route");
   if (nRecordRoute > 0 && !allValid(headers, "record-route", isValidRoute)) fail("bad Record-Route");
@@ -361,7 +363,9 @@ export function parseMessage(data: Buffer | string, limits?: Partial<ParseLimits
   if (error !== undefined) {
     const result: ParseResult = { ok: false, reason: error };
     if (errorStatus !== undefined) result.status = errorStatus;
-    if (isRequest && methodOk && method !== "ACK" && essentials) {
+    // a usable Via is all a 400 needs to find its way back (§18.2.2; it copies whatever else is there), and with
+    // all the essentials present a bad Via is answered to the source address
+    if (isRequest && methodOk && method !== "ACK" && (viaOk || essentials)) {
       result.respondable = { kind: "request", method, uri, version, headers, body };
     }
     return result;
