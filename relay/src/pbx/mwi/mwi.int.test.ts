@@ -32,15 +32,12 @@ afterEach(async () => {
 
 /**
  * Stand-in for the auth middleware (it challenges and then sets req.locals.caller): identifies the device by
- * the From user, or leaves the request anonymous for the user "anonymous".
+ * the From user, or leaves the request anonymous for an unknown user.
  */
-function identify(directory: FakeDirectory) {
-  return (req: Srf.SrfRequest, _res: Srf.SrfResponse, next: () => void): void => {
-    const user = /sip:([^@]+)@/.exec(req.get("From"))?.[1] ?? "";
-    const device = directory.bySipUsername(user);
-    (req as { locals?: unknown }).locals = device ? { caller: { kind: "device", device } } : {};
-    next();
-  };
+function identify(directory: FakeDirectory, req: Srf.SrfRequest): void {
+  const user = /sip:([^@]+)@/.exec(req.get("From"))?.[1] ?? "";
+  const device = directory.bySipUsername(user);
+  (req as { locals?: unknown }).locals = device ? { caller: { kind: "device", device } } : {};
 }
 
 async function rig(options: MwiOptions = {}): Promise<Rig> {
@@ -50,7 +47,10 @@ async function rig(options: MwiOptions = {}): Promise<Rig> {
   const commands = new MemoryCommandBus();
   let mwi: Mwi | undefined;
   await engine.connectApp((srf) => {
-    srf.use("subscribe", identify(directory));
+    srf.use("subscribe", (req, _res, next) => {
+      identify(directory, req);
+      next();
+    });
     mwi = installMwi(
       srf,
       {
