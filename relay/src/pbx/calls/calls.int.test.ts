@@ -97,37 +97,53 @@ describe("inbound calls from Twilio", () => {
     expect(cdr.durationSeconds).toBeGreaterThanOrEqual(1);
     expect(cdr.rtp?.toCaller).toBeGreaterThanOrEqual(audio.sent * 0.9);
     expect(cdr.rtp?.toCallee).toBeGreaterThanOrEqual(audio.sent * 0.9);
-    expect(labels(cdr, "a")).toEqual(expect.arrayContaining(["in INVITE", "out 180 Ringing", "out 200 OK", "in BYE"]));
+    expect(labels(cdr, "a")).toEqual(
+      expect.arrayContaining(["in INVITE", "out 180 Ringing", "out 200 OK", "in BYE"]),
+    );
     // One branch per contact: the desk's answered and was hung up, the softphone's canceled.
     const [won, lost] = labels(cdr, "b1").includes("in 200 OK") ? ["b1", "b2"] : ["b2", "b1"];
-    expect(labels(cdr, won)).toEqual(expect.arrayContaining(["out INVITE", "in 180 Ringing", "in 200 OK", "out BYE"]));
-    expect(labels(cdr, lost)).toEqual(expect.arrayContaining(["out INVITE", "out CANCEL", "in 487 Request Terminated"]));
+    expect(labels(cdr, won)).toEqual(
+      expect.arrayContaining(["out INVITE", "in 180 Ringing", "in 200 OK", "out BYE"]),
+    );
+    expect(labels(cdr, lost)).toEqual(
+      expect.arrayContaining(["out INVITE", "out CANCEL", "in 487 Request Terminated"]),
+    );
     await expectNoSession(started.callId);
     expect(rig.calls.size).toBe(0);
-    console.log(`inbound setup through the relay (INVITE to 200 at Twilio's side, incl. 300 ms answer delay): ${setupMs.toFixed(1)} ms`);
+    console.log(
+      `inbound setup through the relay (INVITE to 200 at Twilio's side, incl. 300 ms answer delay): ${setupMs.toFixed(1)} ms`,
+    );
   });
 
   it("480 when nobody is registered (Twilio's Dial falls through to voicemail); DND devices do not ring", async () => {
-    await expect(rig.dial("101", { trunk: true, from: "+15551230002", callSid: "CAnobody" })).rejects.toMatchObject({ status: 480 });
+    await expect(
+      rig.dial("101", { trunk: true, from: "+15551230002", callSid: "CAnobody" }),
+    ).rejects.toMatchObject({ status: 480 });
     const started = latestStarted((e) => e.twilioCallSid === "CAnobody");
     expect((await ended(started.callId)).disposition).toBe("missed");
 
     const carol = rig.phone(dnd, { kind: "answer", afterMs: 0 });
-    await expect(rig.dial("103", { trunk: true, from: "+15551230003", callSid: "CAdnd" })).rejects.toMatchObject({ status: 480 });
+    await expect(
+      rig.dial("103", { trunk: true, from: "+15551230003", callSid: "CAdnd" }),
+    ).rejects.toMatchObject({ status: 480 });
     expect(carol.invites).toBe(0);
   });
 
   it("busy when every phone says busy; decline wins over busy", async () => {
     rig.phone(bob, { kind: "reject", status: 486 }, "-1");
     rig.phone(bob, { kind: "reject", status: 486, afterMs: 100 }, "-2");
-    await expect(rig.dial("102", { trunk: true, from: "+15551230004", callSid: "CAbusy" })).rejects.toMatchObject({ status: 486 });
+    await expect(
+      rig.dial("102", { trunk: true, from: "+15551230004", callSid: "CAbusy" }),
+    ).rejects.toMatchObject({ status: 486 });
     const cdr = await ended(latestStarted((e) => e.twilioCallSid === "CAbusy").callId);
     expect(cdr).toMatchObject({ disposition: "busy", sipStatus: 486, answeredAt: null, durationSeconds: 0 });
 
     rig.location.clear();
     rig.phone(bob, { kind: "reject", status: 486 }, "-1");
     rig.phone(bob, { kind: "reject", status: 603, afterMs: 100 }, "-2");
-    await expect(rig.dial("102", { trunk: true, from: "+15551230005", callSid: "CAdecl" })).rejects.toMatchObject({ status: 603 });
+    await expect(
+      rig.dial("102", { trunk: true, from: "+15551230005", callSid: "CAdecl" }),
+    ).rejects.toMatchObject({ status: 603 });
     const cdr2 = await ended(latestStarted((e) => e.twilioCallSid === "CAdecl").callId);
     expect(cdr2.disposition).toBe("rejected");
     await expectNoSession(cdr2.callId);
@@ -149,7 +165,9 @@ describe("inbound calls from Twilio", () => {
 
   it("ring timeout: branches canceled, the caller gets 480", async () => {
     const p1 = rig.phone(bob, { kind: "ring" });
-    await expect(rig.dial("102", { trunk: true, from: "+15551230007", callSid: "CAtimeout" })).rejects.toMatchObject({ status: 480 });
+    await expect(
+      rig.dial("102", { trunk: true, from: "+15551230007", callSid: "CAtimeout" }),
+    ).rejects.toMatchObject({ status: 480 });
     const cdr = await ended(latestStarted((e) => e.twilioCallSid === "CAtimeout").callId);
     expect(cdr).toMatchObject({ disposition: "missed", sipStatus: 480 });
     await wait(200);
@@ -173,12 +191,21 @@ describe("outbound calls through the Twilio SIP Domain", () => {
     far.leg.dialog.destroy();
     await phone.byed;
     const cdr = await ended(phone.dialog.sip.callId);
-    expect(cdr).toMatchObject({ direction: "outbound", from: "101", to: "+15551234567", deviceId: alice.id, disposition: "answered", hangupBy: "callee" });
+    expect(cdr).toMatchObject({
+      direction: "outbound",
+      from: "101",
+      to: "+15551234567",
+      deviceId: alice.id,
+      disposition: "answered",
+      hangupBy: "callee",
+    });
     await expectNoSession(cdr.callId);
   });
 
   it("refuses what the policy forbids with 403 and a reason; 911 always goes out as dialled", async () => {
-    await expect(rig.dial("19005551234", { device: alice, password: "alice-secret-1" })).rejects.toMatchObject({ status: 403 });
+    await expect(
+      rig.dial("19005551234", { device: alice, password: "alice-secret-1" }),
+    ).rejects.toMatchObject({ status: 403 });
     const refused = rig.events.of("call.ended").find((e) => e.to === "19005551234");
     expect(refused).toMatchObject({ disposition: "rejected", sipStatus: 403 });
 
@@ -222,7 +249,13 @@ describe("extension to extension", () => {
     callee.dialog.destroy();
     await caller.byed;
     const cdr = await ended(callIdOf(caller));
-    expect(cdr).toMatchObject({ direction: "internal", from: "101", to: "102", disposition: "answered", hangupBy: "callee" });
+    expect(cdr).toMatchObject({
+      direction: "internal",
+      from: "101",
+      to: "102",
+      disposition: "answered",
+      hangupBy: "callee",
+    });
     expect(labels(cdr, "a")).toEqual(expect.arrayContaining(["in INVITE", "out 200 OK"]));
     expect(cdr.ladder.filter((s) => s.label === "INVITE").length).toBeGreaterThanOrEqual(4);
     await expectNoSession(cdr.callId);
@@ -237,12 +270,18 @@ describe("extension to extension", () => {
     await Promise.all([caller.byed, callee.byed]);
     const cdr = await ended(callIdOf(caller));
     expect(cdr).toMatchObject({ disposition: "answered", hangupBy: "relay" });
-    await expect(rig.commands.dispatch({ kind: "call.hangup", callId: "nope" })).rejects.toThrow("no such call");
+    await expect(rig.commands.dispatch({ kind: "call.hangup", callId: "nope" })).rejects.toThrow(
+      "no such call",
+    );
   });
 
   it("feature codes: *78 turns DND on (event to the edge), *79 off", async () => {
-    await expect(rig.dial("*78", { device: alice, password: "alice-secret-1" })).rejects.toMatchObject({ status: 480 });
-    await expect(rig.dial("*79", { device: alice, password: "alice-secret-1" })).rejects.toMatchObject({ status: 480 });
+    await expect(rig.dial("*78", { device: alice, password: "alice-secret-1" })).rejects.toMatchObject({
+      status: 480,
+    });
+    await expect(rig.dial("*79", { device: alice, password: "alice-secret-1" })).rejects.toMatchObject({
+      status: 480,
+    });
     const dndEvents = rig.events.of("device.dnd").filter((e) => e.deviceId === alice.id);
     expect(dndEvents.map((e) => e.enabled)).toEqual([true, false]);
   });
