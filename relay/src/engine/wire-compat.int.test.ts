@@ -241,6 +241,91 @@ describe("proxy (drachtio sip-proxy-controller.cpp)", () => {
     ]);
   });
 
+  it("with recordRoute, inserts its Record-Route and routes the dialog's ACK, re-INVITE and BYE onward (RFC 3261 §16)", async () => {
+    const ctx = await setup();
+    const bob = await extraPeer(ctx);
+    const cdrs: string[] = [];
+    let results: ProxyResults | undefined;
+    await connectApp(ctx, (srf) => {
+      const on = srf.on.bind(srf) as (event: string, fn: (...args: unknown[]) => void) => void;
+      on("cdr:stop", (source, _time, reason) => cdrs.push(`stop ${String(source)} ${String(reason)}`));
+      srf.invite(async (req) => {
+        results = await (srf.proxyRequest as ProxyFn)(req, [`sip:bob@127.0.0.1:${bob.port}`], {
+          recordRoute: true,
+        });
+      });
+    });
+    const here = `127.0.0.1:${ctx.engine.sipPort}`;
+    const rr = `<sip:${here};lr>`;
+    const { callId } = sendFromPeer(ctx, "INVITE", "rr", { body: sdp(1000) });
+    const toBob = await bob.request("INVITE");
+    expect(toBob.headers.getAll("record-route")).toEqual([rr]);
+    const bobContact = `sip:bob@127.0.0.1:${bob.port}`;
+    bob.send(
+      respond(toBob, 200, "OK", { toTag: "b1", contact: `<${bobContact}>`, body: sdp(2) }),
+      ctx.engine.sipPort,
+    );
+    const ok = await ctx.peer.response(200, "INVITE");
+    expect(ok.headers.getAll("record-route")).toEqual([rr]);
+    await until(() => results !== undefined);
+    expect(results).toMatchObject({ connected: true, finalStatus: 200 });
+    const fromTag = tagOf(ok.headers.get("from") ?? "") ?? "";
+    const alice = `sip:alice@127.0.0.1:${ctx.peer.port}`;
+    // the caller's requests: to bob's Contact, through the route set the 200 gave it
+    const fromAlice = (method: string, cseq: number, body?: string): void =>
+      ctx.peer.send(
+        request({
+          method,
+          uri: bobContact,
+          peerPort: ctx.peer.port,
+          callId,
+          cseq,
+          fromTag,
+          toTag: "b1",
+          extra: [`Route: ${rr}`],
+          ...(body === undefined ? {} : { body }),
+        }),
+        ctx.engine.sipPort,
+      );
+    fromAlice("ACK", 1);
+    const ack = await bob.request("ACK");
+    expect(ack.uri).toBe(bobContact);
+    expect(ack.headers.get("route")).toBeUndefined();
+    expect(ack.headers.getAll("via")).toHaveLength(2);
+    fromAlice("INVITE", 2, sdp(1002));
+    const reinvite = await bob.request("INVITE");
+    expect(reinvite.headers.get("route")).toBeUndefined();
+    expect(Number(reinvite.headers.get("max-forwards"))).toBe(69);
+    bob.send(respond(reinvite, 200, "OK", { contact: `<${bobContact}>`, body: sdp(2) }), ctx.engine.sipPort);
+    const reOk = await ctx.peer.response(200, "INVITE");
+    expect(reOk.headers.getAll("via")).toHaveLength(1);
+    fromAlice("ACK", 2);
+    await bob.request("ACK");
+    // the callee hangs up: its BYE goes to the caller's Contact through the Record-Route, in order
+    bob.send(
+      request({
+        method: "BYE",
+        uri: alice,
+        peerPort: bob.port,
+        callId,
+        cseq: 1,
+        fromTag: "b1",
+        toTag: fromTag,
+        extra: [`Route: ${rr}`],
+      }),
+      ctx.engine.sipPort,
+    );
+    const bye = await ctx.peer.request("BYE");
+    expect(bye.uri).toBe(alice);
+    ctx.peer.send(respond(bye, 200, "OK"), ctx.engine.sipPort);
+    await bob.response(200, "BYE");
+    await until(() => cdrs.length >= 2);
+    expect(cdrs).toEqual(["stop network normal-release", "stop application normal-release"]);
+    // nothing of it came back as 481, and no call stayed behind in the engine
+    expect(await ctx.peer.sees((r) => r.msg.kind === "response" && r.msg.status === 481, 200)).toBe(false);
+    expect(ctx.engine.stats().dialogs).toBe(0);
+  });
+
   it("refuses a request whose Max-Forwards is used up with NOK (483 upstream)", async () => {
     const ctx = await setup();
     let failure: string | undefined;

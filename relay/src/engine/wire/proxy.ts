@@ -4,8 +4,8 @@
 // branch's final response to the app (`response|<msgId>|OK|<meta>|||continue` + raw), then `OK|done` once the
 // upstream final is sent. Provisional responses are relayed upstream but not reported. Refusals are `NOK|<reason>`
 // with drachtio's texts. CDRs: attempt per INVITE branch, start/stop per branch (proxy-uac) and upstream (proxy-uas).
-// remainInDialog is accepted but no Record-Route is added, so requests later in the dialog go end to end without
-// the engine; followRedirects and the provisional/final timeouts are not implemented.
+// remainInDialog (srf's recordRoute) inserts our Record-Route, and wire/loose-route.ts routes the dialog's later
+// requests on; followRedirects and the provisional/final timeouts are not implemented.
 import { createResponse, newTag, type SipRequest, type SipResponse } from "../sip/message.ts";
 import type { ClientTransaction, Peer, ServerTransaction, SipStack } from "../stack/index.ts";
 import { formatMeta, metaFor, newId } from "./protocol.ts";
@@ -29,6 +29,11 @@ export interface ProxyOptions {
   simultaneous: boolean;
   /** Extra headers the app asked for on the forwarded request. */
   headers: [string, string][];
+  /**
+   * srf's remainInDialog/recordRoute: the Record-Route values (top first) to insert, so the dialog's later
+   * requests come through the engine (wire/loose-route.ts routes them on); none for REGISTER.
+   */
+  recordRoute?: (from: Peer, to: Peer) => string[];
 }
 
 /**
@@ -115,6 +120,11 @@ export class ProxyOperation {
     const mf = Number.parseInt(headers.get("max-forwards") ?? "70", 10);
     headers.set("Max-Forwards", String(Number.isFinite(mf) ? mf - 1 : 69));
     for (const [name, value] of this.opts.headers) headers.set(name, value);
+    // RFC 3261 §16.6 step 4: ours go on top of any Record-Route already there, the one facing `dest` topmost
+    if (this.opts.recordRoute !== undefined && orig.method !== "REGISTER") {
+      const rr = this.opts.recordRoute(this.st.source, dest);
+      for (let i = rr.length - 1; i >= 0; i--) headers.prepend("Record-Route", rr[i] ?? "");
+    }
     const req: SipRequest = { ...orig, uri, headers };
     let ct: ClientTransaction;
     try {
@@ -233,13 +243,13 @@ function rank(status: number): number {
 }
 
 /** The response as it goes upstream: without our Via (the top one). */
-function upstream(res: SipResponse): SipResponse {
+export function upstream(res: SipResponse): SipResponse {
   const headers = res.headers.clone();
   headers.removeFirst("via");
   return { ...res, headers };
 }
 
 /** A response of our own to the proxied request. */
-function upstreamStatus(req: SipRequest, status: number, reason?: string): SipResponse {
+export function upstreamStatus(req: SipRequest, status: number, reason?: string): SipResponse {
   return createResponse(req, status, reason, { toTag: newTag() });
 }

@@ -43,6 +43,7 @@ import type {
   SipStack,
 } from "../stack/index.ts";
 import { parseAppSip } from "./app-sip.ts";
+import { type Cancelable, LooseRouter } from "./loose-route.ts";
 import {
   type AppMessage,
   metaFor,
@@ -142,8 +143,9 @@ export class Relay implements AppHandler {
   /** server transaction id → NetTxn, to find the app for a CANCEL */
   private readonly netByStId = new Map<string, NetTxn>();
   private readonly appTxns = new Map<string, AppTxn>();
-  /** server transaction id → proxy operation forwarding that request */
-  private readonly proxies = new Map<string, ProxyOperation>();
+  /** server transaction id → proxy operation (or loose-routed re-INVITE) forwarding that request */
+  private readonly proxies = new Map<string, Cancelable>();
+  private readonly looseRouter: LooseRouter;
   private admin: AdminServer | undefined;
   private closing = false;
   /** Addresses of this host's interfaces, for loop detection when the stack listens on a wildcard address. */
@@ -160,6 +162,11 @@ export class Relay implements AppHandler {
     private readonly stack: SipStack,
     private readonly log: RelayLogger,
   ) {
+    this.looseRouter = new LooseRouter(
+      stack,
+      (type, source, raw, extra) => this.cdr(type, source, raw, extra),
+      this.proxies,
+    );
     stack.on("request", (st, msg) => this.onRequest(st, msg));
     stack.on("ack", (ack) => this.onAck(ack));
     stack.on("cancel", (st, cancel) => this.onCancel(st, cancel));
@@ -260,6 +267,8 @@ export class Relay implements AppHandler {
   }
 
   private onInDialogRequest(st: ServerTransaction, msg: IncomingRequest, toTag: string): void {
+    // in a dialog we record-routed as a proxy: it goes on, no app sees it
+    if (this.looseRouter.forward(st, msg)) return;
     const req = msg.request;
     const d = this.dialogs.match(req.headers.get("call-id") ?? "", toTag);
     if (d === undefined || d.app.closed) {
@@ -417,6 +426,7 @@ export class Relay implements AppHandler {
     const req = ack.request;
     const toTag = tagOf(req.headers.get("to"));
     if (toTag === undefined) return;
+    if (this.looseRouter.forwardAck(ack)) return;
     const d = this.dialogs.match(req.headers.get("call-id") ?? "", toTag);
     if (d === undefined || d.app.closed) return;
     const seq = parseCSeq(req.headers.get("cseq") ?? "")?.seq;
@@ -459,7 +469,7 @@ export class Relay implements AppHandler {
    * <finalTimeout>|<destination>...` — the app hands a received request back to be proxied.
    */
   onProxy(app: AppSession, msg: AppMessage): void {
-    const [txnId = "", , , , mode = "serial", , , ...destinations] = msg.args;
+    const [txnId = "", remainInDialog, , , mode = "serial", , , ...destinations] = msg.args;
     const txn = this.netTxns.get(txnId);
     if (txn === undefined || txn.app !== app) {
       // srf's proxy callback only treats "NOK" as a failure (anything else is parsed as a SIP response)
@@ -481,7 +491,16 @@ export class Relay implements AppHandler {
       this.stack,
       st,
       app,
-      { msgId: msg.msgId, txnId, destinations, simultaneous: mode === "simultaneous", headers: extra },
+      {
+        msgId: msg.msgId,
+        txnId,
+        destinations,
+        simultaneous: mode === "simultaneous",
+        headers: extra,
+        ...(remainInDialog === "remainInDialog"
+          ? { recordRoute: (from: Peer, to: Peer) => this.looseRouter.recordRoute(from, to) }
+          : {}),
+      },
       () => this.proxies.delete(st.id),
       (type, source, raw, extra) => this.cdr(type, source, raw, extra),
     );
