@@ -1,11 +1,28 @@
-// Relay entry point: runs the built-in SIP engine and the drachtio-srf application in one process. With
-// DRACHTIO_HOST set, the application connects to that external drachtio-server instead and no engine starts.
-// (For now the application only answers OPTIONS; the PBX logic arrives in a later issue.)
+/**
+ * `npm run relay`: the on-prem relay in one process — the built-in SIP engine (or
+ * an external drachtio-server with DRACHTIO_HOST), rtpengine as a supervised child
+ * (or an external one with RTPENGINE_NG), the relay's libSQL file, the link to the
+ * edge, the PBX application and its metrics. Every variable is validated before
+ * anything starts; SIGTERM/SIGINT end calls and subscriptions and flush state.
+ */
+import { mkdir } from "node:fs/promises";
+import { createDb, migrate } from "@gosip/drizzle";
+import { createClient } from "@libsql/client";
 import Srf from "drachtio-srf";
+import pino from "pino";
 import { z } from "zod";
+import { loadRelayConfig } from "./config.ts";
 import { closeOnSignal, exitOnStartFailure } from "./engine/cli.ts";
 import { ConfigError, loadEngineConfig } from "./engine/config.ts";
-import { type Engine, startEngine } from "./engine/index.ts";
+import { ENGINE_VERSION, type Engine, startEngine } from "./engine/index.ts";
+import { startPbx } from "./pbx/app.ts";
+import type { LocalSip } from "./pbx/context.ts";
+import { MediaService } from "./pbx/media/media.ts";
+import { type RtpengineProcess, startRtpengine } from "./pbx/media/rtpengine-process.ts";
+import { createMetricsRegistry, type MetricsServer, serveMetrics } from "./pbx/metrics.ts";
+import { startSync } from "./pbx/sync/index.ts";
+
+const SOFTWARE = "gosip-relay/0.1.0";
 
 const externalSchema = z.object({
   DRACHTIO_HOST: z.string().min(1),
@@ -32,27 +49,40 @@ interface Target {
   secret: string;
 }
 
-/** The minimal application: answers OPTIONS keepalives/probes with 200. */
-function installApp(srf: Srf): void {
-  srf.use("options", (_req, res) => res.send(200));
-}
-
-function connectApp(target: Target): Promise<Srf> {
+/** Connects srf; resolves with the engine's SIP host-ports as its connect event reports them. */
+function connectApp(target: Target, log: pino.Logger): Promise<{ srf: Srf; hostports: string[] }> {
   const srf = new Srf();
-  installApp(srf);
-  srf.on("error", (err: Error) => console.error(`drachtio connection error: ${err.message}`));
+  srf.on("error", (err: Error) => log.error({ err: err.message }, "drachtio connection error"));
   return new Promise((resolve, reject) => {
-    srf.on("connect", (err: Error | null) => {
-      if (err) reject(err);
-      else resolve(srf);
+    (srf.on.bind(srf) as (e: string, fn: (...a: unknown[]) => void) => void)("connect", (err, hostport) => {
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else
+        resolve({
+          srf,
+          hostports: String(hostport ?? "")
+            .split(",")
+            .filter((h) => h.length > 0),
+        });
     });
     void srf.connect({ host: target.host, port: target.port, secret: target.secret });
   });
 }
 
+/** The relay's own address for Contact headers and SDP: the first UDP host-port the engine reports. */
+function localSip(hostports: readonly string[]): LocalSip {
+  const first = hostports.find((h) => h.startsWith("udp/")) ?? hostports[0] ?? "udp/127.0.0.1:5060";
+  const m = /^[a-z]+\/(\[[^\]]+\]|[^:]+):(\d+)$/.exec(first);
+  return {
+    host: (m?.[1] ?? "127.0.0.1").replace(/^\[|\]$/g, ""),
+    port: Number(m?.[2] ?? 5060),
+    hostports,
+  };
+}
+
 async function main(): Promise<void> {
-  let engine: Engine | undefined;
-  let target: Target;
+  const cfg = loadRelayConfig();
+  let engineTarget: Target;
+  let engineOpts: ReturnType<typeof loadEngineConfig> | undefined;
   if (process.env.DRACHTIO_HOST) {
     const r = externalSchema.safeParse(process.env);
     if (!r.success)
@@ -60,19 +90,128 @@ async function main(): Promise<void> {
         r.error.issues.map((i) => i.message),
         "relay (external drachtio-server)",
       );
-    target = { host: r.data.DRACHTIO_HOST, port: r.data.DRACHTIO_PORT, secret: r.data.DRACHTIO_SECRET };
+    engineTarget = { host: r.data.DRACHTIO_HOST, port: r.data.DRACHTIO_PORT, secret: r.data.DRACHTIO_SECRET };
   } else {
-    const opts = loadEngineConfig();
-    engine = await startEngine(opts);
-    target = { host: "127.0.0.1", port: engine.adminPort, secret: opts.secret };
+    engineOpts = loadEngineConfig();
+    engineTarget = { host: "127.0.0.1", port: 0, secret: engineOpts.secret };
   }
-  const srf = await connectApp(target);
-  console.log(
-    `relay: application connected to ${engine ? "the built-in engine" : target.host}:${target.port}`,
+  const log = pino({ name: "relay", level: process.env.LOG_LEVEL ?? "info" });
+
+  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  await mkdir(cfg.recordingDir, { recursive: true });
+  const client = createClient({ url: cfg.databaseUrl });
+  await migrate(client);
+  const db = createDb(client);
+
+  let engine: Engine | undefined;
+  if (engineOpts) {
+    engine = await startEngine(engineOpts);
+    engineTarget.port = engine.adminPort;
+  }
+  const { srf, hostports } = await connectApp(engineTarget, log);
+  const local = localSip(hostports);
+
+  let rtpengine: RtpengineProcess | undefined;
+  const rtpAddress = cfg.rtp.address ?? local.host;
+  if (!cfg.rtp.external) {
+    rtpengine = await startRtpengine({
+      interface: rtpAddress,
+      ...(cfg.rtp.externalAddress ? { advertiseAddress: cfg.rtp.externalAddress } : {}),
+      ...(cfg.rtp.binary ? { binary: cfg.rtp.binary } : {}),
+      portMin: cfg.rtp.portMin,
+      portMax: cfg.rtp.portMax,
+      recordingDir: cfg.recordingDir,
+      logger: log,
+    });
+  }
+  const ng = cfg.rtp.external ?? rtpengine?.ng ?? { host: "127.0.0.1", port: 22222 };
+  const media = new MediaService({ ng, recordingDir: cfg.recordingDir, logger: log });
+  await media.ping();
+
+  const sync = await startSync({
+    db,
+    log,
+    ...(cfg.edgeUrl ? { edgeUrl: cfg.edgeUrl } : {}),
+    ...(cfg.relayToken ? { relayToken: cfg.relayToken } : {}),
+    software: `${SOFTWARE} (${engine ? `engine ${ENGINE_VERSION}` : "drachtio-server"})`,
+    hostports,
+  });
+
+  const pbx = await startPbx(
+    srf,
+    {
+      log,
+      db,
+      directory: sync.directory,
+      events: sync.events,
+      commands: sync.commands,
+      local,
+      options: {
+        ...(cfg.twilioSipProxy ? { twilioSipProxy: cfg.twilioSipProxy } : {}),
+        natExpires: cfg.natExpires,
+        keepaliveIntervalMs: cfg.keepaliveIntervalMs,
+        recordingDir: cfg.recordingDir,
+        ringTimeoutSeconds: cfg.ringTimeoutSeconds,
+      },
+      now: Date.now,
+    },
+    {
+      media,
+      ...(rtpengine ? { rtpengine } : {}),
+      ...(engineOpts?.localNetworks ? { trustedNetworks: engineOpts.localNetworks } : {}),
+    },
   );
+
+  let metrics: MetricsServer | undefined;
+  if (cfg.metricsPort > 0) {
+    const registry = createMetricsRegistry({
+      registrations: () => pbx.registrar.all().length,
+      activeCalls: () => pbx.calls.size,
+      rtpengineSessions: () => media.activeCalls,
+      rtpengineRestarts: () => rtpengine?.restarts ?? 0,
+      bans: () => pbx.defence.listBans().length,
+      outboxDepth: () => sync.status().outboxDepth,
+      edgeConnected: () => sync.status().connected,
+      ...(engine
+        ? {
+            sip: () => {
+              const s = (engine as Engine).stats();
+              return {
+                received: s.stack.received,
+                sent: s.stack.sent,
+                parseErrors: s.stack.parseErrors,
+                dropped: s.stack.dropped,
+                transactions: s.stack.serverTransactions + s.stack.clientTransactions,
+              };
+            },
+          }
+        : {}),
+    });
+    metrics = await serveMetrics(registry, cfg.metricsHost, cfg.metricsPort).catch((err: unknown) => {
+      log.warn({ err: String(err), port: cfg.metricsPort }, "metrics listener could not start");
+      return undefined;
+    });
+  }
+
+  log.info(
+    {
+      sip: hostports,
+      rtp: { address: rtpAddress, ports: `${cfg.rtp.portMin}-${cfg.rtp.portMax}`, ng },
+      edge: cfg.edgeUrl ?? null,
+      metricsPort: metrics?.port ?? null,
+    },
+    "relay started",
+  );
+
   closeOnSignal(async () => {
+    log.info("relay stopping");
+    await pbx.close();
+    await sync.close();
+    await metrics?.close();
     srf.disconnect();
+    await rtpengine?.stop();
     await engine?.close();
+    client.close();
   });
 }
 
