@@ -10,7 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dominantFrequency } from "../../testing/rtp-audio.ts";
 import { type RtpPeer as Peer, RtpPeer, sdpDirection, sdpMediaTarget } from "../../testing/rtp-peer.ts";
 import { MediaError, MediaService } from "./media.ts";
-import { pcapToWav, readWav, recordingComplete } from "./recording-file.ts";
+import {
+  pcapToWav,
+  readWav,
+  recordingComplete,
+  recordingMetadataPath,
+  removeRecordingFiles,
+} from "./recording-file.ts";
 import { type RtpengineProcess, startRtpengine } from "./rtpengine-process.ts";
 
 let rtpe: RtpengineProcess;
@@ -373,7 +379,10 @@ describe("advertised address", () => {
     } finally {
       a.close();
       svc.close();
+      const pid = ext.pid;
       await ext.stop();
+      // stop() ends the daemon for good: the pid is gone and no restart follows.
+      expect(() => process.kill(pid ?? 0, 0)).toThrow();
     }
     expect(ext.pid).toBeUndefined();
   });
@@ -413,6 +422,38 @@ describe("recording", () => {
     } finally {
       await endCall(c);
     }
+  });
+
+  it("a call offered with record: true is recorded from its first packet, SDPs in the metadata", async () => {
+    const a = await RtpPeer.open();
+    const b = await RtpPeer.open();
+    const callId = `recorded-${++callSeq}`;
+    const offered = await media.offer({ callId, fromTag: "a", sdp: a.sdp(), record: true });
+    const answered = await media.answer({ callId, fromTag: "a", toTag: "b", sdp: b.sdp() });
+    const [pcap] = await media.pcapsOf(callId);
+    expect(pcap).toBeDefined();
+    const callerPorts = [sdpMediaTarget(answered.sdp).port];
+    await Promise.all([
+      a.sendTone(440, 400, sdpMediaTarget(answered.sdp)),
+      b.sendTone(1000, 400, sdpMediaTarget(offered.sdp)),
+    ]);
+    await settle(() => a.received().audioPackets >= 20 && b.received().audioPackets >= 20);
+    expect(await media.delete(callId)).toBe(true);
+    a.close();
+    b.close();
+    const path = pcap ?? "";
+    const meta = await readFile(recordingMetadataPath(path), "utf8");
+    expect(meta.split("\n")[0]).toBe(path);
+    expect(meta).toContain("SDP mode: offer");
+    expect(meta).toContain("SDP mode: answer");
+    const wav = await pcapToWav(path, join(recordingDir, "recorded.wav"), { callerPorts });
+    expect(wav.packets).toEqual({ caller: 20, callee: 20 });
+    const [left, right] = readWav(await readFile(wav.wavPath)).channels;
+    expect(Math.abs((dominantFrequency(left ?? new Int16Array()) ?? 0) - 440)).toBeLessThanOrEqual(3);
+    expect(Math.abs((dominantFrequency(right ?? new Int16Array()) ?? 0) - 1000)).toBeLessThanOrEqual(3);
+    await removeRecordingFiles(path);
+    expect(await recordingComplete(path)).toBe(false);
+    expect(await media.pcapsOf(callId)).toEqual([]);
   });
 
   it("a recording still running when the call is deleted is finished by the delete", async () => {

@@ -15,7 +15,7 @@
 //    <dir>/metadata/rtpengine-meta-<call-id>-<16 hex>.txt, before rtpengine answers the command. So once stopRecording (or
 //    delete) has returned, or that .txt exists, the pcap is complete.
 import { createHash } from "node:crypto";
-import { access, readFile, writeFile } from "node:fs/promises";
+import { access, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { codecOfPayloadType, decodeG711 } from "./g711.ts";
 
@@ -290,4 +290,10 @@ export async function recordingComplete(pcapPath: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Deletes rtpengine's files of one finished recording (the pcap and its metadata), once the WAV is safe. */
+export async function removeRecordingFiles(pcapPath: string): Promise<void> {
+  await rm(pcapPath, { force: true });
+  await rm(recordingMetadataPath(pcapPath), { force: true });
 }
