@@ -98,6 +98,8 @@ export interface CallRig {
   events: MemoryEventSink;
   commands: MemoryCommandBus;
   calls: Calls;
+  /** The relay's share of each call's setup (INVITE in → INVITE out), ms, in call order. */
+  setupTimes: number[];
   /** A phone at the world engine, registered (in the fake location) as a contact of `device`. */
   phone(device: SyncDevice, behaviour: PhoneBehaviour, suffix?: string): Phone;
   /** What the SIP Domain does: answer (default) or reject with a status. */
@@ -108,7 +110,6 @@ export interface CallRig {
     as: { device: SyncDevice; password: string } | { trunk: true; from: string; callSid?: string },
     opts?: { cancelAfterMs?: number },
   ): Promise<Leg>;
-  /** The relay-side INVITE sent/received times for setup-latency figures (ms, performance.now()). */
   close(): Promise<void>;
 }
 
@@ -147,6 +148,7 @@ export async function startCallRig(opts: RigOptions): Promise<CallRig> {
   const world = await startTestEngine();
   const relay = await startTestEngine();
   let calls: Calls | undefined;
+  const setupTimes: number[] = [];
   const ctx: PbxContext = {
     log,
     // The calls feature never touches the database.
@@ -171,6 +173,7 @@ export async function startCallRig(opts: RigOptions): Promise<CallRig> {
     calls = installCalls(srf, ctx, {
       media: opts.wrapMedia ? opts.wrapMedia(media) : media,
       rtpengine: rtpengine as MediaSupervisor,
+      onSetup: (ms) => setupTimes.push(ms),
     });
   });
   if (!calls) throw new Error("calls not installed");
@@ -275,6 +278,7 @@ export async function startCallRig(opts: RigOptions): Promise<CallRig> {
     events,
     commands,
     calls,
+    setupTimes,
     domain,
     phone(device, behaviour, suffix = "") {
       const user = `${device.sipUsername}${suffix}`;
