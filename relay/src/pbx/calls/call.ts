@@ -75,6 +75,8 @@ export interface CallDeps {
   emit(event: RelayEvent): void;
   /** Called once the call is over (after its CDR was emitted). */
   onFinished(call: Call): void;
+  /** Told once per call: ms from the INVITE's arrival to the first branch's INVITE handed to the engine. */
+  onSetup?: (ms: number) => void;
 }
 
 type CreateUac = (
@@ -132,6 +134,9 @@ export class Call {
   private ringTimer: NodeJS.Timeout | undefined;
   private finished = false;
   private readonly log: Logger;
+  /** performance.now() when the INVITE arrived, for the relay's share of call setup. */
+  private readonly arrived = performance.now();
+  private setupReported = false;
   private readonly done: Promise<void>;
   private resolveDone: () => void = () => undefined;
 
@@ -222,6 +227,10 @@ export class Call {
         if (err || !req) return;
         branch.req = req;
         this.ladder.add(branch.leg, "out", "INVITE");
+        if (!this.setupReported) {
+          this.setupReported = true;
+          this.deps.onSetup?.(performance.now() - this.arrived);
+        }
         if (branch.cancel) this.sendCancel(branch);
       },
       cbProvisional: (res) => this.onProvisional(branch, res),

@@ -10,6 +10,7 @@ import type Srf from "drachtio-srf";
 import { callerOf } from "../auth/middleware.ts";
 import { CommandError, type Contact, type PbxContext } from "../context.ts";
 import { classifyDialled, type FeatureCode } from "../dialplan/dialplan.ts";
+import { contactTarget } from "../registrar/target.ts";
 import { type BranchTarget, Call, type CallMedia, type CallSetup } from "./call.ts";
 import { partyOf } from "./cdr.ts";
 
@@ -27,6 +28,8 @@ export interface CallsDeps {
   media: CallMedia;
   /** rtpengine's process supervisor: its 'exit' ends every live call (rtpengine lost their sessions). */
   rtpengine?: MediaSupervisor;
+  /** Told the relay's own share of each call's setup: INVITE in → first INVITE out, ms (metrics, benchmarks). */
+  onSetup?: (ms: number) => void;
 }
 
 /** A live call as other features see it. */
@@ -56,15 +59,6 @@ export interface Calls {
   close(): Promise<void>;
 }
 
-/** Where to send a request to a registered contact: its URI, through the address its REGISTER came from (NAT). */
-export function contactTarget(contact: Contact): { uri: string; proxy: string } {
-  const host = contact.sourceAddress.includes(":") ? `[${contact.sourceAddress}]` : contact.sourceAddress;
-  return {
-    uri: contact.contactUri,
-    proxy: `sip:${host}:${contact.sourcePort};transport=${contact.transport}`,
-  };
-}
-
 function quote(name: string): string {
   return `"${name.replace(/["\\\r\n]/g, "")}"`;
 }
@@ -92,7 +86,9 @@ export function installCalls(srf: Srf, ctx: PbxContext, deps: CallsDeps): Calls 
     if (!device.enabled || device.dnd) return [];
     return ctx.location.contactsOf(device.id).map((c) => {
       const t = contactTarget(c);
-      return { uri: t.uri, proxy: t.proxy, headers, deviceId: device.id, sourceAddress: c.sourceAddress };
+      const target: BranchTarget = { uri: t.uri, headers, deviceId: device.id, sourceAddress: c.sourceAddress };
+      if (t.proxy) target.proxy = t.proxy;
+      return target;
     });
   };
 
@@ -114,6 +110,7 @@ export function installCalls(srf: Srf, ctx: PbxContext, deps: CallsDeps): Calls 
         log,
         now: () => ctx.now(),
         emit,
+        ...(deps.onSetup ? { onSetup: deps.onSetup } : {}),
         onFinished: (c) => {
           if (live.get(c.callId) === c) live.delete(c.callId);
         },
