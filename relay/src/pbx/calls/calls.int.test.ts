@@ -333,13 +333,15 @@ describe("the relay's share of call setup", () => {
     expect(failures).toEqual([]);
     const samples = rig.setupTimes.slice(from).sort((a, b) => a - b);
     expect(samples.length).toBe(200);
-    const pct = (p: number) => samples[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))] ?? 0;
+    const pct = (p: number) =>
+      samples[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))] ?? 0;
     console.log(
       `relay setup share (INVITE in -> INVITE out incl. rtpengine offer), 200 calls: p50 ${pct(50).toFixed(2)} ms, p90 ${pct(90).toFixed(2)} ms, p99 ${pct(99).toFixed(2)} ms, max ${pct(100).toFixed(2)} ms`,
     );
     // One at a time: the relay's share without nine other calls in the same event loop (this test process
     // also runs the world engine, its srf app and the RTP peers).
     const seqFrom = rig.setupTimes.length;
+    const offerFrom = rig.offerTimes.length;
     for (let i = 0; i < 50; i++) {
       const leg = await rig.dial("102", { device: alice, password: "alice-secret-1" });
       leg.dialog.destroy();
@@ -347,8 +349,10 @@ describe("the relay's share of call setup", () => {
     }
     const seq = rig.setupTimes.slice(seqFrom).sort((a, b) => a - b);
     const sp = (p: number) => seq[Math.min(seq.length - 1, Math.floor((p / 100) * seq.length))] ?? 0;
+    const offers = rig.offerTimes.slice(offerFrom).sort((a, b) => a - b);
+    const op = (p: number) => offers[Math.min(offers.length - 1, Math.floor((p / 100) * offers.length))] ?? 0;
     console.log(
-      `relay setup share, 50 calls one at a time: p50 ${sp(50).toFixed(2)} ms, p90 ${sp(90).toFixed(2)} ms, p99 ${sp(99).toFixed(2)} ms`,
+      `relay setup share, 50 calls one at a time: p50 ${sp(50).toFixed(2)} ms, p90 ${sp(90).toFixed(2)} ms, p99 ${sp(99).toFixed(2)} ms; of which rtpengine offer p50 ${op(50).toFixed(2)} ms, p99 ${op(99).toFixed(2)} ms`,
     );
     expect(rig.calls.size).toBe(0);
     // A generous bound: the point is that the relay's own share is milliseconds, not seconds.

@@ -86,7 +86,12 @@ export function installCalls(srf: Srf, ctx: PbxContext, deps: CallsDeps): Calls 
     if (!device.enabled || device.dnd) return [];
     return ctx.location.contactsOf(device.id).map((c) => {
       const t = contactTarget(c);
-      const target: BranchTarget = { uri: t.uri, headers, deviceId: device.id, sourceAddress: c.sourceAddress };
+      const target: BranchTarget = {
+        uri: t.uri,
+        headers,
+        deviceId: device.id,
+        sourceAddress: c.sourceAddress,
+      };
       if (t.proxy) target.proxy = t.proxy;
       return target;
     });

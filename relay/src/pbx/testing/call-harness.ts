@@ -100,6 +100,8 @@ export interface CallRig {
   calls: Calls;
   /** The relay's share of each call's setup (INVITE in → INVITE out), ms, in call order. */
   setupTimes: number[];
+  /** How long each rtpengine offer took (part of the setup share), ms. */
+  offerTimes: number[];
   /** A phone at the world engine, registered (in the fake location) as a contact of `device`. */
   phone(device: SyncDevice, behaviour: PhoneBehaviour, suffix?: string): Phone;
   /** What the SIP Domain does: answer (default) or reject with a status. */
@@ -149,6 +151,18 @@ export async function startCallRig(opts: RigOptions): Promise<CallRig> {
   const relay = await startTestEngine();
   let calls: Calls | undefined;
   const setupTimes: number[] = [];
+  const offerTimes: number[] = [];
+  const timedMedia = (m: CallMedia): CallMedia => ({
+    offer: async (p) => {
+      const t = performance.now();
+      const r = await m.offer(p);
+      offerTimes.push(performance.now() - t);
+      return r;
+    },
+    answer: (p) => m.answer(p),
+    delete: (id) => m.delete(id),
+    stats: (id) => m.stats(id),
+  });
   const ctx: PbxContext = {
     log,
     // The calls feature never touches the database.
@@ -171,7 +185,7 @@ export async function startCallRig(opts: RigOptions): Promise<CallRig> {
     for (const mw of authChain(ctx, { authFailed: () => undefined, authSucceeded: () => undefined }))
       srf.use("invite", mw);
     calls = installCalls(srf, ctx, {
-      media: opts.wrapMedia ? opts.wrapMedia(media) : media,
+      media: timedMedia(opts.wrapMedia ? opts.wrapMedia(media) : media),
       rtpengine: rtpengine as MediaSupervisor,
       onSetup: (ms) => setupTimes.push(ms),
     });
@@ -279,6 +293,7 @@ export async function startCallRig(opts: RigOptions): Promise<CallRig> {
     commands,
     calls,
     setupTimes,
+    offerTimes,
     domain,
     phone(device, behaviour, suffix = "") {
       const user = `${device.sipUsername}${suffix}`;
