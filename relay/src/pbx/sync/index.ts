@@ -10,7 +10,8 @@ import type { Logger } from "pino";
 import { CommandRouter } from "./commands.ts";
 import { LocalDirectory } from "./directory.ts";
 import { EdgeLink, type EdgeLinkStatus, type EdgeLinkTimings } from "./edge-link.ts";
-import { Outbox } from "./outbox.ts";
+import { tuneRelayDatabase } from "./local-db.ts";
+import { Outbox, type OutboxOptions } from "./outbox.ts";
 
 export { type CommandHook, type CommandResult, CommandRouter } from "./commands.ts";
 export { LocalDirectory } from "./directory.ts";
@@ -23,6 +24,7 @@ export {
   RELAY_CONNECT_PATH,
   relayConnectUrl,
 } from "./edge-link.ts";
+export { tuneRelayDatabase } from "./local-db.ts";
 export { Outbox, type OutboxOptions, type SendFrame } from "./outbox.ts";
 
 export interface SyncOptions {
@@ -40,8 +42,13 @@ export interface SyncOptions {
   now?: () => number;
   /** Link timings (tests shorten them). */
   timings?: Partial<EdgeLinkTimings>;
-  /** Outbox in-flight window (default 100). */
-  window?: number;
+  /** Outbox tuning: in-flight window (default 100), events kept in memory (default 20,000). */
+  outbox?: Pick<OutboxOptions, "window" | "maxTail">;
+  /**
+   * Switch the file to WAL + synchronous=NORMAL first (default true; see local-db.ts):
+   * without it every outbox write blocks the event loop for the fsyncs.
+   */
+  tuneDatabase?: boolean;
 }
 
 export interface Sync {
@@ -64,8 +71,9 @@ export async function startSync(options: SyncOptions): Promise<Sync> {
     throw new Error("RELAY_TOKEN is required with EDGE_URL: create a relay token in the edge's admin UI");
   }
   const syncLog = log.child({ feature: "sync" });
+  if (options.tuneDatabase !== false) await tuneRelayDatabase(db.$client, syncLog);
   const directory = await LocalDirectory.load(db, syncLog, now);
-  const events = new Outbox({ db, log: syncLog, now, ...(options.window ? { window: options.window } : {}) });
+  const events = new Outbox({ ...options.outbox, db, log: syncLog, now });
   const commands = new CommandRouter(syncLog, {
     // The counts are part of the directory (MWI for a phone that subscribes later), so they are
     // stored before the MWI feature's handler sends NOTIFYs.
