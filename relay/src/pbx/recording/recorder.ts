@@ -34,7 +34,7 @@ export type RecordingTrigger = "on_demand" | "device" | "rule";
 
 /** The part of MediaService recording needs. */
 export interface RecordingMedia {
-  startRecording(callId: string): Promise<{ pcapPath?: string }>;
+  startRecording(callId: string): Promise<{ pcapPath?: string; callerPorts?: number[] }>;
   stopRecording(callId: string): Promise<void>;
   pcapsOf(callId: string): Promise<string[]>;
   /** Used to tell the caller's packets from the callee's (stereo channels); optional. */
@@ -244,7 +244,7 @@ export class Recorder {
         this.#active.delete(callId);
         return { status: "skipped", recordingId, reason: "storage_low" };
       }
-      let started: { pcapPath?: string };
+      let started: { pcapPath?: string; callerPorts?: number[] };
       try {
         started = await this.#media.startRecording(callId);
       } catch (err) {
@@ -264,7 +264,7 @@ export class Recorder {
         trigger,
         startedAt,
         pcapPath: started.pcapPath,
-        callerPorts: await this.#callerPorts(callId),
+        callerPorts: started.callerPorts ?? (await this.#callerPorts(callId)),
       };
       await this.#ctx.db.$client.execute({
         sql: `INSERT INTO relay_recordings (id, call_id, device_id, trigger, status, path, started_at, created_at, updated_at)
