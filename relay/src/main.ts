@@ -162,6 +162,12 @@ async function main(): Promise<void> {
     },
   );
 
+  // Calls rtpengine dropped by itself (media timeout, restart) are hung up with a CDR.
+  media.on("lost", (rtpCallId: string) => {
+    for (const call of pbx.calls.all()) if (call.rtpCallId === rtpCallId) call.hangup("relay");
+  });
+  media.watch();
+
   let metrics: MetricsServer | undefined;
   if (cfg.metricsPort > 0) {
     const registry = createMetricsRegistry({
@@ -209,6 +215,7 @@ async function main(): Promise<void> {
     await sync.close();
     await metrics?.close();
     srf.disconnect();
+    media.close();
     await rtpengine?.stop();
     await engine?.close();
     client.close();
