@@ -8,12 +8,16 @@ import { sessionMiddleware } from "./auth/middleware.ts";
 import { authRouter } from "./auth/routes.ts";
 import { setupRouter } from "./auth/setup.ts";
 import { blocklistRouter } from "./blocklist/routes.ts";
+import { cdrsRouter } from "./cdrs/routes.ts";
 import { devicesRouter } from "./devices/routes.ts";
 import { didsRouter } from "./dids/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError } from "./http/errors.ts";
 import type { EdgeDeps } from "./platform/types.ts";
+import { recordingsRouter } from "./recordings/routes.ts";
+import { relayLinkRouter } from "./relay/link-routes.ts";
 import { relayRouter } from "./relay/routes.ts";
+import { relayUploadsRouter } from "./relay/uploads.ts";
 import { rulesRouter } from "./rules/routes.ts";
 import { settingsRouter } from "./settings/routes.ts";
 import { mountApiDocs } from "./system/docs.ts";
@@ -24,6 +28,10 @@ import { usersRouter } from "./users/routes.ts";
 export const API_BODY_LIMIT_BYTES = 256 * 1024;
 
 const BODYLESS_METHODS = new Set(["GET", "HEAD"]);
+
+/** Audio uploads from the relay: streamed, with their own limit (relay/uploads.ts). */
+const isUpload = (method: string, path: string): boolean =>
+  method === "PUT" && path.startsWith("/api/relay/recordings/");
 
 export interface AppOptions {
   /** Resolves the client IP for a request: socket address on Node, CF-Connecting-IP on Workers. */
@@ -46,7 +54,9 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   });
   // GET/HEAD carry no body. Skipping the check for them matters on Node: asking for the body makes
   // @hono/node-server build a full fetch Request (and AbortController) that a GET never needs.
-  app.use("/api/*", (c, next) => (BODYLESS_METHODS.has(c.req.method) ? next() : limitBody(c, next)));
+  app.use("/api/*", (c, next) =>
+    BODYLESS_METHODS.has(c.req.method) || isUpload(c.req.method, c.req.path) ? next() : limitBody(c, next),
+  );
   app.use("*", sessionMiddleware);
   app.route("/api/setup", setupRouter);
   app.route("/api/auth", authRouter);
@@ -55,6 +65,10 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   app.route("/api/users", usersRouter);
   app.route("/api/devices", devicesRouter);
   app.route("/api/relay", relayRouter);
+  app.route("/api/relay", relayLinkRouter);
+  app.route("/api/relay", relayUploadsRouter);
+  app.route("/api/cdrs", cdrsRouter);
+  app.route("/api/recordings", recordingsRouter);
   app.route("/api/blocklist", blocklistRouter);
   app.route("/api/dids", didsRouter);
   app.route("/api/routes", rulesRouter);

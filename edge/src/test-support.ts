@@ -15,11 +15,13 @@ import { createApp } from "./app.ts";
 import { CSRF_HEADER, CSRF_HEADER_VALUE } from "./auth/middleware.ts";
 import { hashPassword, type ScryptParams } from "./auth/password.ts";
 import { createSession, SESSION_COOKIE } from "./auth/sessions.ts";
+import { FsBlobStore } from "./blobs/fs.ts";
 import { loadConfig } from "./config.ts";
 import type { AppEnv, Role } from "./env.ts";
 import { openNodeClient } from "./platform/node/database.ts";
 import type { Clock, EdgeDeps, Logger } from "./platform/types.ts";
 import { systemClock } from "./platform/types.ts";
+import { NodeRelayLink } from "./relay/node-link.ts";
 
 /** Client IP that `request()` reports when the test does not choose one. */
 export const TEST_CLIENT_IP = "192.0.2.10";
@@ -89,7 +91,15 @@ export async function createTestEdge(opts: TestEdgeOptions = {}): Promise<TestEd
     warn: (data, msg) => logs.push({ level: "warn", data, msg }),
     error: (data, msg) => logs.push({ level: "error", data, msg }),
   };
-  const deps: EdgeDeps = { db, clock: opts.clock ?? systemClock, config, logger, runtime: "node" };
+  const deps: EdgeDeps = {
+    db,
+    clock: opts.clock ?? systemClock,
+    config,
+    logger,
+    runtime: "node",
+    relayChannel: new NodeRelayLink(),
+    blobs: new FsBlobStore(join(dataDir, "blobs")),
+  };
   const app = createApp(deps, {
     clientIp: (_req, env) => {
       const ip = (env as { clientIp?: unknown } | undefined)?.clientIp;

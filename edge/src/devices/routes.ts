@@ -5,9 +5,17 @@
  * reset-password) and stored only as HA1 (MD5 and SHA-256) under the
  * installation's fixed realm.
  */
-import { computeDeviceHa1, type Db, devices, outboundPolicySchema, publicDeviceSchema } from "@gosip/drizzle";
+import {
+  computeDeviceHa1,
+  type Db,
+  devices,
+  outboundPolicySchema,
+  publicDeviceSchema,
+  registrations,
+  sipTransports,
+} from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
-import { eq, sql } from "drizzle-orm";
+import { desc, eq, sql } from "drizzle-orm";
 import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
 import type { AuthUser } from "../env.ts";
 import { AppError, badRequest, conflict, notFound } from "../http/errors.ts";
@@ -28,6 +36,7 @@ import {
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
 import type { SelectedRow } from "../http/selected-rows.ts";
+import { pushDevices } from "../relay/push.ts";
 import { allocateExtension, extensionSchema, generateSipPassword, getSipRealm } from "./credentials.ts";
 import { deviceReferences } from "./references.ts";
 
@@ -36,6 +45,53 @@ export const deviceSchema = publicDeviceSchema
   .extend({ outboundPolicy: outboundPolicySchema, createdAt: isoTimestamp, updatedAt: isoTimestamp })
   .openapi("Device");
 export type DeviceDto = z.infer<typeof deviceSchema>;
+
+/** A contact the device registered, as the relay reported it. */
+export const deviceRegistrationSchema = z
+  .object({
+    contactUri: z.string(),
+    transport: z.enum(sipTransports),
+    sourceAddress: z
+      .string()
+      .openapi({ description: "Where the REGISTER came from (differs from the Contact behind NAT)" }),
+    sourcePort: z.int(),
+    userAgent: z.string().nullable(),
+    expiresAt: isoTimestamp,
+    lastSeenAt: isoTimestamp,
+    online: z.boolean().openapi({ description: "Not expired yet" }),
+  })
+  .openapi("DeviceRegistration");
+
+const deviceDetailSchema = deviceSchema
+  .extend({ registrations: z.array(deviceRegistrationSchema) })
+  .openapi("DeviceDetail");
+
+/** The device's current contacts, most recently seen first. */
+async function deviceRegistrations(
+  db: Db,
+  deviceId: string,
+  now: number,
+): Promise<z.infer<typeof deviceRegistrationSchema>[]> {
+  const rows = await db
+    .select({
+      contactUri: registrations.contactUri,
+      transport: registrations.transport,
+      sourceAddress: registrations.sourceAddress,
+      sourcePort: registrations.sourcePort,
+      userAgent: registrations.userAgent,
+      expiresAt: registrations.expiresAt,
+      lastSeenAt: registrations.lastSeenAt,
+    })
+    .from(registrations)
+    .where(eq(registrations.deviceId, deviceId))
+    .orderBy(desc(registrations.lastSeenAt));
+  return rows.map((r) => ({
+    ...r,
+    expiresAt: iso(r.expiresAt),
+    lastSeenAt: iso(r.lastSeenAt),
+    online: r.expiresAt.getTime() > now,
+  }));
+}
 
 const withPassword = deviceSchema
   .extend({
@@ -198,10 +254,10 @@ const getRoute = createRoute({
   method: "get",
   path: "/{id}",
   tags: ["devices"],
-  summary: "Get a device",
+  summary: "Get a device, with its current registrations",
   middleware: [requireUser] as const,
   request: { params: idParams },
-  responses: { 200: jsonResponse(deviceSchema, "The device"), ...errorResponses(401, 404) },
+  responses: { 200: jsonResponse(deviceDetailSchema, "The device"), ...errorResponses(401, 404) },
 });
 
 const updateRoute = createRoute({
@@ -283,6 +339,8 @@ export const devicesRouter = createRouter()
             .returning(deviceColumns),
         );
         if (!row) throw new Error("insert returned no row");
+        // The relay learns the credentials now, so the phone can register right away.
+        await pushDevices(c.get("deps"), { upsert: [row.id] });
         return c.json({ ...toDeviceDto(row), sipPassword }, 201);
       } catch (err) {
         const mapped = deviceWriteError(err, extension);
@@ -295,8 +353,10 @@ export const devicesRouter = createRouter()
     }
   })
   .openapi(getRoute, async (c) => {
-    const row = await findVisibleDevice(c.get("deps").db, currentUser(c), c.req.valid("param").id);
-    return c.json(toDeviceDto(row), 200);
+    const deps = c.get("deps");
+    const row = await findVisibleDevice(deps.db, currentUser(c), c.req.valid("param").id);
+    const contacts = await deviceRegistrations(deps.db, row.id, deps.clock.now());
+    return c.json({ ...toDeviceDto(row), registrations: contacts }, 200);
   })
   .openapi(updateRoute, async (c) => {
     const me = currentUser(c);
@@ -314,6 +374,7 @@ export const devicesRouter = createRouter()
         db.update(devices).set(patch).where(eq(devices.id, current.id)).returning(deviceColumns),
       );
       if (!row) throw notFound("Device");
+      await pushDevices(c.get("deps"), { upsert: [row.id] });
       return c.json(toDeviceDto(row), 200);
     } catch (err) {
       throw deviceWriteError(err, body.extension) ?? err;
@@ -330,6 +391,7 @@ export const devicesRouter = createRouter()
       throw conflict("The device is still a ring target; remove it from these first", { references: refs });
     }
     await db.delete(devices).where(eq(devices.id, current.id));
+    await pushDevices(c.get("deps"), { remove: [current.id] });
     return c.body(null, 204);
   })
   .openapi(resetRoute, async (c) => {
@@ -345,5 +407,7 @@ export const devicesRouter = createRouter()
         .returning(deviceColumns),
     );
     if (!row) throw notFound("Device");
+    // The old password stops working on the relay now, not at its next reconnect.
+    await pushDevices(c.get("deps"), { upsert: [row.id] });
     return c.json({ ...toDeviceDto(row), sipPassword }, 200);
   });

@@ -23,6 +23,7 @@ import {
   uniqueOr409,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
+import { pushAllDevicesAndSettings } from "../relay/push.ts";
 
 export const didSchema = selectDidSchema
   .extend({ createdAt: isoTimestamp, updatedAt: isoTimestamp })
@@ -147,6 +148,8 @@ export const didsRouter = createRouter()
       await assertDevicesExist(db, body.defaultTargets.deviceIds, "defaultTargets.deviceIds");
     const [row] = await uniqueOr409(() => db.insert(dids).values(body).returning(), duplicate);
     if (!row) throw new Error("insert returned no row");
+    // Devices' outbound caller ID follows the DIDs.
+    await pushAllDevicesAndSettings(c.get("deps"));
     return c.json(toDto(row), 201);
   })
   .openapi(getRoute, async (c) => {
@@ -167,9 +170,11 @@ export const didsRouter = createRouter()
       duplicate,
     );
     if (!row) throw notFound("DID");
+    await pushAllDevicesAndSettings(c.get("deps"));
     return c.json(toDto(row), 200);
   })
   .openapi(deleteRoute, async (c) => {
     await deleteByIdOr404(c.get("deps").db, dids, c.req.valid("param").id, "DID");
+    await pushAllDevicesAndSettings(c.get("deps"));
     return c.body(null, 204);
   });

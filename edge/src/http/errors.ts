@@ -21,6 +21,8 @@ export type ErrorCode =
   | "payload_too_large"
   | "rate_limited"
   | "setup_closed"
+  | "range_not_satisfiable"
+  | "unavailable"
   | "internal";
 
 export interface ErrorBody {
@@ -58,7 +60,9 @@ const statusCodes: Partial<Record<number, ErrorCode>> = {
   409: "conflict",
   413: "payload_too_large",
   423: "locked",
+  416: "range_not_satisfiable",
   429: "rate_limited",
+  503: "unavailable",
 };
 
 /** hono onError handler: maps typed errors, hides everything else behind a generic 500. */

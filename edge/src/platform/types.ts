@@ -2,7 +2,8 @@
  * The few platform seams of the edge. Everything outside `platform/` receives
  * these through `EdgeDeps` and never asks which runtime it runs on (Node or Workers).
  */
-import type { Db } from "@gosip/drizzle";
+import type { Db, EdgeMessage, RelayCommand } from "@gosip/drizzle";
+import type { BlobStore } from "../blobs/store.ts";
 import type { EdgeConfig } from "../config.ts";
 
 /** Wall clock, injectable so lockouts and session expiry are testable. */
@@ -30,6 +31,47 @@ export interface RelayLinkPort {
   disconnect(relayId: string): Promise<void>;
 }
 
+/** What became of a command sent to the relay. */
+export type RelayCommandOutcome =
+  | { ok: true }
+  | {
+      ok: false;
+      /** offline: no relay connected; timeout: no answer in time; refused: the relay said no. */
+      reason: "offline" | "timeout" | "refused";
+      error: string;
+    };
+
+/** The relay link as the dashboard shows it. */
+export interface RelayLinkStatus {
+  connected: boolean;
+  /** Relay token id of the connected relay. */
+  relayId: string | null;
+  relayName: string | null;
+  /** When the live link's hello arrived (ISO 8601). */
+  since: string | null;
+  /** From the relay's hello. */
+  software: string | null;
+  protocolVersion: number | null;
+  /** Where the relay's SIP engine listens, e.g. "udp/192.0.2.10:5060". */
+  sip: string[];
+  /** Last config version the relay acknowledged. */
+  configVersion: number | null;
+}
+
+/**
+ * The edge → relay direction of the live link: config deltas, commands, status.
+ * Node holds the socket in memory (relay/node-link.ts); Workers forwards to the
+ * RelayLink Durable Object. Pushing never throws for an absent relay: `send`
+ * answers false and `command` an "offline" outcome.
+ */
+export interface RelayChannel {
+  /** Sends a frame to the connected relay (after its hello); false when none is connected. */
+  send(message: EdgeMessage): Promise<boolean>;
+  /** Sends a command and waits for its `command-result` (default 5 s). */
+  command(command: RelayCommand, timeoutMs?: number): Promise<RelayCommandOutcome>;
+  status(): Promise<RelayLinkStatus>;
+}
+
 /** What every request handler can reach. Built once per process (Node) or per isolate (Workers). */
 export interface EdgeDeps {
   db: Db;
@@ -40,4 +82,8 @@ export interface EdgeDeps {
   runtime: "node" | "workers";
   /** Set where the runtime terminates relay WebSockets through the app (Workers). */
   relayLink?: RelayLinkPort;
+  /** Pushes config and commands to the relay, and reports the link's state. */
+  relayChannel: RelayChannel;
+  /** Audio and other binary objects (files on Node, R2 on Workers). */
+  blobs: BlobStore;
 }

@@ -1,77 +1,153 @@
 /**
  * The relay link on Node: the authenticated GET /api/relay/connect is upgraded
- * by @hono/node-ws. The Node entry wires it once, after building the app:
+ * by @hono/node-ws, and the socket is held in memory here. The Node entry wires it
+ * once, after building the app:
  *
+ *   const relayLink = new NodeRelayLink();
+ *   const deps = { ..., relayChannel: relayLink };
  *   const app = createApp(deps, ...);
  *   const { injectWebSocket, upgradeWebSocket } = createNodeWebSocket({ app });
  *   attachNodeRelayLink(deps, upgradeWebSocket);
- *   injectWebSocket(serve({ fetch: app.fetch, port }));
  *
- * Only the `(c, events)` form of hono's UpgradeWebSocket is used, so any
- * runtime helper with that shape fits. Live sockets are tracked per relay
- * token so revoking a token disconnects its relay at once. Like the Workers
- * Durable Object, there is one live link per installation: a relay that
- * connects again replaces its older (possibly half-open) socket.
+ * Frames are handled by the runtime-neutral session (session.ts), one at a time
+ * per socket; pushes from the API queue behind them, so a delta never overtakes
+ * the snapshot it follows. One live link per installation: a relay that connects
+ * again replaces its older (possibly half-open) socket.
  */
+import {
+  CLOSE_REPLACED,
+  CLOSE_TOKEN_REVOKED,
+  type EdgeMessage,
+  encodeMessage,
+  type RelayCommand,
+} from "@gosip/drizzle";
 import type { Context } from "hono";
 import type { UpgradeWebSocket, WSContext } from "hono/ws";
 import type { AppEnv } from "../env.ts";
-import type { EdgeDeps } from "../platform/types.ts";
-import { answerRelayMessage, CLOSE_REPLACED, CLOSE_TOKEN_REVOKED } from "./protocol.ts";
+import type { EdgeDeps, RelayChannel, RelayCommandOutcome, RelayLinkStatus } from "../platform/types.ts";
+import { DEFAULT_COMMAND_TIMEOUT_MS, PendingCommands } from "./commands.ts";
+import {
+  handleRelayFrame,
+  linkStatus,
+  newSocketState,
+  type RelaySocket,
+  type RelaySocketState,
+  SerialQueue,
+} from "./session.ts";
 import type { RelayIdentity } from "./tokens.ts";
 
 /** Completes the upgrade of an authenticated relay request. */
 export type RelayUpgrade = (c: Context<AppEnv>, relay: RelayIdentity) => Promise<Response>;
 
-// Re-exported for callers that imported it from here first.
 export { CLOSE_TOKEN_REVOKED };
 
-interface NodeLink {
-  upgrade: RelayUpgrade;
-  /** Open sockets by relay token id. */
-  sockets: Map<string, Set<WSContext>>;
+interface LiveSocket {
+  ws: WSContext;
+  state: RelaySocketState;
+  queue: SerialQueue;
+  adapter: RelaySocket;
 }
 
-// Keyed by the app's deps, so two apps in one process (tests) stay apart.
-const links = new WeakMap<EdgeDeps, NodeLink>();
+/** The Node RelayChannel: the live socket, its queue and the commands waiting on it. */
+export class NodeRelayLink implements RelayChannel {
+  private live: LiveSocket | undefined;
+  private readonly commands = new PendingCommands();
+  upgrade: RelayUpgrade | undefined;
+
+  /** Wires the WebSocket helper; `deps` are the app's (database, logger, blobs). */
+  attach(deps: EdgeDeps, upgradeWebSocket: UpgradeWebSocket): void {
+    const ctx = { deps, commands: this.commands };
+    this.upgrade = (c, relay) => {
+      let mine: LiveSocket | undefined;
+      return upgradeWebSocket(c, {
+        onOpen: (_evt, ws) => {
+          this.live?.ws.close(CLOSE_REPLACED, "replaced by a newer connection");
+          this.commands.failAll();
+          const entry: LiveSocket = {
+            ws,
+            state: newSocketState(relay, deps.clock.now()),
+            queue: new SerialQueue(),
+            adapter: {
+              send: (data) => ws.send(data),
+              close: (code, reason) => ws.close(code, reason),
+              getState: () => entry.state,
+              setState: (s) => {
+                entry.state = s;
+              },
+            },
+          };
+          mine = entry;
+          this.live = entry;
+          deps.logger.info({ relayId: relay.id }, "relay connected");
+        },
+        onMessage: (evt, _ws) => {
+          const entry = mine;
+          if (!entry) return;
+          void entry.queue.run(() => handleRelayFrame(ctx, entry.adapter, evt.data));
+        },
+        onClose: (evt) => {
+          if (mine && this.live === mine) {
+            this.live = undefined;
+            this.commands.failAll();
+          }
+          deps.logger.info({ relayId: relay.id, code: evt.code }, "relay disconnected");
+        },
+      });
+    };
+  }
+
+  /** Sends once the relay has said hello; queued behind the frames being handled. */
+  async send(message: EdgeMessage): Promise<boolean> {
+    const entry = this.live;
+    if (!entry?.state.hello) return false;
+    let sent = false;
+    await entry.queue.run(async () => {
+      if (this.live !== entry || !entry.state.hello) return;
+      entry.ws.send(encodeMessage(message));
+      sent = true;
+    });
+    return sent;
+  }
+
+  async command(command: RelayCommand, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<RelayCommandOutcome> {
+    const id = crypto.randomUUID();
+    const result = this.commands.wait(id, timeoutMs);
+    if (!(await this.send({ type: "command", id, command }))) {
+      this.commands.settle(id, false, undefined);
+      return { ok: false, reason: "offline", error: "No relay is connected" };
+    }
+    return result;
+  }
+
+  async status(): Promise<RelayLinkStatus> {
+    return linkStatus(this.live?.state);
+  }
+
+  /** Closes the socket of a relay token (it was revoked); returns how many closed. */
+  disconnect(tokenId: string): number {
+    const entry = this.live;
+    if (!entry || entry.state.relayId !== tokenId) return 0;
+    entry.ws.close(CLOSE_TOKEN_REVOKED, "relay token revoked");
+    this.live = undefined;
+    this.commands.failAll();
+    return 1;
+  }
+}
 
 /** Wires the Node WebSocket helper for the relay endpoint of the app built with `deps`. */
 export function attachNodeRelayLink(deps: EdgeDeps, upgradeWebSocket: UpgradeWebSocket): void {
-  const sockets = new Map<string, Set<WSContext>>();
-  const upgrade: RelayUpgrade = (c, relay) =>
-    upgradeWebSocket(c, {
-      onOpen: (_evt, ws) => {
-        for (const old of [...sockets.values()].flatMap((s) => [...s])) {
-          old.close(CLOSE_REPLACED, "replaced by a newer connection");
-        }
-        sockets.clear();
-        const set = sockets.get(relay.id) ?? new Set<WSContext>();
-        sockets.set(relay.id, set);
-        set.add(ws);
-        deps.logger.info({ relayId: relay.id }, "relay connected");
-      },
-      onMessage: (evt, ws) => {
-        const reply = answerRelayMessage(evt.data, relay, deps.clock.now());
-        if (reply.kind === "send") ws.send(reply.data);
-        else ws.close(reply.code, reply.reason);
-      },
-      onClose: (evt, ws) => {
-        sockets.get(relay.id)?.delete(ws);
-        deps.logger.info({ relayId: relay.id, code: evt.code }, "relay disconnected");
-      },
-    });
-  links.set(deps, { upgrade, sockets });
+  if (!(deps.relayChannel instanceof NodeRelayLink)) {
+    throw new TypeError("attachNodeRelayLink: deps.relayChannel must be a NodeRelayLink");
+  }
+  deps.relayChannel.attach(deps, upgradeWebSocket);
 }
 
 /** The Node upgrade for this app, when the Node entry wired one. */
 export function nodeRelayUpgrade(deps: EdgeDeps): RelayUpgrade | undefined {
-  return links.get(deps)?.upgrade;
+  return deps.relayChannel instanceof NodeRelayLink ? deps.relayChannel.upgrade : undefined;
 }
 
 /** Closes every open socket of a relay token (after it was revoked). */
 export function closeRelayConnections(deps: EdgeDeps, tokenId: string): void {
-  const set = links.get(deps)?.sockets.get(tokenId);
-  if (!set) return;
-  for (const ws of set) ws.close(CLOSE_TOKEN_REVOKED, "relay token revoked");
-  set.clear();
+  if (deps.relayChannel instanceof NodeRelayLink) deps.relayChannel.disconnect(tokenId);
 }

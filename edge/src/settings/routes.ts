@@ -24,6 +24,7 @@ import { requireAdmin } from "../auth/middleware.ts";
 import { AppError, conflict } from "../http/errors.ts";
 import { errorResponses, jsonBody, jsonResponse, safeWrite } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
+import { pushSettingChange } from "../relay/push.ts";
 
 /** What GET shows instead of a stored secret. */
 export const SECRET_MASK = "********";
@@ -243,5 +244,6 @@ export const settingsRouter = createRouter()
           set: { value, updatedAt: new Date(c.get("deps").clock.now()) },
         }),
     );
+    await pushSettingChange(c.get("deps"), key);
     return c.json(maskSecrets(key, value) as { v: number }, 200);
   });

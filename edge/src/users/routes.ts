@@ -28,6 +28,7 @@ import {
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
 import type { SelectedRow } from "../http/selected-rows.ts";
+import { pushDevices } from "../relay/push.ts";
 
 // Server-owned and secret columns never appear in a response.
 export const userSchema = publicUserSchema
@@ -249,6 +250,11 @@ export const usersRouter = createRouter()
     if (body.password !== undefined) {
       await revokeUserSessions(db, id, id === me.id ? c.get("sessionId") : undefined);
     }
+    // The relay applies DND itself (phones do not ring): their devices' effective DND changed.
+    if (body.dnd !== undefined && body.dnd !== current.dnd) {
+      const owned = await db.select({ id: devices.id }).from(devices).where(eq(devices.userId, id));
+      await pushDevices(c.get("deps"), { upsert: owned.map((d) => d.id) });
+    }
     return c.json(toDto(row), 200);
   })
   .openapi(deleteRoute, async (c) => {
@@ -269,5 +275,7 @@ export const usersRouter = createRouter()
     const where = current.role === "admin" ? and(eq(users.id, id), anotherAdminExists) : eq(users.id, id);
     const deleted = await db.delete(users).where(where).returning({ id: users.id });
     if (deleted.length === 0) throw current.role === "admin" ? lastAdmin() : notFound("User");
+    // Their devices went with them (cascade): the relay drops them too.
+    if (owned.length) await pushDevices(c.get("deps"), { remove: owned.map((d) => d.id) });
     return c.body(null, 204);
   });

@@ -7,13 +7,15 @@
 import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { createAdaptorServer } from "@hono/node-server";
 import { createNodeWebSocket } from "@hono/node-ws";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { createApp } from "../../app.ts";
+import { FsBlobStore } from "../../blobs/fs.ts";
 import { type EdgeConfig, loadConfig } from "../../config.ts";
 import type { AppEnv } from "../../env.ts";
-import { attachNodeRelayLink } from "../../relay/node-link.ts";
+import { attachNodeRelayLink, NodeRelayLink } from "../../relay/node-link.ts";
 import { openDatabase } from "../shared.ts";
 import { type EdgeDeps, type Logger, systemClock } from "../types.ts";
 import { nodeClientIp } from "./client-ip.ts";
@@ -54,7 +56,15 @@ export async function startNodeEdge(
   let deps: EdgeDeps;
   try {
     const db = await openDatabase(client, logger);
-    deps = { db, clock: systemClock, config, logger, runtime: "node" };
+    deps = {
+      db,
+      clock: systemClock,
+      config,
+      logger,
+      runtime: "node",
+      relayChannel: new NodeRelayLink(),
+      blobs: new FsBlobStore(join(config.dataDir, "blobs")),
+    };
   } catch (err) {
     client.close();
     throw err;

@@ -3,75 +3,62 @@
  * bindings. The database is Turso (libSQL over HTTP, `@libsql/client/web`) from the
  * DATABASE_URL / DATABASE_AUTH_TOKEN secrets, migrated once per isolate before the
  * first API request; the client IP is CF-Connecting-IP; the relay link lives in
- * the RelayLink Durable Object. Static assets (the UI) are served by the ASSETS
+ * the RelayLink Durable Object, audio in the R2 bucket BLOBS. Static assets (the UI) are served by the ASSETS
  * binding; with `run_worker_first = ["/api/*"]` only API requests reach this code.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { createClient } from "@libsql/client/web";
 import { createApp } from "../../app.ts";
-import { ConfigError, loadConfig } from "../../config.ts";
 import type { AppEnv } from "../../env.ts";
 import { errorBody } from "../../http/errors.ts";
-import { createJsonLogger, openDatabase } from "../shared.ts";
-import { type EdgeDeps, type RelayLinkPort, systemClock } from "../types.ts";
-import { RELAY_ID_HEADER, type RelayLink } from "./relay-link.ts";
+import { type EdgeDeps, type RelayChannel, type RelayLinkPort, systemClock } from "../types.ts";
+import { openWorkerRuntime, type WorkerEnv } from "./env.ts";
+import { RELAY_ID_HEADER, RELAY_NAME_HEADER } from "./relay-link.ts";
 
+export type { WorkerEnv } from "./env.ts";
 export { RelayLink } from "./relay-link.ts";
-
-/** Bindings declared in wrangler.toml (vars and secrets are strings). */
-export interface WorkerEnv {
-  ASSETS: Fetcher;
-  RELAY_LINK: DurableObjectNamespace<RelayLink>;
-  /** Secret: libsql://<db>-<org>.turso.io (or any Hrana-over-HTTP URL). */
-  DATABASE_URL?: string;
-  /** Secret: Turso database token. */
-  DATABASE_AUTH_TOKEN?: string;
-  PUBLIC_URL?: string;
-  LOG_LEVEL?: string;
-}
 
 /** The client address as Cloudflare saw it; X-Forwarded-For is client-controlled and ignored. */
 export function workersClientIp(req: Request): string {
   return req.headers.get("CF-Connecting-IP") ?? "unknown";
 }
 
-/** The relay link on Workers: the one RelayLink Durable Object of this installation. */
+/** The one RelayLink Durable Object of this installation. */
+function relayLinkStub(env: WorkerEnv) {
+  return env.RELAY_LINK.get(env.RELAY_LINK.idFromName("installation"));
+}
+
+/** The relay link on Workers: upgrades and revocations go to the Durable Object. */
 function durableRelayLink(env: WorkerEnv): RelayLinkPort {
-  const stub = () => env.RELAY_LINK.get(env.RELAY_LINK.idFromName("installation"));
   return {
     accept: async (request, relay) => {
       const headers = new Headers(request.headers);
       headers.set(RELAY_ID_HEADER, relay.id);
-      return stub().fetch(new Request(request, { headers }));
+      headers.set(RELAY_NAME_HEADER, encodeURIComponent(relay.name));
+      return relayLinkStub(env).fetch(new Request(request, { headers }));
     },
     disconnect: async (relayId) => {
-      await stub().disconnect(relayId);
+      await relayLinkStub(env).disconnect(relayId);
     },
   };
 }
 
+/** Pushes and commands, by RPC to the Durable Object that holds the socket. */
+function durableRelayChannel(env: WorkerEnv): RelayChannel {
+  return {
+    send: (message) => relayLinkStub(env).send(message),
+    command: (command, timeoutMs) => relayLinkStub(env).command(command, timeoutMs),
+    status: () => relayLinkStub(env).status(),
+  };
+}
+
 async function buildApp(env: WorkerEnv): Promise<OpenAPIHono<AppEnv>> {
-  if (!env.DATABASE_URL) {
-    throw new ConfigError(
-      "Invalid configuration:\n  DATABASE_URL: required on Workers; set it with `wrangler secret put DATABASE_URL` (libsql://<db>.turso.io)",
-    );
-  }
-  const config = loadConfig({
-    DATABASE_URL: env.DATABASE_URL,
-    DATABASE_AUTH_TOKEN: env.DATABASE_AUTH_TOKEN,
-    PUBLIC_URL: env.PUBLIC_URL,
-    LOG_LEVEL: env.LOG_LEVEL,
-  });
-  const logger = createJsonLogger(config.logLevel, { runtime: "workers" });
-  const client = createClient({ url: config.databaseUrl, authToken: config.databaseAuthToken });
-  const db = await openDatabase(client, logger);
+  const runtime = await openWorkerRuntime(env, "worker");
   const deps: EdgeDeps = {
-    db,
+    ...runtime,
     clock: systemClock,
-    config,
-    logger,
     runtime: "workers",
     relayLink: durableRelayLink(env),
+    relayChannel: durableRelayChannel(env),
   };
   return createApp(deps, { clientIp: workersClientIp });
 }

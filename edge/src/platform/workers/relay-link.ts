@@ -1,24 +1,43 @@
 /**
  * RelayLink: the Durable Object that holds the on-prem relay's WebSocket on
  * Workers. The Worker forwards the upgrade here only after the relay token was
- * checked (the relay id arrives in RELAY_ID_HEADER). Hibernation API: the object
- * may be evicted between messages while the socket stays open, so no state lives
- * in memory; each socket carries its relay id as an attachment.
+ * checked (the relay id and name arrive in RELAY_ID_HEADER / RELAY_NAME_HEADER).
+ * Hibernation API: the object may be evicted between messages while the socket
+ * stays open, so what must outlive a message lives in the socket's attachment
+ * (relay id, hello details, acknowledged config version); the database handle is
+ * rebuilt from env as the Worker builds it.
  *
- * Messages are answered by the runtime-neutral relay protocol (relay/protocol.ts),
- * exactly as on Node; for now that is `hello` → `hello-ack`, the sync protocol
- * comes later.
+ * Frames are answered by the runtime-neutral session (relay/session.ts), exactly
+ * as on Node. The Worker reaches the relay through RPC: `send` (config deltas),
+ * `command` (waits for the relay's result while the call is open, so the object
+ * stays in memory for it), `status` and `disconnect`.
  */
+
 import { DurableObject } from "cloudflare:workers";
-import { answerRelayMessage, CLOSE_REPLACED, CLOSE_TOKEN_REVOKED } from "../../relay/protocol.ts";
+import {
+  CLOSE_REPLACED,
+  CLOSE_TOKEN_REVOKED,
+  type EdgeMessage,
+  encodeMessage,
+  type RelayCommand,
+} from "@gosip/drizzle";
+import { DEFAULT_COMMAND_TIMEOUT_MS, PendingCommands } from "../../relay/commands.ts";
+import {
+  handleRelayFrame,
+  linkStatus,
+  newSocketState,
+  type RelaySessionContext,
+  type RelaySocket,
+  type RelaySocketState,
+  SerialQueue,
+} from "../../relay/session.ts";
+import { type RelayCommandOutcome, type RelayLinkStatus, systemClock } from "../types.ts";
+import { openWorkerRuntime, type WorkerEnv } from "./env.ts";
 
 /** Header the Worker sets on the forwarded upgrade once the relay token is valid. */
 export const RELAY_ID_HEADER = "X-GoSIP-Relay-Id";
-
-interface SocketAttachment {
-  relayId: string;
-  connectedAt: number;
-}
+/** The token's name, URI-encoded, for the status page. */
+export const RELAY_NAME_HEADER = "X-GoSIP-Relay-Name";
 
 /**
  * Close codes 1005 (no status) and 1006 (abnormal) are reported to the peer's
@@ -28,7 +47,42 @@ export function closeCodeToSend(received: number): number {
   return received === 1005 || received === 1006 ? 1000 : received;
 }
 
-export class RelayLink extends DurableObject {
+function adapter(ws: WebSocket): RelaySocket {
+  return {
+    send: (data) => ws.send(data),
+    close: (code, reason) => ws.close(code, reason),
+    getState: () => ws.deserializeAttachment() as RelaySocketState,
+    setState: (state) => ws.serializeAttachment(state),
+  };
+}
+
+export class RelayLink extends DurableObject<WorkerEnv> {
+  // Per instance, rebuilt after eviction: a cache and in-flight work, never state.
+  private context: Promise<RelaySessionContext> | undefined;
+  private readonly queue = new SerialQueue();
+  private readonly commands = new PendingCommands();
+
+  private sessionContext(): Promise<RelaySessionContext> {
+    this.context ??= openWorkerRuntime(this.env, "relay-link").then((rt) => ({
+      deps: { db: rt.db, logger: rt.logger, blobs: rt.blobs, clock: systemClock },
+      commands: this.commands,
+    }));
+    this.context.catch(() => {
+      this.context = undefined;
+    });
+    return this.context;
+  }
+
+  /** The socket that said hello (one live link per installation). */
+  private liveSocket(): WebSocket | undefined {
+    return this.ctx
+      .getWebSockets()
+      .find(
+        (ws) =>
+          ws.readyState === WebSocket.OPEN && (ws.deserializeAttachment() as RelaySocketState | null)?.hello,
+      );
+  }
+
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return Response.json(
@@ -43,28 +97,78 @@ export class RelayLink extends DurableObject {
         { status: 401 },
       );
     }
+    let relayName = relayId;
+    try {
+      relayName = decodeURIComponent(request.headers.get(RELAY_NAME_HEADER) ?? relayId);
+    } catch {
+      // keep the id
+    }
     // One live link per installation: a reconnecting relay replaces the old socket.
     for (const old of this.ctx.getWebSockets()) {
       old.close(CLOSE_REPLACED, "replaced by a newer connection");
     }
+    this.commands.failAll();
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [relayId]);
-    const attachment: SocketAttachment = { relayId, connectedAt: Date.now() };
-    server.serializeAttachment(attachment);
+    server.serializeAttachment(newSocketState({ id: relayId, name: relayName }, Date.now()));
     return new Response(null, { status: 101, webSocket: client });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const { relayId } = ws.deserializeAttachment() as SocketAttachment;
-    const reply = answerRelayMessage(message, { id: relayId }, Date.now());
-    if (reply.kind === "send") ws.send(reply.data);
-    else ws.close(reply.code, reply.reason);
+    await this.queue.run(async () => {
+      let ctx: RelaySessionContext;
+      try {
+        ctx = await this.sessionContext();
+      } catch (err) {
+        console.error(
+          JSON.stringify({
+            level: "error",
+            msg: "relay link has no database",
+            err: err instanceof Error ? err.message : String(err),
+          }),
+        );
+        ws.close(1011, "edge not ready, reconnect later");
+        return;
+      }
+      await handleRelayFrame(ctx, adapter(ws), message);
+    });
+  }
+
+  /** RPC: sends a frame to the relay once it said hello; false when none is connected. */
+  async send(message: EdgeMessage): Promise<boolean> {
+    let sent = false;
+    // Behind the frame being handled, so a delta never overtakes the snapshot after a hello.
+    await this.queue.run(async () => {
+      const ws = this.liveSocket();
+      if (!ws) return;
+      ws.send(encodeMessage(message));
+      sent = true;
+    });
+    return sent;
+  }
+
+  /** RPC: sends a command and waits for the relay's command-result. */
+  async command(command: RelayCommand, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<RelayCommandOutcome> {
+    const id = crypto.randomUUID();
+    const result = this.commands.wait(id, timeoutMs);
+    if (!(await this.send({ type: "command", id, command }))) {
+      this.commands.settle(id, false, undefined);
+      return { ok: false, reason: "offline", error: "No relay is connected" };
+    }
+    return result;
+  }
+
+  /** RPC: the link as the status page shows it. */
+  async status(): Promise<RelayLinkStatus> {
+    const ws = this.liveSocket();
+    return linkStatus(ws ? (ws.deserializeAttachment() as RelaySocketState) : undefined);
   }
 
   /** RPC from the Worker: close the sockets of a relay whose token was revoked; returns how many. */
   async disconnect(relayId: string): Promise<number> {
     const sockets = this.ctx.getWebSockets(relayId);
     for (const ws of sockets) ws.close(CLOSE_TOKEN_REVOKED, "relay token revoked");
+    if (sockets.length > 0) this.commands.failAll();
     return sockets.length;
   }
 
