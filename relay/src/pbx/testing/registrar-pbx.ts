@@ -78,6 +78,8 @@ export async function startRegistrarPbx(o: RegistrarPbxOptions): Promise<Registr
     for (const fn of defence.middleware()) s.use(fn);
     for (const fn of authChain({ directory, log }, defence, { digest })) s.use(fn);
     s.use("register", registrar.middleware());
+    // calls are another feature's: here an authenticated INVITE is simply refused
+    s.use("invite", (_req, res) => res.send(480));
   });
   registrar.useSrf(srf);
   return {
@@ -232,11 +234,11 @@ export class RawPhone {
    * response (undefined when nothing came back).
    */
   async registerWithAuth(
-    o: RegisterOptions & { password: string; algorithm?: DigestAlgorithm; nc?: string },
+    o: RegisterOptions & { password: string; algorithm?: DigestAlgorithm; nc?: string; timeoutMs?: number },
   ): Promise<{ challenge: RawMessage | undefined; final: RawMessage | undefined; authorization: string }> {
     const callId = o.callId ?? `raw-${process.pid}-${++seq}@${this.address}`;
     const first = this.register({ ...o, callId, cseq: 1 });
-    const challenge = await this.request(first);
+    const challenge = await this.request(first, o.timeoutMs);
     if (challenge === undefined || statusOf(challenge.text) !== 401)
       return { challenge, final: challenge, authorization: "" };
     const authorization = answerChallenge(challenge.text, {
@@ -248,7 +250,7 @@ export class RawPhone {
       nc: o.nc,
     });
     const second = this.register({ ...o, callId, cseq: 2, authorization });
-    return { challenge, final: await this.request(second), authorization };
+    return { challenge, final: await this.request(second, o.timeoutMs), authorization };
   }
 
   close(): Promise<void> {
