@@ -128,6 +128,23 @@ describe("edge link: hello and configuration", () => {
     expect(edge.connections[0]?.hello?.configVersion).toBe(8);
   });
 
+  it("a delta it cannot store is not acked; the relay reconnects and the snapshot repairs it", async () => {
+    edge = await FakeEdge.start({ token: TOKEN, snapshot: () => snapshot(5, [device(1), device(2)]) });
+    const s = await relay();
+    await edge.until(() => edge?.configAcks.includes(5) ?? false, 5_000, "config-ack 5");
+    // dev-3 takes dev-1's extension without dev-1 changing: the batch fails as a whole.
+    edge.sendConfig(delta(6, { upsertDevices: [device(3, { extension: "101" })] }));
+    await edge.until(
+      () => edge?.connections.length === 2 && (edge?.configAcks.length ?? 0) === 2,
+      5_000,
+      "reconnect",
+    );
+    expect(edge.configAcks).toEqual([5, 5]);
+    expect(s.directory.byExtension("101")?.id).toBe("dev-1");
+    expect(s.directory.byId("dev-3")).toBeUndefined();
+    expect(logs.text()).toMatch(/config not applied; reconnecting for a snapshot/);
+  });
+
   it("a standalone relay (no EDGE_URL) serves the cache and keeps events in the outbox", async () => {
     const s = await relay();
     expect(s.link).toBeUndefined();
@@ -393,6 +410,25 @@ describe("edge link: liveness and refusals", () => {
     edge.refuseWith = undefined;
     await s.link?.whenConnected();
     expect(s.status().reconnects).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe("edge link: backoff after a stable connection", () => {
+  it("a connection that stayed up resets the backoff: the next reconnect is quick again", async () => {
+    edge = await FakeEdge.start({ token: TOKEN });
+    edge.refuseWith = 502;
+    const s = await relay();
+    await edge.until(() => (edge?.upgrades ?? 0) >= 5, 5_000, "five refused attempts");
+    edge.refuseWith = undefined;
+    await s.link?.whenConnected();
+    // Up for longer than stableAfterMs, then cut.
+    await new Promise((r) => setTimeout(r, FAST.stableAfterMs + 100));
+    const before = edge.upgrades;
+    const t0 = Date.now();
+    edge.terminateAll();
+    await edge.until(() => edge?.upgrades === before + 1, 5_000, "reconnect");
+    // The first backoff step (10-20 ms), not the 160-200 ms reached before.
+    expect(Date.now() - t0).toBeLessThan(120);
   });
 });
 
