@@ -115,6 +115,39 @@ describe("inbound calls from Twilio", () => {
     );
   });
 
+  it("two phones answering at once: one wins, the other's 200 gets ACK and BYE; one CDR", async () => {
+    const p1 = rig.phone(bob, { kind: "answer", afterMs: 200 }, "-1");
+    const p2 = rig.phone(bob, { kind: "answer", afterMs: 200 }, "-2");
+    const twilio = await rig.dial("102", { trunk: true, from: "+15551230010", callSid: "CArace" });
+    await wait(500);
+    const legs = [...p1.legs, ...p2.legs];
+    // Either both answered (the loser is then BYE'd) or the CANCEL came first (the loser never answered).
+    expect(legs.length).toBeGreaterThanOrEqual(1);
+    const byed = await Promise.all(
+      legs.map((l) => Promise.race([l.byed.then(() => true), wait(1000).then(() => false)])),
+    );
+    expect(byed.filter((b) => !b).length).toBe(1);
+    const winner = legs[byed.indexOf(false)];
+    if (!winner) throw new Error("no winner");
+    expectAudio(await talk(twilio, winner));
+    twilio.dialog.destroy();
+    const cdr = await ended(latestStarted((e) => e.twilioCallSid === "CArace").callId);
+    expect(cdr).toMatchObject({ disposition: "answered", hangupBy: "caller" });
+    expect(rig.events.of("call.ended").filter((e) => e.callId === cdr.callId)).toHaveLength(1);
+    await expectNoSession(cdr.callId);
+  });
+
+  it("a phone behind NAT (RTP from another port than its SDP says) still gets audio both ways", async () => {
+    const natted = rig.phone(alice, { kind: "answer", afterMs: 0, nat: true });
+    const twilio = await rig.dial("101", { trunk: true, from: "+15551230011", callSid: "CAnat" });
+    const phone = natted.legs[0];
+    if (!phone) throw new Error("no answer");
+    expectAudio(await talk(twilio, phone));
+    twilio.dialog.destroy();
+    await phone.byed;
+    await ended(latestStarted((e) => e.twilioCallSid === "CAnat").callId);
+  });
+
   it("480 when nobody is registered (Twilio's Dial falls through to voicemail); DND devices do not ring", async () => {
     await expect(
       rig.dial("101", { trunk: true, from: "+15551230002", callSid: "CAnobody" }),

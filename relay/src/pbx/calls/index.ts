@@ -8,7 +8,7 @@
 import type { RelayEvent, SyncDevice } from "@gosip/drizzle";
 import type Srf from "drachtio-srf";
 import { callerOf } from "../auth/middleware.ts";
-import { CommandError, type Contact, type PbxContext } from "../context.ts";
+import { CommandError, type PbxContext } from "../context.ts";
 import { classifyDialled, type FeatureCode } from "../dialplan/dialplan.ts";
 import { contactTarget } from "../registrar/target.ts";
 import { type BranchTarget, Call, type CallMedia, type CallSetup } from "./call.ts";

@@ -43,7 +43,8 @@ export class FakeLocation implements LocationService {
 
 /** How a phone answers an INVITE the relay sends it. */
 export type PhoneBehaviour =
-  | { kind: "answer"; afterMs: number }
+  /** nat: its RTP comes from another port than its SDP names (a phone behind NAT). */
+  | { kind: "answer"; afterMs: number; nat?: boolean }
   | { kind: "reject"; status: number; afterMs?: number }
   | { kind: "ring" };
 
@@ -223,7 +224,7 @@ export async function startCallRig(opts: RigOptions): Promise<CallRig> {
       res.send(behaviour.status, {});
       return undefined;
     }
-    const peer = await RtpPeer.open();
+    const peer = await RtpPeer.open({ behindNat: behaviour.nat ?? false });
     peers.push(peer);
     let dialog: Dialog;
     try {
