@@ -1,6 +1,7 @@
 // MWI over the real engine with an unmodified drachtio-srf app: a scripted UDP phone subscribes to its
 // message-summary, gets the counts in NOTIFYs (on subscribe, on the edge's mwi command, on refresh), and the
 // subscription ends with a terminating NOTIFY on unsubscribe, on expiry and when the device is removed.
+import { createHash } from "node:crypto";
 import type Srf from "drachtio-srf";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -8,6 +9,7 @@ import { startTestEngine, type TestEngine } from "../../../test/harness.ts";
 import type { SipRequest } from "../../engine/sip/message.ts";
 import { tagOf } from "../../engine/sip/response.ts";
 import { request, respond, UdpPeer } from "../../engine/wire/udp-peer.ts";
+import { authChain } from "../auth/middleware.ts";
 import { FakeDirectory, MemoryCommandBus, testDevice } from "../testing/fakes.ts";
 import { installMwi, type Mwi, type MwiOptions } from "./mwi.ts";
 
@@ -40,17 +42,22 @@ function identify(directory: FakeDirectory, req: Srf.SrfRequest): void {
   (req as { locals?: unknown }).locals = device ? { caller: { kind: "device", device } } : {};
 }
 
-async function rig(options: MwiOptions = {}): Promise<Rig> {
+async function rig(options: MwiOptions & { realAuth?: boolean } = {}): Promise<Rig> {
+  const { realAuth, ...mwiOptions } = options;
   const engine = await startTestEngine();
   const peer = await UdpPeer.open();
   const directory = new FakeDirectory([alice, bob]);
   const commands = new MemoryCommandBus();
   let mwi: Mwi | undefined;
   await engine.connectApp((srf) => {
-    srf.use("subscribe", (req, _res, next) => {
-      identify(directory, req);
-      next();
-    });
+    if (realAuth) {
+      const reporter = { authFailed: () => undefined, authSucceeded: () => undefined };
+      for (const fn of authChain({ directory, log: pino({ level: "silent" }) }, reporter)) srf.use(fn);
+    } else
+      srf.use("subscribe", (req, _res, next) => {
+        identify(directory, req);
+        next();
+      });
     mwi = installMwi(
       srf,
       {
@@ -60,7 +67,7 @@ async function rig(options: MwiOptions = {}): Promise<Rig> {
         local: { host: "127.0.0.1", port: engine.sipPort, hostports: [] },
         now: Date.now,
       },
-      options,
+      mwiOptions,
     );
   });
   if (!mwi) throw new Error("installMwi did not run");
@@ -114,6 +121,21 @@ async function notify(r: Rig, status = 200): Promise<{ req: SipRequest; body: st
     r.engine.sipPort,
   );
   return { req, body: req.body.toString("utf8") };
+}
+
+const md5 = (s: string): string => createHash("md5").update(s).digest("hex");
+
+/** A Proxy-Authorization answering a 407's MD5 challenge (RFC 2617 qop=auth). */
+function proxyAuthorization(challenge: string, user: string, password: string, uri: string): string {
+  const param = (name: string): string => new RegExp(`${name}="([^"]*)"`).exec(challenge)?.[1] ?? "";
+  const realm = param("realm");
+  const nonce = param("nonce");
+  const cnonce = "0a4f113b";
+  const nc = "00000001";
+  const ha1 = md5(`${user}:${realm}:${password}`);
+  const response = md5(`${ha1}:${nonce}:${nc}:${cnonce}:auth:${md5(`SUBSCRIBE:${uri}`)}`);
+  const opaque = param("opaque");
+  return `Proxy-Authorization: Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5, qop=auth, nc=${nc}, cnonce="${cnonce}"${opaque ? `, opaque="${opaque}"` : ""}`;
 }
 
 async function until(cond: () => boolean, ms = 10_000): Promise<void> {
@@ -242,6 +264,37 @@ describe("MWI (message-summary subscriptions)", () => {
     const gone = await notify(r);
     expect(gone.req.headers.get("subscription-state")).toBe("terminated;reason=noresource");
     await until(() => r.mwi.subscriptionCount() === 0);
+  });
+
+  it("through the real auth chain: 407 first, the digest answer subscribes; a wrong password never does", async () => {
+    const r = await rig({ realAuth: true });
+    const uri = `sip:alice@127.0.0.1:${r.engine.sipPort}`;
+    const s = subscriber(r, "alice");
+    const challenge = await s.subscribe(["Event: message-summary", "Expires: 600"], 407);
+    const www = challenge.headers.getAll("proxy-authenticate");
+    const md5Challenge = www.find((h) => /algorithm=MD5/i.test(h)) ?? www[0] ?? "";
+    expect(md5Challenge).toMatch(/^Digest /);
+    const ok = await s.subscribe(
+      [
+        "Event: message-summary",
+        "Expires: 600",
+        proxyAuthorization(md5Challenge, "alice", "alice-secret-1", uri),
+      ],
+      200,
+    );
+    expect(ok.headers.get("expires")).toBe("600");
+    expect((await notify(r)).body).toContain("Messages-Waiting: no");
+    expect(r.mwi.subscriptionCount(alice.id)).toBe(1);
+
+    const bad = subscriber(r, "alice");
+    const c2 = await bad.subscribe(["Event: message-summary"], 407);
+    const ch2 = c2.headers.getAll("proxy-authenticate").find((h) => /algorithm=MD5/i.test(h)) ?? "";
+    await bad.subscribe(
+      ["Event: message-summary", proxyAuthorization(ch2, "alice", "wrong-password", uri)],
+      407,
+    );
+    expect(await r.peer.sees((m) => m.msg.kind === "request" && m.msg.method === "NOTIFY", 300)).toBe(false);
+    expect(r.mwi.subscriptionCount(alice.id)).toBe(1);
   });
 
   it("a configuration snapshot with new counts updates the lamp", async () => {

@@ -8,6 +8,7 @@
 // so they are bound to the dialog the authenticated SUBSCRIBE created.
 import type { MailboxCount, SyncDevice } from "@gosip/drizzle";
 import Srf from "drachtio-srf";
+import { callerOf } from "../auth/middleware.ts";
 import type { PbxContext } from "../context.ts";
 import {
   acceptsMessageSummary,
@@ -71,14 +72,8 @@ interface Subscription {
 
 /** The authenticated device the auth middleware put on the request, if any. */
 function callerDevice(req: Srf.SrfRequest): SyncDevice | undefined {
-  const locals = (req as { locals?: unknown }).locals;
-  if (typeof locals !== "object" || locals === null) return undefined;
-  const caller = (locals as { caller?: unknown }).caller;
-  if (typeof caller !== "object" || caller === null) return undefined;
-  const c = caller as { kind?: unknown; device?: unknown };
-  if (c.kind !== "device" || typeof c.device !== "object" || c.device === null) return undefined;
-  const device = c.device as Partial<SyncDevice>;
-  return typeof device.id === "string" ? (c.device as SyncDevice) : undefined;
+  const caller = callerOf(req);
+  return caller?.kind === "device" ? caller.device : undefined;
 }
 
 function header(req: Srf.SrfRequest, name: string): string | undefined {
