@@ -4,7 +4,7 @@ import { networkInterfaces } from "node:os";
 import pino from "pino";
 import { SipStack, type StackStats } from "./stack/index.ts";
 import { hostForUri } from "./stack/network.ts";
-import { Relay } from "./wire/relay.ts";
+import { AppBridge } from "./wire/bridge/app-bridge.ts";
 import { AdminServer } from "./wire/server.ts";
 
 /** drachtio-server version we present to apps; srf enables pings for >= v0.8.2. */
@@ -76,7 +76,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     localNetworks: opts.localNetworks,
     timers: opts.timers,
   });
-  const relay = new Relay(stack, log);
+  const bridge = new AppBridge(stack, log);
   // exceptions the stack caught at its socket/timer boundaries: log them, at most 10 a minute
   let errWindow = 0;
   let errCount = 0;
@@ -104,15 +104,15 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       hostports,
       localHostports,
       version: ENGINE_VERSION,
-      handler: relay,
+      handler: bridge,
       onError: (err) => log.warn({ err: err.message }, "admin connection error"),
     });
   } catch (err) {
-    relay.close();
+    bridge.close();
     await stack.close();
     throw err;
   }
-  relay.attach(admin);
+  bridge.attach(admin);
   const sipPort = stack.hostports[0]?.port ?? opts.sipPort;
   log.info({ adminPort: admin.port, sipPort, hostports }, "engine started");
   let closed = false;
@@ -122,7 +122,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     hostports,
     localHostports,
     stats(): EngineStats {
-      const r = relay.stats();
+      const r = bridge.stats();
       return {
         apps: admin.apps.length,
         netTransactions: r.netTxns,
@@ -134,7 +134,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
-      relay.close();
+      bridge.close();
       await admin.close();
       await stack.close();
     },

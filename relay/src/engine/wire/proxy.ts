@@ -14,7 +14,7 @@ import type { AppSession } from "./server.ts";
 
 const PROXIED = { proxied: true };
 
-/** Emits a drachtio CDR event (relay.ts owns the routing to the app that asked for it). */
+/** Emits a drachtio CDR event (bridge/app-bridge.ts owns the routing to the app that asked for it). */
 export type CdrSink = (
   type: "attempt" | "start" | "stop",
   source: "network" | "application",
