@@ -4,6 +4,7 @@
 // Every test also checks the CDR events and that rtpengine holds no session afterwards.
 import type { RelayEvent } from "@gosip/drizzle";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { MediaError } from "../media/media.ts";
 import { type CallRig, type Leg, startCallRig, talk, wait } from "../testing/call-harness.ts";
 import { testDevice } from "../testing/fakes.ts";
 
@@ -14,9 +15,23 @@ const bob = testDevice("bob", "bob-secret-12", { id: "dev-bob", name: "Bob", ext
 const dnd = testDevice("carol", "carol-secret-1", { id: "dev-carol", extension: "103", dnd: true });
 
 let rig: CallRig;
+/** When set, rtpengine offers fail as if rtpengine did not answer (MediaError). */
+let offerFails = false;
 
 beforeAll(async () => {
-  rig = await startCallRig({ devices: [alice, bob, dnd], ringTimeoutSeconds: 4 });
+  rig = await startCallRig({
+    devices: [alice, bob, dnd],
+    ringTimeoutSeconds: 4,
+    wrapMedia: (m) => ({
+      offer: async (p) => {
+        if (offerFails) throw new MediaError("timeout", "offer", "no answer");
+        return m.offer(p);
+      },
+      answer: (p) => m.answer(p),
+      delete: (id) => m.delete(id),
+      stats: (id) => m.stats(id),
+    }),
+  });
 });
 afterAll(async () => {
   await rig?.close();
@@ -239,7 +254,7 @@ describe("outbound calls through the Twilio SIP Domain", () => {
     await expect(
       rig.dial("19005551234", { device: alice, password: "alice-secret-1" }),
     ).rejects.toMatchObject({ status: 403 });
-    const refused = rig.events.of("call.ended").find((e) => e.to === "19005551234");
+    const refused = await rig.events.waitFor("call.ended", (e) => e.to === "19005551234");
     expect(refused).toMatchObject({ disposition: "rejected", sipStatus: 403 });
 
     const phone = await rig.dial("911", { device: alice, password: "alice-secret-1" });
@@ -248,6 +263,48 @@ describe("outbound calls through the Twilio SIP Domain", () => {
     phone.dialog.destroy();
     const cdr = await ended(callIdOf(phone));
     expect(cdr).toMatchObject({ to: "911", disposition: "answered", hangupBy: "caller" });
+  });
+});
+
+describe("failures", () => {
+  it("the Domain's busy goes back to the phone as it is; no SIP Domain configured is 503 with a reason", async () => {
+    rig.domain.behaviour = { kind: "reject", status: 486 };
+    await expect(rig.dial("5551234568", { device: alice, password: "alice-secret-1" })).rejects.toMatchObject(
+      { status: 486 },
+    );
+    const busy = await rig.events.waitFor("call.ended", (e) => e.to === "+15551234568");
+    expect(busy).toMatchObject({ direction: "outbound", disposition: "busy", sipStatus: 486 });
+
+    const settings = rig.directory.settings();
+    if (!settings) throw new Error("no settings");
+    rig.directory.apply({ settings: { ...settings, twilioDomain: null } });
+    try {
+      await expect(
+        rig.dial("5551234569", { device: alice, password: "alice-secret-1" }),
+      ).rejects.toMatchObject({ status: 503 });
+      expect(await rig.events.waitFor("call.ended", (e) => e.to === "+15551234569")).toMatchObject({
+        disposition: "failed",
+        sipStatus: 503,
+      });
+    } finally {
+      rig.directory.apply({ settings });
+    }
+  });
+
+  it("rtpengine failing at setup: 503 to the caller, no branch rings, CDR failed", async () => {
+    const p = rig.phone(bob, { kind: "answer", afterMs: 0 });
+    offerFails = true;
+    try {
+      await expect(
+        rig.dial("102", { trunk: true, from: "+15551230020", callSid: "CAnomedia" }),
+      ).rejects.toMatchObject({ status: 503 });
+    } finally {
+      offerFails = false;
+    }
+    expect(p.invites).toBe(0);
+    const cdr = await ended(latestStarted((e) => e.twilioCallSid === "CAnomedia").callId);
+    expect(cdr).toMatchObject({ disposition: "failed", sipStatus: 503, answeredAt: null });
+    await expectNoSession(cdr.callId);
   });
 });
 
