@@ -85,7 +85,7 @@ class RelayPeer {
   }
 
   /** The next frame matching `pick` (removed from the queue), within `ms`. */
-  async next<T extends EdgeMessage>(pick: (m: EdgeMessage) => m is T, ms = 1000): Promise<T>;
+  async next<T extends EdgeMessage>(pick: (m: EdgeMessage) => m is T, ms?: number): Promise<T>;
   async next(pick?: (m: EdgeMessage) => boolean, ms?: number): Promise<EdgeMessage>;
   async next(pick: (m: EdgeMessage) => boolean = () => true, ms = 1000): Promise<EdgeMessage> {
     const deadline = Date.now() + ms;
