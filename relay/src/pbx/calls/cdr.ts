@@ -34,10 +34,11 @@ export function forkOutcome(statuses: readonly number[]): number {
   return 480;
 }
 
-/** The user part of a SIP/tel URI (the number or extension), or "anonymous". */
+/** The user part of a SIP/tel URI or name-addr (the number or extension), or "anonymous". */
 export function partyOf(uri: string | undefined): string {
   if (!uri) return "anonymous";
-  const m = /^(?:sips?|tel):([^@;>]+)/i.exec(uri.trim());
+  const inAngles = /<([^>]*)>/.exec(uri)?.[1];
+  const m = /^(?:sips?|tel):([^@;>]+)/i.exec((inAngles ?? uri).trim());
   const user = m?.[1];
   if (!user) return "anonymous";
   let decoded = user;
