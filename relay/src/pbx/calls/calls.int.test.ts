@@ -250,6 +250,19 @@ describe("outbound calls through the Twilio SIP Domain", () => {
     await expectNoSession(cdr.callId);
   });
 
+  it("Twilio's 183 with early media, then 200: the phone gets the 183 with rtpengine's SDP and audio flows after the answer", async () => {
+    rig.domain.behaviour = { kind: "answer", afterMs: 300, earlyMedia: true };
+    const phone = await rig.dial("5551234570", { device: alice, password: "alice-secret-1" });
+    const far = rig.domain.calls[rig.domain.calls.length - 1];
+    if (!far) throw new Error("the Domain got no call");
+    expectAudio(await talk(phone, far.leg));
+    phone.dialog.destroy();
+    const cdr = await ended(callIdOf(phone));
+    expect(labels(cdr, "a")).toEqual(expect.arrayContaining(["out 183 Session Progress", "out 200 OK"]));
+    expect(cdr.disposition).toBe("answered");
+    await expectNoSession(cdr.callId);
+  });
+
   it("refuses what the policy forbids with 403 and a reason; 911 always goes out as dialled", async () => {
     await expect(
       rig.dial("19005551234", { device: alice, password: "alice-secret-1" }),
@@ -327,6 +340,12 @@ describe("extension to extension", () => {
     // Resume.
     const resumed = await caller.dialog.modify(caller.peer.sdp({ direction: "sendrecv" }));
     expect(resumed).not.toMatch(/a=(recvonly|inactive)/);
+    expectAudio(await talk(caller, callee));
+
+    // Hold from the callee, then resume: the same the other way.
+    const heldByB = await callee.dialog.modify(callee.peer.sdp({ direction: "sendonly" }));
+    expect(heldByB).toMatch(/a=recvonly/);
+    await callee.dialog.modify(callee.peer.sdp({ direction: "sendrecv" }));
     expectAudio(await talk(caller, callee));
 
     // RFC 2833 DTMF from the caller reaches the callee.

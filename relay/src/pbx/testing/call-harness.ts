@@ -44,7 +44,7 @@ export class FakeLocation implements LocationService {
 /** How a phone answers an INVITE the relay sends it. */
 export type PhoneBehaviour =
   /** nat: its RTP comes from another port than its SDP names (a phone behind NAT). */
-  | { kind: "answer"; afterMs: number; nat?: boolean }
+  | { kind: "answer"; afterMs: number; nat?: boolean; earlyMedia?: boolean }
   | { kind: "reject"; status: number; afterMs?: number }
   | { kind: "ring" };
 
@@ -216,7 +216,16 @@ export async function startCallRig(opts: RigOptions): Promise<CallRig> {
       canceled = true;
       onCancel();
     });
-    res.send(180, "Ringing", {});
+    const early = behaviour.kind === "answer" && behaviour.earlyMedia === true;
+    const earlyPeer = early ? await RtpPeer.open() : undefined;
+    if (earlyPeer) {
+      // Twilio's way: 183 with SDP (ringback as early media), then the 200 with the same SDP.
+      peers.push(earlyPeer);
+      res.send(183, "Session Progress", {
+        body: earlyPeer.sdp(),
+        headers: { "Content-Type": "application/sdp" },
+      });
+    } else res.send(180, "Ringing", {});
     if (behaviour.kind === "ring") return undefined;
     await wait(behaviour.afterMs ?? 0);
     if (canceled) return undefined;
@@ -224,8 +233,8 @@ export async function startCallRig(opts: RigOptions): Promise<CallRig> {
       res.send(behaviour.status, {});
       return undefined;
     }
-    const peer = await RtpPeer.open({ behindNat: behaviour.nat ?? false });
-    peers.push(peer);
+    const peer = earlyPeer ?? (await RtpPeer.open({ behindNat: behaviour.nat ?? false }));
+    if (!earlyPeer) peers.push(peer);
     let dialog: Dialog;
     try {
       dialog = await worldSrf.createUAS(req, res, { localSdp: peer.sdp() });
