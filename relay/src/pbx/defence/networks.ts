@@ -51,7 +51,35 @@ const PRIVATE = new NetworkSet([
   "::1/128",
 ]);
 
+/** Dotted-quad IPv4 to its 32-bit value, or undefined (the registrar's hot path: no BlockList objects). */
+function ipv4(address: string): number | undefined {
+  const parts = address.split(".");
+  if (parts.length !== 4) return undefined;
+  let v = 0;
+  for (const p of parts) {
+    if (p.length === 0 || p.length > 3) return undefined;
+    const n = Number(p);
+    if (!Number.isInteger(n) || n < 0 || n > 255) return undefined;
+    v = v * 256 + n;
+  }
+  return v;
+}
+
+const PRIVATE_V4: readonly [number, number][] = [
+  [0x0a000000, 8],
+  [0xac100000, 12],
+  [0xc0a80000, 16],
+  [0x64400000, 10],
+  [0xa9fe0000, 16],
+  [0x7f000000, 8],
+];
+
 /** RFC 1918 / CGNAT / link-local / loopback / ULA: an address that only means something behind a NAT. */
 export function isPrivateAddress(address: string): boolean {
+  const v4 = ipv4(unmapped(address));
+  if (v4 !== undefined)
+    return PRIVATE_V4.some(
+      ([net, bits]) => Math.floor(v4 / 2 ** (32 - bits)) === Math.floor(net / 2 ** (32 - bits)),
+    );
   return PRIVATE.has(address);
 }

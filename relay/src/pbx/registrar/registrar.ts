@@ -112,6 +112,7 @@ function userOf(uri: string): string | undefined {
 export class Registrar implements LocationService {
   private readonly byDevice = new Map<string, Map<string, Binding>>();
   private readonly snapshots = new Map<string, readonly Contact[]>();
+  private readonly dirty = new Set<string>();
   private readonly store: RegistrationStore;
   private readonly keepaliveTimeoutMs: number;
   private timer: NodeJS.Timeout | undefined;
@@ -188,10 +189,12 @@ export class Registrar implements LocationService {
   // ————————————————————————————— LocationService —————————————————————————————
 
   contactsOf(deviceId: string): readonly Contact[] {
+    if (this.dirty.has(deviceId)) this.rebuild(deviceId);
     return this.snapshots.get(deviceId) ?? [];
   }
 
   all(): readonly Contact[] {
+    for (const id of [...this.dirty]) this.rebuild(id);
     return [...this.snapshots.values()].flat();
   }
 
@@ -364,7 +367,7 @@ export class Registrar implements LocationService {
         if (oldest && oldest !== b) this.unbind(oldest, "unregistered");
       }
     }
-    this.store.upsert(this.toContact(b));
+    this.store.upsert(b);
     this.changed(device.id);
     if (changed || Math.abs(expiresAt - b.reportedExpiresAt) > (granted * 1000) / 2) {
       b.reportedExpiresAt = expiresAt;
@@ -416,7 +419,7 @@ export class Registrar implements LocationService {
       if (answered) {
         b.misses = 0;
         b.lastSeenAt = this.deps.now();
-        this.store.upsert(this.toContact(b));
+        this.store.upsert(b);
         this.changed(b.deviceId);
         return;
       }
@@ -458,8 +461,14 @@ export class Registrar implements LocationService {
     return map;
   }
 
-  /** Rebuilds the device's contact list for contactsOf() (newest first). */
+  /** The device's contacts changed: contactsOf() rebuilds its list on the next read (refreshes stay cheap). */
   private changed(deviceId: string): void {
+    this.dirty.add(deviceId);
+  }
+
+  /** Rebuilds the device's contact list for contactsOf() (newest first). */
+  private rebuild(deviceId: string): void {
+    this.dirty.delete(deviceId);
     const map = this.byDevice.get(deviceId);
     if (map === undefined || map.size === 0) {
       this.snapshots.delete(deviceId);

@@ -9,7 +9,15 @@ import type { InStatement } from "@libsql/client";
 import type { Logger } from "pino";
 import type { Contact } from "../context.ts";
 
-type Pending = { op: "upsert"; contact: Contact } | { op: "delete"; deviceId: string; contactUri: string };
+/** A contact as the registrar holds it (times in ms). Queued by reference: the flush writes its latest state. */
+export type StoredContact = Omit<Contact, "expiresAt" | "lastSeenAt"> & {
+  expiresAt: number;
+  lastSeenAt: number;
+};
+
+type Pending =
+  | { op: "upsert"; contact: StoredContact }
+  | { op: "delete"; deviceId: string; contactUri: string };
 
 const key = (deviceId: string, contactUri: string): string => `${deviceId}\u0000${contactUri}`;
 
@@ -43,7 +51,7 @@ export class RegistrationStore {
     }));
   }
 
-  upsert(contact: Contact): void {
+  upsert(contact: StoredContact): void {
     this.queue(key(contact.deviceId, contact.contactUri), { op: "upsert", contact });
   }
 
@@ -103,8 +111,8 @@ export class RegistrationStore {
         c.instanceId,
         c.callId,
         c.cseq,
-        Date.parse(c.expiresAt),
-        Date.parse(c.lastSeenAt),
+        c.expiresAt,
+        c.lastSeenAt,
         Date.now(),
       ],
     };

@@ -45,7 +45,18 @@ export interface RegistrarPbxOptions {
   nonceLifetimeMs?: number;
 }
 
-export async function startRegistrarPbx(o: RegistrarPbxOptions): Promise<RegistrarPbx> {
+/** The chain's parts over a migrated libSQL file; `install` puts the middleware on an srf (before connect). */
+export interface RegistrarChain {
+  registrar: Registrar;
+  defence: ScannerDefence;
+  directory: FakeDirectory;
+  events: MemoryEventSink;
+  commands: MemoryCommandBus;
+  install(srf: Srf): void;
+  close(): Promise<void>;
+}
+
+export async function createRegistrarChain(o: RegistrarPbxOptions): Promise<RegistrarChain> {
   const client = createClient({ url: `file:${o.dbFile}` });
   await migrate(client);
   const db = createDb(client);
@@ -73,28 +84,43 @@ export async function startRegistrarPbx(o: RegistrarPbxOptions): Promise<Registr
     realm: () => directory.settings()?.realm ?? TEST_REALM,
     nonceLifetimeMs: o.nonceLifetimeMs,
   });
-  const engine = await startTestEngine();
-  const srf = await engine.connectApp((s) => {
-    for (const fn of defence.middleware()) s.use(fn);
-    for (const fn of authChain({ directory, log }, defence, { digest })) s.use(fn);
-    s.use("register", registrar.middleware());
-    // calls are another feature's: here an authenticated INVITE is simply refused
-    s.use("invite", (_req, res) => res.send(480));
-  });
-  registrar.useSrf(srf);
   return {
-    engine,
-    srf,
     registrar,
     defence,
     directory,
     events,
     commands,
+    install(s) {
+      for (const fn of defence.middleware()) s.use(fn);
+      for (const fn of authChain({ directory, log }, defence, { digest })) s.use(fn);
+      s.use("register", registrar.middleware());
+      // calls are another feature's: here an authenticated INVITE is simply refused
+      s.use("invite", (_req, res) => res.send(480));
+      registrar.useSrf(s);
+    },
     async close() {
-      await engine.close();
       await registrar.close();
       await defence.close();
       client.close();
+    },
+  };
+}
+
+export async function startRegistrarPbx(o: RegistrarPbxOptions): Promise<RegistrarPbx> {
+  const chain = await createRegistrarChain(o);
+  const engine = await startTestEngine();
+  const srf = await engine.connectApp((s) => chain.install(s));
+  return {
+    engine,
+    srf,
+    registrar: chain.registrar,
+    defence: chain.defence,
+    directory: chain.directory,
+    events: chain.events,
+    commands: chain.commands,
+    async close() {
+      await engine.close();
+      await chain.close();
     },
   };
 }
