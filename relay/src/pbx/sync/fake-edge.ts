@@ -38,6 +38,8 @@ export interface FakeConnection {
   hello: Hello | undefined;
   /** Keys of event frames received on this connection, in order. */
   keys: string[];
+  /** The close code the socket ended with (undefined while open). */
+  closeCode: number | undefined;
 }
 
 export class FakeEdge {
@@ -123,7 +125,7 @@ export class FakeEdge {
   }
 
   #connection(ws: WebSocket): void {
-    const conn: FakeConnection = { ws, hello: undefined, keys: [] };
+    const conn: FakeConnection = { ws, hello: undefined, keys: [], closeCode: undefined };
     this.connections.push(conn);
     ws.on("message", (data, isBinary) => {
       const parsed = parseRelayMessage(isBinary ? data : data.toString());
@@ -135,7 +137,10 @@ export class FakeEdge {
       this.#frame(conn, parsed.message);
       this.#settle();
     });
-    ws.on("close", () => this.#settle());
+    ws.on("close", (code) => {
+      conn.closeCode = code;
+      this.#settle();
+    });
     this.#settle();
   }
 
@@ -235,11 +240,16 @@ export class FakeEdge {
     this.live?.ws.close(code, reason);
   }
 
-  /** Resolves when `check` holds (re-evaluated on every frame, connection and close). */
+  /**
+   * Resolves when `check` holds: re-evaluated on every frame, connection and close, and
+   * every 20 ms for conditions on the relay's side (its outbox depth).
+   */
   until(check: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
     if (check()) return Promise.resolve();
     return new Promise((resolve, reject) => {
+      const poll = setInterval(() => this.#settle(), 20);
       const timer = setTimeout(() => {
+        clearInterval(poll);
         this.#waiters = this.#waiters.filter((w) => w !== waiter);
         reject(new Error(`fake edge: timed out waiting for ${what}`));
       }, timeoutMs);
@@ -247,6 +257,7 @@ export class FakeEdge {
         check,
         resolve: () => {
           clearTimeout(timer);
+          clearInterval(poll);
           resolve();
         },
       };

@@ -28,6 +28,8 @@ export interface OutboxOptions {
   window?: number;
   /** Rows per insert statement (SQLite's bound-parameter limit; default 500). */
   insertChunk?: number;
+  /** Events stored per write transaction, at most (default 1,000). */
+  maxBatch?: number;
   /** Unacknowledged events kept in memory beyond which the sender reads the table instead (default 20,000). */
   maxTail?: number;
 }
@@ -64,6 +66,7 @@ export class Outbox implements EventSink {
   readonly #window: number;
   readonly #chunk: number;
   readonly #maxTail: number;
+  readonly #maxBatch: number;
 
   #queue: PendingEmit[] = [];
   #writing: Promise<void> | undefined;
@@ -101,6 +104,7 @@ export class Outbox implements EventSink {
     this.#window = options.window ?? 100;
     this.#chunk = options.insertChunk ?? 500;
     this.#maxTail = options.maxTail ?? 20_000;
+    this.#maxBatch = options.maxBatch ?? 1_000;
     this.#loaded = this.#load().catch((err: unknown) => {
       // Rows stored before this start then wait for the next start; new ones still go out.
       this.#tailBase = 0;
@@ -146,8 +150,9 @@ export class Outbox implements EventSink {
       // Let the emits of this turn of the event loop join the write.
       await new Promise<void>((r) => setImmediate(r));
       while (this.#queue.length > 0) {
-        const batch = this.#queue;
-        this.#queue = [];
+        // Bounded transactions, each after a turn of the event loop: a burst of emits must not
+        // hold up the SIP engine in the same process for the whole burst.
+        const batch = this.#queue.splice(0, this.#maxBatch);
         try {
           const seqs = await this.#insert(batch);
           this.#depth += batch.length;
@@ -159,6 +164,7 @@ export class Outbox implements EventSink {
           for (const p of batch) p.reject(err);
         }
         this.#pump();
+        if (this.#queue.length > 0) await new Promise<void>((r) => setImmediate(r));
       }
     })().finally(() => {
       this.#writing = undefined;

@@ -94,6 +94,14 @@ describe("edge link: hello and configuration", () => {
         .sort(),
     ).toEqual(["dev-2", "dev-3"]);
     expect(edge.invalid).toEqual([]);
+
+    // Shutting down says goodbye with a normal close and stays away.
+    await s.close();
+    syncs.splice(syncs.indexOf(s), 1);
+    await edge.until(() => edge?.connections[0]?.closeCode !== undefined, 5_000, "close");
+    expect(edge.connections[0]?.closeCode).toBe(1000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(edge.connections).toHaveLength(1);
   });
 
   it("after a restart with the edge unreachable, phones still find their devices; the next hello names the cached version", async () => {
@@ -474,7 +482,8 @@ describe("edge link: commands", () => {
 describe("outbox throughput", () => {
   it("stores and delivers 10,000 events", async () => {
     edge = await FakeEdge.start({ token: TOKEN });
-    const s = await relay();
+    // Production ping timings: this measures throughput, and the fake edge shares the event loop.
+    const s = await relay({ timings: { ...FAST, pingIntervalMs: 20_000 } });
     await s.link?.whenConnected();
     const N = 10_000;
     const t0 = performance.now();
@@ -492,6 +501,8 @@ describe("outbox throughput", () => {
         `acked and deleted in ${Math.round(drained - t0)} ms (${rate(drained - t0)}/s)`,
     );
     expect(await outboxRows()).toBe(0);
+    // One connection throughout, so no event may arrive twice.
+    expect(edge.connections).toHaveLength(1);
     expect(edge.received).toHaveLength(N);
   }, 60_000);
 
