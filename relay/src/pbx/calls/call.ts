@@ -208,7 +208,11 @@ export class Call {
       this.reject(503, "Service Unavailable", "media relay unavailable");
       return;
     }
-    if (this.state !== "setup") return; // canceled meanwhile; finish() already ran
+    if (this.state !== "setup") {
+      // Canceled while rtpengine answered the offer: finish() may have deleted before the session existed.
+      this.deps.media.delete(this.rtpCallId).catch(() => undefined);
+      return;
+    }
     this.ringTimer = setTimeout(() => this.onRingTimeout(), this.setup.ringTimeoutMs);
     this.setup.targets.forEach((target, i) => {
       const leg = this.setup.targets.length === 1 ? "b" : `b${i + 1}`;

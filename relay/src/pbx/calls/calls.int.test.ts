@@ -464,7 +464,8 @@ describe("the relay's share of call setup", () => {
       `relay setup share, 50 calls one at a time: p50 ${sp(50).toFixed(2)} ms, p90 ${sp(90).toFixed(2)} ms, p99 ${sp(99).toFixed(2)} ms; of which rtpengine offer p50 ${op(50).toFixed(2)} ms, p99 ${op(99).toFixed(2)} ms`,
     );
     expect(rig.calls.size).toBe(0);
-    // A generous bound: the point is that the relay's own share is milliseconds, not seconds.
-    expect(pct(50)).toBeLessThan(50);
+    // A generous bound on the uncontended figure: the relay's own share is milliseconds, not seconds. The
+    // 10-at-a-time figures share one event loop with the world engine and the peers, so they are printed only.
+    expect(sp(50)).toBeLessThan(50);
   });
 });
