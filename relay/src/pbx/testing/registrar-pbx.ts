@@ -43,6 +43,8 @@ export interface RegistrarPbxOptions {
   registrar?: RegistrarOptions;
   defence?: DefenceOptions;
   nonceLifetimeMs?: number;
+  /** Handles authenticated INVITEs (default: 480). */
+  onInvite?: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void;
 }
 
 /** The chain's parts over a migrated libSQL file; `install` puts the middleware on an srf (before connect). */
@@ -95,7 +97,7 @@ export async function createRegistrarChain(o: RegistrarPbxOptions): Promise<Regi
       for (const fn of authChain({ directory, log }, defence, { digest })) s.use(fn);
       s.use("register", registrar.middleware());
       // calls are another feature's: here an authenticated INVITE is simply refused
-      s.use("invite", (_req, res) => res.send(480));
+      s.use("invite", o.onInvite ?? ((_req, res) => res.send(480)));
       registrar.useSrf(s);
     },
     async close() {
