@@ -1,0 +1,528 @@
+// Relay call benchmark: prints figures and ratios against baselines measured in the same run; asserts nothing.
+// Run: npx tsx tests/bench/relay-calls.ts   (about 8-12 minutes; loopback only; every run bounded in calls and
+// time; every process it starts is ended by its pid). Knobs, all optional:
+//   BENCH_ONLY=concurrent,setup,rate   which parts to run (default all three)
+//   BENCH_CALLS=1200 BENCH_HOLD=30 BENCH_RAMP_RATE=100   part 1: target concurrent calls, hold (s), ramp (calls/s)
+//   BENCH_SETUP_RATE=100 BENCH_SETUP_CALLS=2000           part 2: rate and count of the setup-share runs
+//   BENCH_RATES=300,400,500,550,600,700,800,1000 BENCH_RATE_CALLS=3000   part 3: rising rates, calls per step
+//
+// 1. Concurrent calls with RTP both ways (phone 101 -> extension 102, both our own UAs, 20 ms PCMU on every
+//    leg from rtpgen.c): ramp to N, hold, count failed calls and packet loss, CPU of relay, rtpengine and the
+//    load generator. Baseline: the same media load through an rtpengine of its own set up by ng offer/answer
+//    directly (no SIP, no relay). When N fails (any failed call, or loss >= 0.1 %), N is bisected down to the
+//    highest that passes, and the saturated process named from the CPU figures.
+// 2. The relay's share of call setup (authenticated INVITE sent by the caller -> the relay's INVITE received by
+//    the callee), p50/p99 at 100 calls/s, measured on the wire by our own phones; the same phones calling each
+//    other directly give the floor of the method.
+// 3. Call attempts per second through the relay with rtpengine offer/answer/delete (sipp UAC with digest ->
+//    relay -> sipp UAS registered as 103), rising rates for a fixed count; the highest rate with zero failed,
+//    against sipp UAC -> sipp UAS direct at the same rates in the same run.
+import { cpus, loadavg } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import pino from "pino";
+import { MediaService } from "../../relay/src/pbx/media/media.ts";
+import { startRtpengine } from "../../relay/src/pbx/media/rtpengine-process.ts";
+import {
+  freePort,
+  killAll,
+  quantile,
+  runSipp,
+  type SippResult,
+  startSippServer,
+} from "../../relay/test/sipp.ts";
+import { type ConcurrentResult, runConcurrent } from "./relay-calls/concurrent.ts";
+import {
+  CALLEE,
+  CALLER,
+  cpuMs,
+  PASSWORDS,
+  type RelayProcess,
+  registeredCallee,
+  SIPP_CALLEE,
+  startRelay,
+} from "./relay-calls/processes.ts";
+import { runSetupShare, type SetupShareResult } from "./relay-calls/setup-share.ts";
+import { Callee, Caller, SipEndpoint } from "./relay-calls/sip-ua.ts";
+
+const env = (k: string, d: number): number => {
+  const v = Number(process.env[k]);
+  return Number.isFinite(v) && v > 0 ? v : d;
+};
+const ONLY = new Set((process.env.BENCH_ONLY ?? "concurrent,setup,rate").split(","));
+const CALLS = env("BENCH_CALLS", 1200);
+const HOLD = env("BENCH_HOLD", 30);
+const RAMP = env("BENCH_RAMP_RATE", 100);
+const SETUP_RATE = env("BENCH_SETUP_RATE", 100);
+const SETUP_CALLS = env("BENCH_SETUP_CALLS", 2000);
+const RATES = (process.env.BENCH_RATES ?? "300,400,500,550,600,700,800,1000").split(",").map(Number);
+const RATE_CALLS = env("BENCH_RATE_CALLS", 3000);
+const LOSS_GOAL = 0.001;
+const SCENARIOS = join(dirname(fileURLToPath(import.meta.url)), "relay-calls");
+/** rtpengine ports: the relay's and the baseline's ranges apart, both below the ephemeral range rtpgen binds in. */
+const RELAY_RTP = { min: 20_000, max: 31_999 };
+const BASELINE_RTP = { min: 10_000, max: 19_999 };
+const BIG_BUFFERS = ["-buff_size", "4194304"];
+
+const log = (line: string): void => console.log(line);
+const fmt = (n: number | undefined, d = 0): string =>
+  n === undefined || !Number.isFinite(n) ? "-" : n.toFixed(d);
+const load = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+
+function table(head: string[], rows: string[][]): void {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(w[i] ?? 0)).join("  ");
+  log(line(head));
+  log(w.map((x) => "-".repeat(x)).join("  "));
+  for (const r of rows) log(line(r));
+}
+
+// ---------------------------------------------------------------- 1. concurrent calls with RTP
+
+const passes = (r: ConcurrentResult): boolean =>
+  r.failed === 0 && r.loss < LOSS_GOAL && r.rtp.misrouted === 0;
+
+function describeRun(r: ConcurrentResult): string {
+  const why = [...r.failures].map(([k, v]) => `${k}: ${v}`).join(", ");
+  return (
+    `${r.mode} N=${r.calls}: answered ${r.answered}, failed ${r.failed}${why ? ` (${why})` : ""}, ` +
+    `loss ${(r.loss * 100).toFixed(3)} % (${r.rtp.sent - r.rtp.received} of ${r.rtp.sent}), worst leg lost ${r.rtp.worstLegLost}, ` +
+    `misrouted ${r.rtp.misrouted}, generator late ticks ${r.rtp.lateTicks} (max ${fmt(r.rtp.lateMsMax, 1)} ms)` +
+    (r.cdrsAnswered === undefined ? "" : `, answered CDRs at the edge ${r.cdrsAnswered}`)
+  );
+}
+
+/** Which process ran out of CPU: one using (nearly) a whole core, or the machine's two cores used up. */
+function saturation(r: ConcurrentResult): string {
+  const c = r.cpuHold;
+  const parts = [
+    ["relay (engine + PBX, one Node thread)", c.relay],
+    ["rtpengine", c.rtpengine],
+    ["rtpgen (load generator)", c.generator],
+    ["bench process (SIP UAs, fake edge)", c.bench],
+  ] as const;
+  const total = parts.reduce((s, [, v]) => s + v, 0);
+  const top = [...parts].sort((a, b) => b[1] - a[1])[0];
+  const cores = cpus().length;
+  if (top && top[1] >= 90) return `${top[0]} at ${fmt(top[1])} % of a core`;
+  if (total >= cores * 100 * 0.85)
+    return `the machine: ${fmt(total)} % of ${cores * 100} % in use (largest: ${top?.[0]})`;
+  return `no process saturated (${fmt(total)} % of ${cores * 100} % in use); load average ${load()}`;
+}
+
+async function concurrentPart(relay: RelayProcess): Promise<string[]> {
+  log(`\n=== 1. concurrent calls with RTP both ways (target ${CALLS}, hold ${HOLD} s, ramp ${RAMP} calls/s)`);
+  const summary: string[] = [];
+  const rtpe = await startRtpengine({
+    interface: "127.0.0.1",
+    portMin: BASELINE_RTP.min,
+    portMax: BASELINE_RTP.max,
+    logger: pino({ level: "warn" }),
+  });
+  const media = new MediaService({ ng: rtpe.ng });
+  const caller = new Caller(await SipEndpoint.open(), CALLER.sipUsername, {
+    username: CALLER.sipUsername,
+    password: PASSWORDS[CALLER.sipUsername] ?? "",
+  });
+  const callee = await registeredCallee(relay, CALLEE);
+  const rows: ConcurrentResult[] = [];
+  try {
+    const relayRun = (n: number) =>
+      runConcurrent(
+        { kind: "relay", relay, caller, callee, dial: CALLEE.extension },
+        { calls: n, rate: RAMP, holdSeconds: HOLD, log },
+      );
+    const baseRun = (n: number) =>
+      runConcurrent(
+        { kind: "rtpengine", media, rtpenginePid: rtpe.pid ?? -1 },
+        { calls: n, rate: RAMP, holdSeconds: HOLD, log },
+      );
+
+    log(`baseline: rtpengine alone (ng offer/answer from here), N=${CALLS}`);
+    const base = await baseRun(CALLS);
+    rows.push(base);
+    log(`  ${describeRun(base)}`);
+    log(`relay: phone 101 -> relay -> phone 102, N=${CALLS}`);
+    const full = await relayRun(CALLS);
+    rows.push(full);
+    log(`  ${describeRun(full)}`);
+
+    let best: ConcurrentResult | undefined = passes(full) ? full : undefined;
+    if (!best) {
+      log(
+        `  N=${CALLS} did not pass (saturated: ${saturation(full)}); searching for the highest N that passes`,
+      );
+      let lo = 0;
+      let hi = CALLS;
+      while (hi - lo > Math.max(50, CALLS / 16)) {
+        const n = Math.round((lo + hi) / 2 / 25) * 25;
+        const r = await relayRun(n);
+        rows.push(r);
+        log(`  ${describeRun(r)}`);
+        if (passes(r)) {
+          lo = n;
+          best = r;
+        } else hi = n;
+      }
+    }
+    let baseAtBest: ConcurrentResult | undefined;
+    if (best && best.calls !== CALLS) {
+      log(`baseline at the relay's highest passing N=${best.calls}`);
+      baseAtBest = await baseRun(best.calls);
+      rows.push(baseAtBest);
+      log(`  ${describeRun(baseAtBest)}`);
+    }
+
+    log("");
+    table(
+      [
+        "run",
+        "N",
+        "answered",
+        "failed",
+        "loss %",
+        "RTP sent",
+        "relay %",
+        "rtpengine %",
+        "rtpgen %",
+        "bench %",
+        "pass",
+      ],
+      rows.map((r) => [
+        r.mode === "relay" ? "relay + rtpengine" : "rtpengine alone",
+        String(r.calls),
+        String(r.answered),
+        String(r.failed),
+        (r.loss * 100).toFixed(3),
+        String(r.rtp.sent),
+        fmt(r.cpuHold.relay),
+        fmt(r.cpuHold.rtpengine),
+        fmt(r.cpuHold.generator),
+        fmt(r.cpuHold.bench),
+        passes(r) ? "yes" : "no",
+      ]),
+    );
+    log("(CPU columns: % of one core during the hold, i.e. steady media load; 200 % is the whole machine)");
+    const sameN = best && (best.calls === CALLS ? base : baseAtBest);
+    summary.push(
+      best
+        ? `concurrent calls: highest passing N ${best.calls} (target ${CALLS}: ${best.calls >= CALLS ? "PASS" : "FAIL"}), ` +
+            `loss ${(best.loss * 100).toFixed(3)} %; at that N the relay process used ${fmt(best.cpuHold.relay)} % of a core and rtpengine ` +
+            `${fmt(best.cpuHold.rtpengine)} % vs ${fmt(sameN?.cpuHold.rtpengine)} % alone (ratio ${fmt(best.cpuHold.rtpengine / (sameN?.cpuHold.rtpengine ?? Number.NaN), 2)}x); ` +
+            `baseline rtpengine alone at N=${CALLS}: ${passes(base) ? "passes" : "fails"} (${(base.loss * 100).toFixed(3)} % loss, ${base.failed} failed)` +
+            (best.calls < CALLS ? `; at N=${CALLS} saturated: ${saturation(full)}` : "")
+        : `concurrent calls: no N passed (saturated: ${saturation(full)}); baseline ${describeRun(base)}`,
+    );
+  } finally {
+    caller.ep.close();
+    callee.ep.close();
+    media.close();
+    await rtpe.stop();
+  }
+  return summary;
+}
+
+// ---------------------------------------------------------------- 2. setup share
+
+async function setupPart(relay: RelayProcess): Promise<string[]> {
+  log(`\n=== 2. the relay's share of call setup at ${SETUP_RATE} calls/s (${SETUP_CALLS} calls per run)`);
+  const caller = new Caller(await SipEndpoint.open(), CALLER.sipUsername, {
+    username: CALLER.sipUsername,
+    password: PASSWORDS[CALLER.sipUsername] ?? "",
+  });
+  const callee = await registeredCallee(relay, CALLEE);
+  const direct = new Callee(await SipEndpoint.open());
+  try {
+    // warm-up: JIT in the relay, nonce cache, rtpengine port pool
+    await runSetupShare(
+      "warm-up",
+      caller,
+      callee,
+      { dial: CALLEE.extension, via: relay.sip },
+      300,
+      SETUP_RATE,
+    );
+    const rows: SetupShareResult[] = [];
+    rows.push(
+      await runSetupShare(
+        "floor: caller -> callee direct",
+        caller,
+        direct,
+        {
+          dial: "direct",
+          via: { address: "127.0.0.1", port: direct.ep.port },
+        },
+        SETUP_CALLS,
+        SETUP_RATE,
+      ),
+    );
+    const relayCpu0 = await cpuMs(relay.pid);
+    const t0 = performance.now();
+    rows.push(
+      await runSetupShare(
+        "relay: INVITE in -> INVITE out",
+        caller,
+        callee,
+        { dial: CALLEE.extension, via: relay.sip },
+        SETUP_CALLS,
+        SETUP_RATE,
+      ),
+    );
+    const relayCpuPct = (((await cpuMs(relay.pid)) - relayCpu0) / (performance.now() - t0)) * 100;
+    table(
+      ["run", "calls", "ok", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms", "bench loop p99 ms"],
+      rows.map((r) => [
+        r.name,
+        String(r.calls),
+        String(r.ok),
+        String(r.failed),
+        fmt(r.p50, 2),
+        fmt(r.p90, 2),
+        fmt(r.p99, 2),
+        fmt(r.max, 2),
+        fmt(r.loopP99, 2),
+      ]),
+    );
+    const floor = rows[0];
+    const share = rows[1];
+    if (!floor || !share) return [];
+    log(`relay process CPU during the relay run: ${fmt(relayCpuPct)} % of a core`);
+    return [
+      `setup share at ${SETUP_RATE}/s: p50 ${fmt(share.p50, 2)} ms, p99 ${fmt(share.p99, 2)} ms (target p99 < 5 ms: ${share.p99 < 5 && share.failed === 0 ? "PASS" : "FAIL"}), ` +
+        `${share.failed} failed; method floor (direct) p50 ${fmt(floor.p50, 2)} / p99 ${fmt(floor.p99, 2)} ms`,
+    ];
+  } finally {
+    caller.ep.close();
+    callee.ep.close();
+    direct.ep.close();
+  }
+}
+
+// ---------------------------------------------------------------- 3. call attempts per second
+
+interface RateRow {
+  name: string;
+  rate: number;
+  calls: number;
+  ok: number;
+  failed: number;
+  achieved: number;
+  p50: number;
+  p99: number;
+  cpu?: { relay: number; rtpengine: number };
+  note: string;
+}
+
+function rateRow(
+  name: string,
+  rate: number,
+  calls: number,
+  uac: SippResult,
+  uasOk: number,
+  note = "",
+): RateRow {
+  const t = uac.rttTimes;
+  const span = Math.max(0.001, ((t[t.length - 1] ?? 0) - (t[0] ?? 0)) / 1000);
+  const ok = uac.stats.successful;
+  const failed = Math.max(calls - ok, calls - uasOk, uac.stats.failed);
+  const err = uac.exitCode === 0 ? "" : `sipp exit ${uac.exitCode}: ${firstError(uac)}`;
+  return {
+    name,
+    rate,
+    calls,
+    ok,
+    failed,
+    achieved: t.length > 1 ? (t.length - 1) / span : 0,
+    p50: quantile(uac.rtt, 0.5),
+    p99: quantile(uac.rtt, 0.99),
+    note: [note, err].filter(Boolean).join("; "),
+  };
+}
+
+function firstError(r: SippResult): string {
+  const line =
+    r.errors.split("\n").find((l) => /\d{4}-\d\d-\d\d/.test(l)) ?? r.log.trim().split("\n")[0] ?? "";
+  return line.replace(/^\S+\s+\S+\s+\S+:\s*/, "").slice(0, 90);
+}
+
+async function sippStep(
+  name: string,
+  rate: number,
+  target: string,
+  uacScenario: string,
+  uasPort: number | undefined,
+  extra: { auth?: { username: string; password: string }; service: string },
+  before?: () => Promise<void>,
+): Promise<{ uac: SippResult; uasOk: number }> {
+  const calls = RATE_CALLS;
+  const seconds = calls / rate;
+  await before?.();
+  const uas = await startSippServer({
+    scenario: "uas-answer.xml",
+    calls,
+    timeoutSeconds: seconds + 30,
+    extraArgs: [...BIG_BUFFERS, ...(uasPort ? ["-p", String(uasPort)] : [])],
+  });
+  try {
+    const remote = target || `127.0.0.1:${uas.port}`;
+    const uac = await runSipp({
+      scenario: uacScenario,
+      remote,
+      calls,
+      rate,
+      limit: Math.max(300, rate),
+      timeoutSeconds: seconds + 20,
+      traceRtt: true,
+      service: extra.service,
+      ...(extra.auth ? { auth: extra.auth } : {}),
+      extraArgs: BIG_BUFFERS,
+    });
+    const grace = setTimeout(() => uas.kill(), 6000);
+    const b = await uas.done;
+    clearTimeout(grace);
+    void name;
+    return { uac, uasOk: b.stats.successful };
+  } finally {
+    uas.kill();
+  }
+}
+
+async function ratePart(relay: RelayProcess): Promise<string[]> {
+  log(
+    `\n=== 3. call attempts per second, rtpengine offer/answer/delete, ${RATE_CALLS} calls per step, rising rates ${RATES.join(", ")}`,
+  );
+  // sipp's UAS answers on a fixed port registered as extension 103 (registered from that port, then handed over)
+  const uasPort = await freePort();
+  const reg = await registeredCallee(relay, SIPP_CALLEE, uasPort);
+  reg.ep.close();
+  const rows: RateRow[] = [];
+  let bestRelay = 0;
+  let bestDirect = 0;
+  let relayFailedAt: RateRow | undefined;
+  let relayDone = false;
+  let directDone = false;
+  for (const rate of RATES) {
+    if (!directDone) {
+      const { uac, uasOk } = await sippStep(
+        "direct",
+        rate,
+        "",
+        "uac-invite.xml" /* relay/test/sipp */,
+        undefined,
+        { service: "callee" },
+      );
+      const row = rateRow("sipp -> sipp direct", rate, RATE_CALLS, uac, uasOk);
+      rows.push(row);
+      log(
+        `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s ${row.note}`,
+      );
+      if (row.failed === 0) bestDirect = rate;
+      else directDone = true;
+    }
+    if (!relayDone) {
+      const c0 = {
+        relay: await cpuMs(relay.pid),
+        rtpengine: await cpuMs(relay.rtpenginePid),
+        at: performance.now(),
+      };
+      const { uac, uasOk } = await sippStep(
+        "relay",
+        rate,
+        `${relay.sip.address}:${relay.sip.port}`,
+        join(SCENARIOS, "uac-invite-auth.xml"),
+        uasPort,
+        {
+          service: SIPP_CALLEE.extension,
+          auth: { username: CALLER.sipUsername, password: PASSWORDS[CALLER.sipUsername] ?? "" },
+        },
+      );
+      const wall = performance.now() - c0.at;
+      const row = rateRow("sipp -> relay -> sipp", rate, RATE_CALLS, uac, uasOk, `b-leg ok ${uasOk}`);
+      row.cpu = {
+        relay: (((await cpuMs(relay.pid)) - c0.relay) / wall) * 100,
+        rtpengine: (((await cpuMs(relay.rtpenginePid)) - c0.rtpengine) / wall) * 100,
+      };
+      rows.push(row);
+      log(
+        `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s, CPU relay ${fmt(row.cpu.relay)} % rtpengine ${fmt(row.cpu.rtpengine)} % ${row.note}`,
+      );
+      if (row.failed === 0) bestRelay = rate;
+      else {
+        relayFailedAt = row;
+        relayDone = true;
+      }
+    }
+    if (relayDone && directDone) break;
+  }
+  log("");
+  table(
+    [
+      "run",
+      "rate/s",
+      "calls",
+      "ok",
+      "failed",
+      "achieved/s",
+      "INVITE->200 p50 ms",
+      "p99 ms",
+      "relay %",
+      "rtpengine %",
+      "note",
+    ],
+    rows.map((r) => [
+      r.name,
+      String(r.rate),
+      String(r.calls),
+      String(r.ok),
+      String(r.failed),
+      fmt(r.achieved),
+      fmt(r.p50),
+      fmt(r.p99),
+      fmt(r.cpu?.relay),
+      fmt(r.cpu?.rtpengine),
+      r.note,
+    ]),
+  );
+  return [
+    `call attempts/s with rtpengine, 0 failed: ${bestRelay || "none"} of the rates tried (target >= 550: ${bestRelay >= 550 ? "PASS" : "FAIL"})` +
+      (relayFailedAt
+        ? `, first failing rate ${relayFailedAt.rate}/s (${relayFailedAt.failed} failed, relay CPU ${fmt(relayFailedAt.cpu?.relay)} %)`
+        : "") +
+      `; sipp -> sipp direct: ${bestDirect}${directDone ? "" : "+ (every rate tried passed)"}/s; ratio ${fmt(bestRelay / Math.max(1, bestDirect), 2)}x`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  log(
+    `GoSIP relay call benchmark, ${new Date().toISOString()}, ${cpus().length} cores, load average ${load()}`,
+  );
+  const relay = await startRelay({ rtpPortMin: RELAY_RTP.min, rtpPortMax: RELAY_RTP.max });
+  log(
+    `relay pid ${relay.pid} (engine + PBX), rtpengine pid ${relay.rtpenginePid}, SIP ${relay.sip.address}:${relay.sip.port}`,
+  );
+  const summary: string[] = [];
+  try {
+    if (ONLY.has("setup")) summary.push(...(await setupPart(relay)));
+    if (ONLY.has("concurrent")) summary.push(...(await concurrentPart(relay)));
+    if (ONLY.has("rate")) summary.push(...(await ratePart(relay)));
+  } finally {
+    await relay.stop();
+    killAll();
+  }
+  log("\n=== summary");
+  for (const s of summary) log(`- ${s}`);
+  log(`load average after: ${load()}; took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    killAll();
+    process.exit(1);
+  },
+);
