@@ -1,10 +1,53 @@
 /**
  * The RelayLink Durable Object inside workerd: it accepts only upgrades the Worker
- * marked as authenticated, answers the relay's hello, keeps one live link per
+ * marked as authenticated, answers the relay's hello with hello-ack and a config
+ * snapshot read from the database (over Hrana, the DO opens its own handle), stores
+ * events exactly once, takes pushes and commands by RPC, keeps one live link per
  * installation, and closes cleanly when the relay goes away without a close code.
  */
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { type EdgeMessage, parseEdgeMessage } from "@gosip/drizzle";
+import { type Client, createClient } from "@libsql/client/web";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+
+let db: Client;
+beforeAll(() => {
+  db = createClient({ url: inject("hranaUrl"), authToken: inject("hranaToken") });
+});
+afterAll(() => {
+  db.close();
+});
+
+/** Every frame the edge sends, validated with the shared schema, in arrival order. */
+function recorder(ws: WebSocket): {
+  next(pick?: (m: EdgeMessage) => boolean, ms?: number): Promise<EdgeMessage>;
+} {
+  const frames: EdgeMessage[] = [];
+  const waiters: (() => void)[] = [];
+  ws.addEventListener("message", (e) => {
+    const parsed = parseEdgeMessage(String(e.data));
+    if (!parsed.ok) throw new Error(`invalid frame from the edge: ${parsed.reason}`);
+    frames.push(parsed.message);
+    for (const w of waiters.splice(0)) w();
+  });
+  return {
+    async next(pick = () => true, ms = 10_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const i = frames.findIndex(pick);
+        if (i >= 0) return frames.splice(i, 1)[0] as EdgeMessage;
+        if (Date.now() > deadline) throw new Error("no matching frame");
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 100);
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    },
+  };
+}
 
 function connect(name: string, headers: Record<string, string>): Promise<Response> {
   const stub = env.RELAY_LINK.get(env.RELAY_LINK.idFromName(name));
@@ -57,7 +100,104 @@ describe("RelayLink durable object", () => {
     const unknown = await open("bad-type", "relay-1");
     const closedUnknown = closed(unknown);
     unknown.send(JSON.stringify({ type: "register", aor: "sip:101@pbx" }));
-    expect(await closedUnknown).toEqual({ code: 1008, reason: "unsupported message type" });
+    const { code, reason } = await closedUnknown;
+    expect(code).toBe(1008);
+    expect(reason).toMatch(/^invalid message: type: /);
+  });
+
+  it("answers hello with hello-ack and a config snapshot from the database", async () => {
+    const ws = await open("sync-hello", "relay-sync");
+    const relay = recorder(ws);
+    ws.send(
+      JSON.stringify({ type: "hello", v: 1, software: "gosip-relay test", sip: ["udp/127.0.0.1:5060"] }),
+    );
+    expect(await relay.next()).toMatchObject({ type: "hello-ack", v: 1, relayId: "relay-sync" });
+    const snapshot = await relay.next();
+    if (snapshot.type !== "config" || !snapshot.full)
+      throw new Error(`expected a snapshot, got ${snapshot.type}`);
+    expect(snapshot.settings).toMatchObject({ realm: expect.any(String), defaultCountry: "US" });
+    expect(Array.isArray(snapshot.devices)).toBe(true);
+
+    const stub = env.RELAY_LINK.get(env.RELAY_LINK.idFromName("sync-hello"));
+    expect(await stub.status()).toMatchObject({
+      connected: true,
+      relayId: "relay-sync",
+      software: "gosip-relay test",
+      sip: ["udp/127.0.0.1:5060"],
+    });
+    ws.close(1000, "done");
+  });
+
+  it("stores an event once through the Hrana database: the same key twice, one row, two acks", async () => {
+    const ws = await open("sync-events", "relay-sync");
+    const relay = recorder(ws);
+    ws.send(JSON.stringify({ type: "hello", v: 1 }));
+    await relay.next((m) => m.type === "hello-ack");
+    await relay.next((m) => m.type === "config");
+    const address = `198.51.100.${Math.floor(Math.random() * 200) + 1}`;
+    const key = `workers-ban-${crypto.randomUUID()}`;
+    const frame = JSON.stringify({
+      type: "event",
+      seq: 1,
+      key,
+      at: new Date().toISOString(),
+      event: {
+        kind: "ban.added",
+        address,
+        until: new Date(Date.now() + 3_600_000).toISOString(),
+        level: 1,
+        reason: "auth_failures",
+        failures: 12,
+      },
+    });
+    ws.send(frame);
+    expect(await relay.next()).toEqual({ type: "ack", keys: [key] });
+    ws.send(frame);
+    expect(await relay.next()).toEqual({ type: "ack", keys: [key] });
+    const bans = await db.execute({
+      sql: "SELECT level, failures FROM sip_bans WHERE address = ?",
+      args: [address],
+    });
+    expect(bans.rows.map((r) => [Number(r.level), Number(r.failures)])).toEqual([[1, 12]]);
+    const marks = await db.execute({
+      sql: "SELECT count(*) AS n FROM processed_webhooks WHERE kind = 'relay.event' AND sid = ?",
+      args: [key],
+    });
+    expect(Number(marks.rows[0]?.n)).toBe(1);
+    ws.close(1000, "done");
+  });
+
+  it("pushes by RPC: a delta reaches the relay, a command waits for its result", async () => {
+    const name = "sync-rpc";
+    const stub = env.RELAY_LINK.get(env.RELAY_LINK.idFromName(name));
+    expect(await stub.send({ type: "pong", t: 1 })).toBe(false);
+    expect(await stub.command({ kind: "ban.lift", address: "192.0.2.99" }, 1000)).toMatchObject({
+      ok: false,
+      reason: "offline",
+    });
+
+    const ws = await open(name, "relay-sync");
+    const relay = recorder(ws);
+    ws.send(JSON.stringify({ type: "hello", v: 1 }));
+    await relay.next((m) => m.type === "hello-ack");
+    await relay.next((m) => m.type === "config");
+    const delta = {
+      type: "config" as const,
+      full: false as const,
+      version: 7,
+      upsertDevices: [],
+      removeDevices: ["gone"],
+    };
+    expect(await stub.send(delta)).toBe(true);
+    expect(await relay.next()).toEqual(delta);
+
+    const outcome = stub.command({ kind: "ban.lift", address: "192.0.2.99" }, 5000);
+    const command = await relay.next((m) => m.type === "command");
+    if (command.type !== "command") throw new Error("unreachable");
+    expect(command.command).toEqual({ kind: "ban.lift", address: "192.0.2.99" });
+    ws.send(JSON.stringify({ type: "command-result", id: command.id, ok: true }));
+    expect(await outcome).toEqual({ ok: true });
+    ws.close(1000, "done");
   });
 
   it("disconnects only the sockets of a revoked relay token (RPC from the Worker)", async () => {
