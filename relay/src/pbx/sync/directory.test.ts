@@ -1,23 +1,21 @@
 // The device directory over a real libSQL file: snapshots and deltas are stored
 // before they are applied, survive a restart, and tell the features what changed.
-import { createDb, type Db } from "@gosip/drizzle";
-import { createTempDb, type TempDb } from "@gosip/drizzle/test-support/temp-db";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DirectoryChange } from "../context.ts";
 import { LocalDirectory } from "./directory.ts";
-import { captureLog, delta, device, settings, snapshot } from "./fixtures.ts";
+import { captureLog, delta, device, settings, snapshot, type TempRelayDb, tempRelayDb } from "./fixtures.ts";
 
-let tmp: TempDb;
+let tmp: TempRelayDb;
 beforeEach(async () => {
-  tmp = await createTempDb();
+  tmp = await tempRelayDb();
 });
 afterEach(async () => {
   await tmp.close();
 });
 
 /** A second process over the same file: what a relay restart sees. */
-function reopen(): Db {
-  return createDb(tmp.openClient());
+function reopen() {
+  return tmp.reopen();
 }
 
 async function addRegistration(deviceId: string, contactUri: string): Promise<void> {
@@ -67,7 +65,7 @@ describe("LocalDirectory", () => {
     expect(dir.byExtension("202")?.dnd).toBe(true);
     expect(dir.bySipUsername("phone1")).toBeUndefined();
 
-    const restarted = await LocalDirectory.load(reopen(), captureLog().log);
+    const restarted = await LocalDirectory.load(await reopen(), captureLog().log);
     expect(restarted.configVersion()).toBe(11);
     expect(restarted.settings()).toEqual(newSettings);
     expect([...restarted.all()].sort((a, b) => a.id.localeCompare(b.id))).toEqual([d2dnd, d3]);
@@ -78,7 +76,7 @@ describe("LocalDirectory", () => {
   it("keeps caller IDs (not a relay_devices column) across a restart", async () => {
     const dir = await LocalDirectory.load(tmp.db, captureLog().log);
     await dir.applyConfig(snapshot(1, [device(1, { callerIdE164: "+15550001111" }), device(2)]));
-    const restarted = await LocalDirectory.load(reopen(), captureLog().log);
+    const restarted = await LocalDirectory.load(await reopen(), captureLog().log);
     expect(restarted.byId("dev-1")?.callerIdE164).toBe("+15550001111");
     expect(restarted.byId("dev-2")?.callerIdE164).toBeNull();
   });
@@ -111,7 +109,7 @@ describe("LocalDirectory", () => {
     );
     expect(dir.byExtension("101")?.id).toBe("dev-2");
     expect(dir.byExtension("102")?.id).toBe("dev-1");
-    const restarted = await LocalDirectory.load(reopen(), captureLog().log);
+    const restarted = await LocalDirectory.load(await reopen(), captureLog().log);
     expect(restarted.byExtension("101")?.id).toBe("dev-2");
   });
 
@@ -126,7 +124,7 @@ describe("LocalDirectory", () => {
     expect(dir.configVersion()).toBe(1);
     expect(dir.byId("dev-2")).toBeDefined();
     expect(dir.byId("dev-3")).toBeUndefined();
-    const restarted = await LocalDirectory.load(reopen(), captureLog().log);
+    const restarted = await LocalDirectory.load(await reopen(), captureLog().log);
     expect(restarted.configVersion()).toBe(1);
     expect(
       restarted
@@ -144,7 +142,7 @@ describe("LocalDirectory", () => {
     await dir.applyConfig(snapshot(1, [device(1)]));
     await dir.applyMailboxes([{ deviceId: "dev-1", newMessages: 1, oldMessages: 0 }]);
     expect(dir.mailbox("dev-1")?.newMessages).toBe(1);
-    const restarted = await LocalDirectory.load(reopen(), captureLog().log);
+    const restarted = await LocalDirectory.load(await reopen(), captureLog().log);
     expect(restarted.mailbox("dev-1")).toEqual({ deviceId: "dev-1", newMessages: 1, oldMessages: 0 });
   });
 

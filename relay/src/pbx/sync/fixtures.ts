@@ -1,16 +1,24 @@
 /**
  * Test support: sync payloads that validate (devices with real HA1 values,
- * settings, snapshots and deltas), and a pino logger whose lines a test can read.
+ * settings, snapshots and deltas), a pino logger whose lines a test can read, and
+ * a relay database in a temp file opened as production opens it.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import {
   type ConfigDelta,
   type ConfigSnapshot,
   computeDeviceHa1,
+  type Db,
   defaultOutboundPolicy,
   type SyncDevice,
   type SyncSettings,
 } from "@gosip/drizzle";
+import type { Client } from "@libsql/client";
 import pino, { type Logger } from "pino";
+import { openRelayDatabase } from "./local-db.ts";
 
 export const REALM = "gosip.test";
 
@@ -72,4 +80,36 @@ export function captureLog(): CapturedLog {
     },
   );
   return { log, lines, text: () => lines.map((l) => l.msg).join("\n") };
+}
+
+export interface TempRelayDb {
+  client: Client;
+  db: Db;
+  /** Another client on the same file: what the relay sees after a restart. */
+  openClient(): Promise<Client>;
+  reopen(): Promise<Db>;
+  close(): Promise<void>;
+}
+
+/** A migrated relay database in a fresh temp file (real libSQL, as `openRelayDatabase` opens it). */
+export async function tempRelayDb(): Promise<TempRelayDb> {
+  const dir = await mkdtemp(join(tmpdir(), "gosip-relay-sync-"));
+  const url = pathToFileURL(join(dir, "relay.db")).href;
+  const clients: Client[] = [];
+  const open = async () => {
+    const opened = await openRelayDatabase(url);
+    clients.push(opened.client);
+    return opened;
+  };
+  const first = await open();
+  return {
+    client: first.client,
+    db: first.db,
+    openClient: async () => (await open()).client,
+    reopen: async () => (await open()).db,
+    async close() {
+      for (const c of clients) c.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

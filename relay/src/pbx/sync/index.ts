@@ -24,7 +24,7 @@ export {
   RELAY_CONNECT_PATH,
   relayConnectUrl,
 } from "./edge-link.ts";
-export { tuneRelayDatabase } from "./local-db.ts";
+export { openRelayDatabase, type RelayDatabase, tuneRelayDatabase } from "./local-db.ts";
 export { Outbox, type OutboxOptions, type SendFrame } from "./outbox.ts";
 
 export interface SyncOptions {
@@ -46,7 +46,8 @@ export interface SyncOptions {
   outbox?: Pick<OutboxOptions, "window" | "maxTail">;
   /**
    * Switch the file to WAL + synchronous=NORMAL first (default true; see local-db.ts):
-   * without it every outbox write blocks the event loop for the fsyncs.
+   * without it every outbox write blocks the event loop for the fsyncs. Open the
+   * database with `openRelayDatabase` so it holds for every statement.
    */
   tuneDatabase?: boolean;
 }

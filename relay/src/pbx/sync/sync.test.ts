@@ -3,11 +3,18 @@
 // restart, events arrive exactly once through cuts and reconnects, dead links
 // are noticed, bad frames and refused tokens do not crash anything.
 import { CLOSE_PROTOCOL_VERSION, CLOSE_TOKEN_REVOKED, createDb, type RelayEvent } from "@gosip/drizzle";
-import { createTempDb, type TempDb } from "@gosip/drizzle/test-support/temp-db";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CommandError } from "../context.ts";
 import { FakeEdge } from "./fake-edge.ts";
-import { type CapturedLog, captureLog, delta, device, snapshot } from "./fixtures.ts";
+import {
+  type CapturedLog,
+  captureLog,
+  delta,
+  device,
+  snapshot,
+  type TempRelayDb,
+  tempRelayDb,
+} from "./fixtures.ts";
 import { type Sync, type SyncOptions, startSync } from "./index.ts";
 
 const TOKEN = "relay-token-for-tests-0123456789";
@@ -23,13 +30,13 @@ const FAST = {
   closeTimeoutMs: 500,
 };
 
-let tmp: TempDb;
+let tmp: TempRelayDb;
 let edge: FakeEdge | undefined;
 let logs: CapturedLog;
 const syncs: Sync[] = [];
 
 beforeEach(async () => {
-  tmp = await createTempDb();
+  tmp = await tempRelayDb();
   logs = captureLog();
 });
 afterEach(async () => {
@@ -119,7 +126,7 @@ describe("edge link: hello and configuration", () => {
     // Nothing listens on the edge's port now: the relay restarts from its file alone.
     const restarted = await relay(
       { edgeUrl: `http://127.0.0.1:${port}`, relayToken: TOKEN },
-      createDb(tmp.openClient()),
+      await tmp.reopen(),
     );
     expect(
       restarted.directory
@@ -274,7 +281,7 @@ describe("edge link: events exactly once", () => {
     syncs.splice(syncs.indexOf(s), 1);
 
     edge.autoAck = true;
-    const next = await relay({}, createDb(tmp.openClient()));
+    const next = await relay({}, await tmp.reopen());
     expect(next.events.depth()).toBe(30);
     await edge.until(() => next.events.depth() === 0, 10_000, "outbox drained after restart");
     expect(storedDevices(edge)).toEqual(
@@ -508,7 +515,7 @@ describe("outbox throughput", () => {
 
   it("concurrent emits share write transactions instead of queueing one transaction each", async () => {
     // Counts the write transactions the outbox opens on the real client.
-    const client = tmp.openClient();
+    const client = await tmp.openClient();
     let writes = 0;
     const counting = new Proxy(client, {
       get(target, prop) {
