@@ -312,6 +312,62 @@ describe("edge on Workers (workerd + Hrana)", () => {
     expect(again.status).toBe(401);
   });
 
+  it("pushes a device created in the API to the connected relay and stores its uploads in R2", async () => {
+    const created = await call("POST", "/api/relay/tokens", { cookie: admin, body: { name: "sync relay" } });
+    const token = await json<{ token: string }>(created);
+    const res = await exports.default.fetch(`${BASE}/api/relay/connect`, {
+      headers: { Upgrade: "websocket", Authorization: `Bearer ${token.token}` },
+    });
+    const ws = res.webSocket;
+    if (!ws) throw new Error("no WebSocket in the 101 response");
+    ws.accept();
+    const frames: { type: string; full?: boolean; upsertDevices?: { id: string; ha1Md5: string }[] }[] = [];
+    ws.addEventListener("message", (e) => frames.push(JSON.parse(String(e.data))));
+    const until = async (pick: (f: (typeof frames)[number]) => boolean) => {
+      for (let i = 0; i < 200; i++) {
+        const found = frames.find(pick);
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`frame not received; got ${JSON.stringify(frames.map((f) => f.type))}`);
+    };
+    ws.send(JSON.stringify({ type: "hello", v: 1, software: "workers-test" }));
+    await until((f) => f.type === "config" && f.full === true);
+
+    const device = await call("POST", "/api/devices", { cookie: admin, body: { name: "Pushed phone" } });
+    expect(device.status).toBe(201);
+    const { id } = await json<{ id: string }>(device);
+    const delta = await until((f) => f.type === "config" && f.full === false);
+    expect(delta.upsertDevices?.map((d) => d.id)).toEqual([id]);
+    expect(delta.upsertDevices?.[0]?.ha1Md5).toMatch(/^[0-9a-f]{32}$/);
+
+    const status = await json(await call("GET", "/api/relay/status", { cookie: admin }));
+    expect(status).toMatchObject({ connected: true, relayName: "sync relay", software: "workers-test" });
+
+    const audio = new TextEncoder().encode("RIFF....WAVEfmt pretend audio for R2");
+    const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", audio))]
+      .map((b) => b.toString(16).padStart(2, "0"))
+      .join("");
+    const upload = (sha: string) =>
+      exports.default.fetch(
+        new Request(`${BASE}/api/relay/recordings/workers-rec-1`, {
+          method: "PUT",
+          headers: {
+            Authorization: `Bearer ${token.token}`,
+            "Content-Type": "audio/wav",
+            "Content-Length": String(audio.byteLength),
+            "X-Content-SHA256": sha,
+          },
+          body: audio,
+        }),
+      );
+    expect((await upload("0".repeat(64))).status).toBe(400);
+    const stored = await upload(digest);
+    expect(stored.status, await stored.clone().text()).toBe(201);
+    expect((await upload(digest)).status).toBe(200);
+    ws.close(1000, "done");
+  });
+
   it("answers unknown API paths with the JSON error envelope and serves the UI elsewhere", async () => {
     const res = await call("GET", "/api/no-such-thing");
     expect(res.status).toBe(404);
