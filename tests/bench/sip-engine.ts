@@ -19,9 +19,23 @@
 // process) and the sipp processes all run at normal priority: raising ours would only push the other work on the
 // machine aside, and lowering sipp's would inflate the response times it measures. The load average is printed
 // with the results, and the CPU time per dialog (engine and app) as a figure that other load disturbs less.
-import { cpus, loadavg } from "node:os";
+//
+// First of all, REGISTER latency from the start: in a new process (nothing warm), the engine and a trivial srf app
+// answering 200, as the relay runs them; sipp sends plain REGISTERs at 1,000/s for BENCH_LATENCY_SECONDS (default
+// 20) from the moment startEngine() resolved; p50/p90/p99 for the first 5 s and for the rest (steady state), once
+// with the engine's start-up warm-up off and once on. drachtio-server gives a p99 of 6-10 ms at this rate.
+// `BENCH_PART=register-latency` runs only this part.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startEngine } from "../../relay/src/engine/index.ts";
 import { installTestApp } from "../../relay/test/apps/test-app.ts";
 import {
+  connectSrf,
   type EngineProcess,
   killAll,
   quantile,
@@ -265,6 +279,144 @@ function verdict(label: string, ok: boolean, detail: string): string {
   return `${ok ? "PASS" : "FAIL"}  ${label}: ${detail}`;
 }
 
+const LATENCY_RATE = 1000;
+const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
+const LATENCY_START_WINDOW_MS = 5000;
+
+/** A REGISTER answered by a single 200 (response time 1 = REGISTER to 200). */
+const REGISTER_SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="uac-register-plain">
+  <send retrans="500" start_rtd="1">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[service]@gosip.test>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@gosip.test>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[service]@[local_ip]:[local_port];transport=[transport]>
+      Expires: 3600
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" rtd="1"/>
+</scenario>
+`;
+
+/** p50/p90/p99 of the response times of the REGISTERs completed in [fromMs, toMs) after the first completion. */
+function window(
+  r: SippResult,
+  fromMs: number,
+  toMs: number,
+): { n: number; p50: number; p90: number; p99: number } {
+  const t0 = r.rttTimes[0] ?? 0;
+  const rtt = r.rtt.filter((_, i) => {
+    const t = (r.rttTimes[i] ?? 0) - t0;
+    return t >= fromMs && t < toMs;
+  });
+  return { n: rtt.length, p50: quantile(rtt, 0.5), p90: quantile(rtt, 0.9), p99: quantile(rtt, 0.99) };
+}
+
+interface LatencyFigures {
+  warmUp: boolean;
+  startMs: number;
+  first: ReturnType<typeof window>;
+  steady: ReturnType<typeof window>;
+  ok: number;
+  failed: number;
+  cpuPerOp: number;
+  note: string;
+}
+
+/**
+ * The measurement itself, in a fresh process (BENCH_LATENCY_CHILD=1): the engine and a trivial srf app answering
+ * 200 in this one process, as the relay runs them; sipp sends REGISTERs at 1,000/s from the moment startEngine()
+ * has resolved. Prints its figures as one JSON line.
+ */
+async function registerLatencyChild(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "gosip-bench-"));
+  const scenario = join(dir, "uac-register-plain.xml");
+  await writeFile(scenario, REGISTER_SCENARIO);
+  const warm = process.env.BENCH_WARM_UP !== "0";
+  const secret = randomBytes(12).toString("hex");
+  const t0 = performance.now();
+  const engine = await startEngine({
+    adminPort: 0,
+    secret,
+    sipHost: "127.0.0.1",
+    sipPort: 0,
+    logLevel: "silent",
+    warmUp: warm,
+  });
+  const startMs = performance.now() - t0;
+  const srf = await connectSrf("127.0.0.1", engine.adminPort, secret, (app) =>
+    app.use("register", (_req, res) => res.send(200)),
+  );
+  try {
+    const calls = LATENCY_RATE * LATENCY_SECONDS;
+    const cpuBefore = process.cpuUsage();
+    const r = await runSipp({
+      scenario,
+      remote: `127.0.0.1:${engine.sipPort}`,
+      calls,
+      rate: LATENCY_RATE,
+      limit: LATENCY_RATE,
+      timeoutSeconds: LATENCY_SECONDS + 15,
+      traceRtt: true,
+      service: "alice",
+      extraArgs: BIG_BUFFERS,
+    });
+    const cpu = process.cpuUsage(cpuBefore);
+    const figures: LatencyFigures = {
+      warmUp: warm,
+      startMs,
+      first: window(r, 0, LATENCY_START_WINDOW_MS),
+      steady: window(r, LATENCY_START_WINDOW_MS, Number.POSITIVE_INFINITY),
+      ok: r.stats.successful,
+      failed: r.stats.failed + (calls - r.stats.successful - r.stats.failed),
+      cpuPerOp: (cpu.user + cpu.system) / 1000 / Math.max(1, r.stats.successful),
+      note: r.exitCode === 0 ? "" : `sipp exit ${r.exitCode}: ${firstError(r)}`,
+    };
+    console.log(`LATENCY ${JSON.stringify(figures)}`);
+  } finally {
+    srf.disconnect();
+    await engine.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs the child measurement in a new process (so nothing is warm), without and with the engine's warm-up. */
+async function registerLatency(): Promise<void> {
+  console.log(
+    `REGISTER latency from a fresh start: ${LATENCY_RATE}/s for ${LATENCY_SECONDS} s, engine + trivial srf app (200) in one new process each run:`,
+  );
+  for (const warm of [false, true]) {
+    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
+      env: { ...process.env, BENCH_LATENCY_CHILD: "1", BENCH_WARM_UP: warm ? "1" : "0" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    const [code] = (await once(child, "exit")) as [number | null];
+    const line = out.split("\n").find((l) => l.startsWith("LATENCY "));
+    if (code !== 0 || line === undefined) {
+      console.log(`  warm-up ${warm ? "on " : "off"}: run failed (exit ${code})`);
+      continue;
+    }
+    const f = JSON.parse(line.slice("LATENCY ".length)) as LatencyFigures;
+    const row = (label: string, w: LatencyFigures["first"]): string =>
+      `p50/p90/p99 ${label} ${fmt(w.p50)}/${fmt(w.p90)}/${fmt(w.p99)} ms (n=${w.n})`;
+    console.log(
+      `  warm-up ${warm ? "on " : "off"}: start ${fmt(f.startMs)} ms; ${row("first 5 s", f.first)}; ${row("after", f.steady)}; ` +
+        `ok ${f.ok}, failed ${f.failed}, CPU ${fmt(f.cpuPerOp, 3)} ms/REGISTER (engine + app)${f.note ? `; ${f.note}` : ""}`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   console.log(
@@ -275,6 +427,8 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(" ")}`,
   );
+  await registerLatency();
+  if (process.env.BENCH_PART === "register-latency") return;
   const rows: Figures[] = [];
 
   // 1. Baseline: sipp to sipp, same machine, same run.
@@ -424,7 +578,7 @@ async function main(): Promise<void> {
   );
 }
 
-main().then(
+(process.env.BENCH_LATENCY_CHILD === "1" ? registerLatencyChild() : main()).then(
   () => process.exit(0),
   (err: unknown) => {
     console.error(err);

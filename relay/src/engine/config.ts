@@ -95,6 +95,11 @@ const schema = z.object({
       }
       return list;
     }),
+  /** "0"/"false" skips the start-up JIT warm-up (warm-up.ts); for comparisons and very small machines. */
+  ENGINE_WARM_UP: z
+    .string()
+    .optional()
+    .transform((v) => !(v !== undefined && ["0", "false", "no", "off"].includes(v.toLowerCase()))),
   LOG_LEVEL: z
     .string()
     .optional()
@@ -136,5 +141,6 @@ export function loadEngineConfig(env: NodeJS.ProcessEnv = process.env): EngineOp
     externalAddress: c.SIP_EXTERNAL_ADDRESS,
     localNetworks: c.SIP_LOCAL_NETWORKS,
     logLevel: c.LOG_LEVEL,
+    warmUp: c.ENGINE_WARM_UP,
   };
 }

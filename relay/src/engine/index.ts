@@ -4,6 +4,7 @@ import { networkInterfaces } from "node:os";
 import pino from "pino";
 import { SipStack, type StackStats } from "./stack/index.ts";
 import { hostForUri } from "./stack/network.ts";
+import { warmUp } from "./warm-up.ts";
 import { AppBridge } from "./wire/bridge/app-bridge.ts";
 import { AdminServer } from "./wire/server.ts";
 
@@ -24,6 +25,11 @@ export interface EngineOptions {
   localNetworks?: string[];
   timers?: { T1?: number; T2?: number; T4?: number };
   logLevel?: string;
+  /**
+   * Run a private warm-up (./warm-up.ts, once per process, at most ~2.5 s) before listening, so the first
+   * requests are answered as fast as later ones. Default true.
+   */
+  warmUp?: boolean;
 }
 
 export interface Engine {
@@ -69,6 +75,12 @@ function reachableAddress(bound: string): string {
 /** Start the engine; resolves once both the SIP and the admin listeners are bound. */
 export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const log = pino({ name: "engine", level: opts.logLevel ?? "info" });
+  if (opts.warmUp !== false) {
+    const started = performance.now();
+    const transactions = await warmUp();
+    if (transactions > 0)
+      log.debug({ transactions, ms: Math.round(performance.now() - started) }, "warmed up");
+  }
   const stack = await SipStack.listen({
     host: opts.sipHost,
     port: opts.sipPort,
