@@ -33,6 +33,9 @@ const CAPACITY_RATE = Number(process.env.BENCH_CAPACITY_RATE ?? 8000);
 const CREDENTIALS = { username: "alice", password: "secret" };
 
 interface Figures {
+  /** CPU ms per completed dialog: the app (this process) and the engine process. */
+  appCpu: number;
+  engineCpu: number;
   rate: number;
   successful: number;
   failed: number;
@@ -44,6 +47,8 @@ function figures(r: SippResult, attempted: number): Figures {
   const t = r.rttTimes;
   const span = Math.max(0.001, ((t[t.length - 1] ?? 0) - (t[0] ?? 0)) / 1000);
   return {
+    appCpu: 0,
+    engineCpu: 0,
     rate: t.length > 1 ? (t.length - 1) / span : 0,
     successful: r.stats.successful,
     failed: attempted - r.stats.successful,
@@ -54,6 +59,8 @@ function figures(r: SippResult, attempted: number): Figures {
 
 async function load(engine: EngineProcess, rate: number, seconds: number): Promise<Figures> {
   const attempted = Math.round(rate * seconds);
+  const engineBefore = await engine.cpuMs();
+  const appBefore = process.cpuUsage();
   const r = await runSipp({
     scenario: "uac-register-auth.xml",
     remote: engine.sipTarget,
@@ -66,7 +73,12 @@ async function load(engine: EngineProcess, rate: number, seconds: number): Promi
     traceRtt: true,
     extraArgs: ["-buff_size", "4194304"],
   });
-  return figures(r, attempted);
+  const app = process.cpuUsage(appBefore);
+  const f = figures(r, attempted);
+  const ops = Math.max(1, f.successful);
+  f.appCpu = (app.user + app.system) / 1000 / ops;
+  f.engineCpu = ((await engine.cpuMs()) - engineBefore) / ops;
+  return f;
 }
 
 /** The engine-only baseline app: 401 without credentials, 200 with, nothing checked. */
@@ -123,10 +135,12 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(2))
         .join(" ")}`,
     );
-    console.log("run                               dialogs/s  ok      failed  p50 ms  p99 ms");
+    console.log(
+      "run                               dialogs/s  ok      failed  p50 ms  p99 ms  app CPU ms/dialog  engine CPU ms/dialog",
+    );
     for (const { name, f } of rows)
       console.log(
-        `${name.padEnd(34)}${fmt(f.rate).padStart(9)}  ${String(f.successful).padEnd(8)}${String(f.failed).padEnd(8)}${fmt(f.p50).padStart(6)}  ${fmt(f.p99).padStart(6)}`,
+        `${name.padEnd(34)}${fmt(f.rate).padStart(9)}  ${String(f.successful).padEnd(8)}${String(f.failed).padEnd(8)}${fmt(f.p50).padStart(6)}  ${fmt(f.p99).padStart(6)}  ${fmt(f.appCpu, 3).padStart(17)}  ${fmt(f.engineCpu, 3).padStart(20)}`,
       );
     const capA = median(cap.a.map((f) => f.rate));
     const capB = median(cap.b.map((f) => f.rate));

@@ -108,6 +108,22 @@ describe("DigestAuth", () => {
     expect(auth.verify(req, undefined, lookup)).toMatchObject({ reason: "missing" });
   });
 
+  it("parses quoted values with commas and escapes, unquoted tokens, and refuses other schemes", () => {
+    const p = parseDigestHeader(
+      'Digest username="a\\"b", realm="x, y",nonce=abc , uri="sip:u@h;transport=udp", qop=auth, nc=00000001',
+    );
+    expect(p && Object.fromEntries(p)).toEqual({
+      username: 'a"b',
+      realm: "x, y",
+      nonce: "abc",
+      uri: "sip:u@h;transport=udp",
+      qop: "auth",
+      nc: "00000001",
+    });
+    expect(parseDigestHeader("Basic dXNlcjpwYXNz")).toBeUndefined();
+    expect(parseDigestHeader('Digestusername="x"')).toBeUndefined();
+  });
+
   it("keeps the replay table bounded", () => {
     const small = new DigestAuth({ realm: () => REALM, maxTrackedNonces: 10 });
     for (let i = 0; i < 50; i++) {

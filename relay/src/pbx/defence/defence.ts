@@ -82,6 +82,11 @@ interface ExtensionState {
 
 /** Most per-source entries kept (rate buckets, failure lists); beyond it the oldest are forgotten. */
 const MAX_TRACKED_SOURCES = 50_000;
+/**
+ * Most bans kept. A flood with spoofed UDP source addresses (a scanner User-Agent needs no round trip) must
+ * not turn into one database write per packet: beyond this the requests are still dropped, just not banned.
+ */
+const MAX_BANS = 10_000;
 
 export class ScannerDefence implements AuthReporter {
   private readonly opts: Required<Omit<DefenceOptions, "trustedNetworks">>;
@@ -93,6 +98,7 @@ export class ScannerDefence implements AuthReporter {
   private trustedKey = "\u0000";
   private writes: Promise<void> = Promise.resolve();
   private sweeper: NodeJS.Timeout | undefined;
+  private banTableFull = false;
 
   constructor(
     private readonly deps: DefenceDeps,
@@ -295,6 +301,13 @@ export class ScannerDefence implements AuthReporter {
     const now = this.deps.now();
     const prev = this.bans.get(address);
     if (prev !== undefined && prev.until.getTime() > now) return;
+    if (prev === undefined && this.bans.size >= MAX_BANS) {
+      if (!this.banTableFull)
+        this.deps.log.warn({ bans: this.bans.size }, "ban table full: dropping without banning");
+      this.banTableFull = true;
+      return;
+    }
+    this.banTableFull = false;
     const { baseMs, factor, maxMs, rememberMs } = this.opts.ban;
     const level = prev !== undefined && now - prev.until.getTime() < rememberMs ? prev.level + 1 : 1;
     const duration = Math.min(maxMs, baseMs * factor ** (level - 1));
