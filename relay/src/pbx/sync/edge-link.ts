@@ -176,7 +176,7 @@ export class EdgeLink {
     };
   }
 
-  /** Resolves once the link is up (hello-ack received); for start-up ordering and tests. */
+  /** Resolves once the link is up (hello-ack received), however long that takes (never, after `close`); for tests. */
   whenConnected(): Promise<void> {
     if (this.#connected) return Promise.resolve();
     return new Promise((resolve) => this.#upWaiters.push(resolve));
@@ -232,7 +232,13 @@ export class EdgeLink {
         this.#lastError = "no hello-ack from the edge";
         ws.terminate();
       }, this.#t.helloTimeoutMs);
-      const hostports = this.#opts.hostports().slice(0, 16);
+      let hostports: readonly string[] = [];
+      try {
+        hostports = this.#opts.hostports().slice(0, 16);
+      } catch (err) {
+        // A hello without the SIP address is still a hello.
+        this.#log.warn({ err }, "edge link: SIP host-ports unavailable for hello");
+      }
       const version = this.#opts.directory.configVersion();
       this.#sendOn(ws, {
         type: "hello",
