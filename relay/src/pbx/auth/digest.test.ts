@@ -3,6 +3,7 @@
 import { computeDeviceHa1, computeDigestResponse, type DigestAlgorithm } from "@gosip/drizzle";
 import { describe, expect, it } from "vitest";
 import { DigestAuth, type DigestCredentials, parseDigestHeader } from "./digest.ts";
+import { wantsMd5Only } from "./middleware.ts";
 
 const REALM = "gosip.test";
 const URI = "sip:gosip.test";
@@ -48,6 +49,28 @@ describe("DigestAuth", () => {
     );
     expect(second).toContain("algorithm=SHA-256");
     expect(parseDigestHeader(first)?.get("nonce")).toBe(parseDigestHeader(second)?.get("nonce"));
+  });
+
+  it("sends both challenges as two header lines, or MD5 alone for clients that choke on SHA-256", () => {
+    const sent: { status: number; headers: Record<string, string> }[] = [];
+    const res = {
+      send: (status: number, opts: { headers: Record<string, string> }) => sent.push({ status, ...opts }),
+    };
+    auth.challenge(res, { status: 401 });
+    auth.challenge(res, { status: 407, md5Only: true });
+    const both = sent[0]?.headers["WWW-Authenticate"] ?? "";
+    expect(both.split("\r\nWWW-Authenticate: ").map((v) => /algorithm=([\w-]+)/.exec(v)?.[1])).toEqual([
+      "MD5",
+      "SHA-256",
+    ]);
+    const single = sent[1]?.headers["Proxy-Authenticate"] ?? "";
+    expect(single).toContain("algorithm=MD5");
+    expect(single).not.toContain("SHA-256");
+    expect(sent[1]?.status).toBe(407);
+    expect(wantsMd5Only("baresip v1.0.0 (x86_64/linux)")).toBe(true);
+    expect(wantsMd5Only("Linphone Desktop/5.2.6 (belle-sip/5.2.0)")).toBe(false);
+    expect(wantsMd5Only("Grandstream GXP1760W 1.0.7.13")).toBe(false);
+    expect(wantsMd5Only(undefined)).toBe(false);
   });
 
   it("accepts MD5 and SHA-256 answers and returns the subject", () => {

@@ -184,10 +184,10 @@ export class DigestAuth {
    * SUBSCRIBE). drachtio-srf joins repeated header values with commas, which RFC 3261 §7.3.1 forbids for
    * these headers, so the second one is written as a header line of its own.
    */
-  challenge(res: ChallengeTarget, opts: { status: 401 | 407; stale?: boolean }): void {
+  challenge(res: ChallengeTarget, opts: { status: 401 | 407; stale?: boolean; md5Only?: boolean }): void {
     const [md5, sha256] = this.challengeValues(opts.stale ?? false);
     const name = opts.status === 401 ? "WWW-Authenticate" : "Proxy-Authenticate";
-    res.send(opts.status, { headers: { [name]: `${md5}\r\n${name}: ${sha256}` } });
+    res.send(opts.status, { headers: { [name]: opts.md5Only ? md5 : `${md5}\r\n${name}: ${sha256}` } });
   }
 
   /**

@@ -65,6 +65,18 @@ export type AuthDeps = Pick<PbxContext, "directory" | "log">;
 
 const AUTHENTICATED_METHODS = new Set(["REGISTER", "INVITE", "SUBSCRIBE"]);
 
+/**
+ * User agents that give up on a response carrying a challenge they cannot compute, even when an MD5 one
+ * comes first: libre-based clients (baresip up to 1.x) answer a SHA-256 challenge next to the MD5 one with
+ * "Function not implemented" and never register. They get the MD5 challenge alone.
+ */
+const MD5_ONLY_AGENTS = /\b(baresip|libre)\b/i;
+
+/** Whether this request's User-Agent only copes with a lone MD5 challenge. */
+export function wantsMd5Only(userAgent: string | undefined): boolean {
+  return userAgent !== undefined && MD5_ONLY_AGENTS.test(userAgent);
+}
+
 /** The HA1 pair of the inbound trunk, cached while realm, username and password stay the same. */
 function trunkHa1Cache(): (realm: string, username: string, password: string) => DigestCredentials<Caller> {
   let key = "";
@@ -129,7 +141,7 @@ export function authChain(
     } catch (err) {
       // fail closed: an error while checking is a refusal, never a pass
       deps.log.error({ err: (err as Error).message }, "digest verification failed");
-      digest.challenge(res, { status });
+      digest.challenge(res, { status, md5Only: wantsMd5Only(req.get("User-Agent")) });
       return;
     }
     const source = req.source_address;
@@ -144,7 +156,7 @@ export function authChain(
         outcome.username !== undefined ? deps.directory.bySipUsername(outcome.username) : undefined;
       reporter.authFailed(source, { username: outcome.username, device });
     }
-    digest.challenge(res, { status, stale: outcome.stale });
+    digest.challenge(res, { status, stale: outcome.stale, md5Only: wantsMd5Only(req.get("User-Agent")) });
   };
   return [authenticate];
 }
