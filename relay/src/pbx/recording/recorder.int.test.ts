@@ -378,7 +378,7 @@ describe("call recording", () => {
     await media.delete(d.callId);
   });
 
-  it("an upload the edge never took resumes after a relay restart", async () => {
+  it("an upload the edge never took resumes after a relay restart; an unconfirmed one is announced again", async () => {
     const db = await createTempDb();
     const first = await rig({ db, failures: 1000, backoff: { baseMs: 50, capMs: 50 } });
     const c = await call();
@@ -400,5 +400,22 @@ describe("call recording", () => {
     expect(ready.recordingId).toBe(id);
     expect(second.edge.puts).toHaveLength(1);
     expect(sha256(second.edge.puts[0]?.body ?? Buffer.alloc(0))).toBe(ready.sha256);
+    await until(async () => (await second.recorder.row(id))?.status === "uploaded");
+
+    // Restarted before the edge's confirmation came: announced again (no second upload); once confirmed, never.
+    await second.recorder.close();
+    rigs.splice(rigs.indexOf(second), 1);
+    await second.edge.close();
+    const third = await rig({ db });
+    expect((await third.events.waitFor("recording.ready")).recordingId).toBe(id);
+    expect(third.edge.puts).toHaveLength(0);
+    await third.recorder.confirm(id);
+    await third.recorder.close();
+    rigs.splice(rigs.indexOf(third), 1);
+    await third.edge.close();
+    const fourth = await rig({ db });
+    await fourth.recorder.idle();
+    expect(fourth.events.of("recording.ready")).toHaveLength(0);
+    expect((await fourth.recorder.row(id))?.confirmedAt).toBeGreaterThan(0);
   });
 });

@@ -180,7 +180,8 @@ export class Recorder {
   async open(): Promise<void> {
     await mkdir(join(this.#dir, WAV_DIR), { recursive: true });
     const rs = await this.#ctx.db.$client.execute(
-      "SELECT * FROM relay_recordings WHERE status IN ('recording', 'ready') OR (confirmed_at IS NOT NULL AND path IS NOT NULL)",
+      `SELECT * FROM relay_recordings WHERE status IN ('recording', 'ready', 'uploaded')
+         AND (confirmed_at IS NULL OR path IS NOT NULL)`,
     );
     for (const raw of rs.rows) {
       const row = toRow(raw as Row);
@@ -200,6 +201,10 @@ export class Recorder {
             callerPorts: undefined,
           }),
         );
+      } else if (row.status === "uploaded") {
+        // Announced, but the confirmation may have been lost with the previous run (acked while this row's
+        // update was not yet written): announce again; the edge stores a recording once per id.
+        await this.#announce(row);
       } else this.#scheduleUpload(row.id, 0);
     }
     this.#storage.start();
@@ -554,23 +559,27 @@ export class Recorder {
     }
     // recording.ready goes into the durable outbox before the row says so: a crash in between re-uploads
     // (the PUT is idempotent) and announces it again, never loses it.
+    await this.#announce(row);
+    const now = this.#ctx.now();
+    await this.#ctx.db.$client.execute({
+      sql: "UPDATE relay_recordings SET status = 'uploaded', updated_at = ? WHERE id = ? AND status = 'ready'",
+      args: [now, recordingId],
+    });
+  }
+
+  async #announce(row: RecordingRow): Promise<void> {
     await this.#ctx.events.emit({
       kind: "recording.ready",
-      recordingId,
+      recordingId: row.id,
       callId: row.callId,
       deviceId: row.deviceId,
       trigger: row.trigger,
       contentType: row.contentType ?? WAV_TYPE,
       sizeBytes: row.sizeBytes ?? 0,
-      sha256: row.sha256,
+      sha256: row.sha256 ?? "",
       durationSeconds: row.durationSeconds ?? 0,
       startedAt: new Date(row.startedAt).toISOString(),
       endedAt: new Date(row.endedAt ?? row.startedAt).toISOString(),
-    });
-    const now = this.#ctx.now();
-    await this.#ctx.db.$client.execute({
-      sql: "UPDATE relay_recordings SET status = 'uploaded', updated_at = ? WHERE id = ? AND status = 'ready'",
-      args: [now, recordingId],
     });
   }
 
