@@ -29,17 +29,22 @@ import {
   quantile,
   runSipp,
   type SippResult,
+  startSipp,
   startSippServer,
+  waitForListening,
 } from "../../relay/test/sipp.ts";
 import { type ConcurrentResult, runConcurrent } from "./relay-calls/concurrent.ts";
 import {
   CALLEE,
   CALLER,
   cpuMs,
+  machineBusyMs,
   PASSWORDS,
   type RelayProcess,
   registeredCallee,
+  runQueueWaitMs,
   SIPP_CALLEE,
+  selfCpuMs,
   startRelay,
 } from "./relay-calls/processes.ts";
 import { runSetupShare, type SetupShareResult } from "./relay-calls/setup-share.ts";
@@ -113,9 +118,41 @@ function saturation(r: ConcurrentResult): string {
   return `no process saturated (${fmt(total)} % of ${cores * 100} % in use); load average ${load()}`;
 }
 
+/**
+ * Runs `run` at the target N; when that fails, bisects down (in steps of 25 calls, to within N/8) for the
+ * highest N that passes. Returns every run made and the best passing one.
+ */
+async function highestPassing(
+  label: string,
+  run: (n: number) => Promise<ConcurrentResult>,
+): Promise<{ rows: ConcurrentResult[]; best: ConcurrentResult | undefined; atTarget: ConcurrentResult }> {
+  log(`${label}, N=${CALLS}`);
+  const atTarget = await run(CALLS);
+  log(`  ${describeRun(atTarget)}`);
+  const rows = [atTarget];
+  if (passes(atTarget)) return { rows, best: atTarget, atTarget };
+  log(
+    `  N=${CALLS} did not pass (saturated: ${saturation(atTarget)}); bisecting for the highest N that passes`,
+  );
+  let best: ConcurrentResult | undefined;
+  let lo = 0;
+  let hi = CALLS;
+  while (hi - lo > Math.max(50, CALLS / 8)) {
+    const n = Math.max(25, Math.round((lo + hi) / 2 / 25) * 25);
+    log(`${label}, N=${n}`);
+    const r = await run(n);
+    rows.push(r);
+    log(`  ${describeRun(r)}`);
+    if (passes(r)) {
+      lo = n;
+      best = r;
+    } else hi = n;
+  }
+  return { rows, best, atTarget };
+}
+
 async function concurrentPart(relay: RelayProcess): Promise<string[]> {
   log(`\n=== 1. concurrent calls with RTP both ways (target ${CALLS}, hold ${HOLD} s, ramp ${RAMP} calls/s)`);
-  const summary: string[] = [];
   const rtpe = await startRtpengine({
     interface: "127.0.0.1",
     portMin: BASELINE_RTP.min,
@@ -128,54 +165,14 @@ async function concurrentPart(relay: RelayProcess): Promise<string[]> {
     password: PASSWORDS[CALLER.sipUsername] ?? "",
   });
   const callee = await registeredCallee(relay, CALLEE);
-  const rows: ConcurrentResult[] = [];
   try {
-    const relayRun = (n: number) =>
-      runConcurrent(
-        { kind: "relay", relay, caller, callee, dial: CALLEE.extension },
-        { calls: n, rate: RAMP, holdSeconds: HOLD, log },
-      );
-    const baseRun = (n: number) =>
-      runConcurrent(
-        { kind: "rtpengine", media, rtpenginePid: rtpe.pid ?? -1 },
-        { calls: n, rate: RAMP, holdSeconds: HOLD, log },
-      );
-
-    log(`baseline: rtpengine alone (ng offer/answer from here), N=${CALLS}`);
-    const base = await baseRun(CALLS);
-    rows.push(base);
-    log(`  ${describeRun(base)}`);
-    log(`relay: phone 101 -> relay -> phone 102, N=${CALLS}`);
-    const full = await relayRun(CALLS);
-    rows.push(full);
-    log(`  ${describeRun(full)}`);
-
-    let best: ConcurrentResult | undefined = passes(full) ? full : undefined;
-    if (!best) {
-      log(
-        `  N=${CALLS} did not pass (saturated: ${saturation(full)}); searching for the highest N that passes`,
-      );
-      let lo = 0;
-      let hi = CALLS;
-      while (hi - lo > Math.max(50, CALLS / 16)) {
-        const n = Math.round((lo + hi) / 2 / 25) * 25;
-        const r = await relayRun(n);
-        rows.push(r);
-        log(`  ${describeRun(r)}`);
-        if (passes(r)) {
-          lo = n;
-          best = r;
-        } else hi = n;
-      }
-    }
-    let baseAtBest: ConcurrentResult | undefined;
-    if (best && best.calls !== CALLS) {
-      log(`baseline at the relay's highest passing N=${best.calls}`);
-      baseAtBest = await baseRun(best.calls);
-      rows.push(baseAtBest);
-      log(`  ${describeRun(baseAtBest)}`);
-    }
-
+    const opts = { rate: RAMP, holdSeconds: HOLD, log };
+    const base = await highestPassing("baseline: rtpengine alone (ng offer/answer from here, no SIP)", (n) =>
+      runConcurrent({ kind: "rtpengine", media, rtpenginePid: rtpe.pid ?? -1 }, { calls: n, ...opts }),
+    );
+    const full = await highestPassing("relay: phone 101 -> relay (B2BUA + rtpengine) -> phone 102", (n) =>
+      runConcurrent({ kind: "relay", relay, caller, callee, dial: CALLEE.extension }, { calls: n, ...opts }),
+    );
     log("");
     table(
       [
@@ -184,45 +181,59 @@ async function concurrentPart(relay: RelayProcess): Promise<string[]> {
         "answered",
         "failed",
         "loss %",
+        "late>=150ms %",
+        "delay p99 ms",
         "RTP sent",
         "relay %",
         "rtpengine %",
         "rtpgen %",
         "bench %",
+        "others %",
+        "relay wait %",
         "pass",
       ],
-      rows.map((r) => [
+      [...base.rows, ...full.rows].map((r) => [
         r.mode === "relay" ? "relay + rtpengine" : "rtpengine alone",
         String(r.calls),
         String(r.answered),
         String(r.failed),
         (r.loss * 100).toFixed(3),
+        ((r.rtp.latePackets / Math.max(1, r.rtp.received)) * 100).toFixed(2),
+        String(r.rtp.delayP99),
         String(r.rtp.sent),
         fmt(r.cpuHold.relay),
         fmt(r.cpuHold.rtpengine),
         fmt(r.cpuHold.generator),
         fmt(r.cpuHold.bench),
+        fmt(r.cpuHold.others),
+        fmt(r.cpuHold.relayWait),
         passes(r) ? "yes" : "no",
       ]),
     );
-    log("(CPU columns: % of one core during the hold, i.e. steady media load; 200 % is the whole machine)");
-    const sameN = best && (best.calls === CALLS ? base : baseAtBest);
-    summary.push(
-      best
-        ? `concurrent calls: highest passing N ${best.calls} (target ${CALLS}: ${best.calls >= CALLS ? "PASS" : "FAIL"}), ` +
-            `loss ${(best.loss * 100).toFixed(3)} %; at that N the relay process used ${fmt(best.cpuHold.relay)} % of a core and rtpengine ` +
-            `${fmt(best.cpuHold.rtpengine)} % vs ${fmt(sameN?.cpuHold.rtpengine)} % alone (ratio ${fmt(best.cpuHold.rtpengine / (sameN?.cpuHold.rtpengine ?? Number.NaN), 2)}x); ` +
-            `baseline rtpengine alone at N=${CALLS}: ${passes(base) ? "passes" : "fails"} (${(base.loss * 100).toFixed(3)} % loss, ${base.failed} failed)` +
-            (best.calls < CALLS ? `; at N=${CALLS} saturated: ${saturation(full)}` : "")
-        : `concurrent calls: no N passed (saturated: ${saturation(full)}); baseline ${describeRun(base)}`,
+    log(
+      "(CPU columns: % of one core during the hold, steady media load; the machine has " +
+        `${cpus().length * 100} %. others: processes outside this benchmark. relay wait: time the relay's main ` +
+        "thread was runnable but had no CPU. late: packets that arrived 150 ms or more after they were sent.)",
     );
+    const perCall = (r: ConcurrentResult, k: "rtpengine" | "generator"): number =>
+      (r.cpuHold[k] * 10) / Math.max(1, r.answered); // ms of CPU per call per second of media
+    const b = base.best;
+    const f = full.best;
+    return [
+      `concurrent calls, highest N with 0 failed and < 0.1 % loss: relay ${f?.calls ?? "none"}, rtpengine alone ${b?.calls ?? "none"} ` +
+        `(target ${CALLS}: ${f && f.calls >= CALLS ? "PASS" : "FAIL"}); ratio relay/alone ${fmt((f?.calls ?? 0) / Math.max(1, b?.calls ?? 0), 2)}x`,
+      `  at N=${CALLS}: relay ${describeRun(full.atTarget)}; saturated: ${saturation(full.atTarget)}`,
+      `  at N=${CALLS}: rtpengine alone ${describeRun(base.atTarget)}; saturated: ${saturation(base.atTarget)}`,
+      `  media CPU per call (hold): rtpengine ${fmt(perCall(full.atTarget, "rtpengine"), 3)} ms/s through the relay vs ` +
+        `${fmt(perCall(base.atTarget, "rtpengine"), 3)} ms/s alone; rtpgen ${fmt(perCall(full.atTarget, "generator"), 3)} ms/s; ` +
+        `the relay process during the hold ${fmt(full.atTarget.cpuHold.relay)} % of a core`,
+    ];
   } finally {
     caller.ep.close();
     callee.ep.close();
     media.close();
     await rtpe.stop();
   }
-  return summary;
 }
 
 // ---------------------------------------------------------------- 2. setup share
@@ -260,6 +271,9 @@ async function setupPart(relay: RelayProcess): Promise<string[]> {
       ),
     );
     const relayCpu0 = await cpuMs(relay.pid);
+    const wait0 = await runQueueWaitMs(relay.pid);
+    const machine0 = await machineBusyMs();
+    const self0 = selfCpuMs();
     const t0 = performance.now();
     rows.push(
       await runSetupShare(
@@ -271,7 +285,11 @@ async function setupPart(relay: RelayProcess): Promise<string[]> {
         SETUP_RATE,
       ),
     );
-    const relayCpuPct = (((await cpuMs(relay.pid)) - relayCpu0) / (performance.now() - t0)) * 100;
+    const wall = performance.now() - t0;
+    const relayMs = (await cpuMs(relay.pid)) - relayCpu0;
+    const relayCpuPct = (relayMs / wall) * 100;
+    const waitPct = (((await runQueueWaitMs(relay.pid)) - wait0) / wall) * 100;
+    const othersPct = (((await machineBusyMs()) - machine0 - relayMs - (selfCpuMs() - self0)) / wall) * 100;
     table(
       ["run", "calls", "ok", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms", "bench loop p99 ms"],
       rows.map((r) => [
@@ -289,10 +307,14 @@ async function setupPart(relay: RelayProcess): Promise<string[]> {
     const floor = rows[0];
     const share = rows[1];
     if (!floor || !share) return [];
-    log(`relay process CPU during the relay run: ${fmt(relayCpuPct)} % of a core`);
+    log(
+      `relay process during the relay run: CPU ${fmt(relayCpuPct)} % of a core, runnable without a CPU ${fmt(waitPct)} % ` +
+        `of the time; rtpengine and the rest of the machine ${fmt(othersPct)} %`,
+    );
     return [
       `setup share at ${SETUP_RATE}/s: p50 ${fmt(share.p50, 2)} ms, p99 ${fmt(share.p99, 2)} ms (target p99 < 5 ms: ${share.p99 < 5 && share.failed === 0 ? "PASS" : "FAIL"}), ` +
-        `${share.failed} failed; method floor (direct) p50 ${fmt(floor.p50, 2)} / p99 ${fmt(floor.p99, 2)} ms`,
+        `${share.failed} failed; method floor (direct) p50 ${fmt(floor.p50, 2)} / p99 ${fmt(floor.p99, 2)} ms; ` +
+        `relay CPU ${fmt(relayCpuPct)} %, waited for a CPU ${fmt(waitPct)} % of the time`,
     ];
   } finally {
     caller.ep.close();
@@ -312,7 +334,15 @@ interface RateRow {
   achieved: number;
   p50: number;
   p99: number;
-  cpu?: { relay: number; rtpengine: number };
+  /** % of one core over the step; per call: CPU ms per completed call; wait: relay main thread runnable, no CPU. */
+  cpu?: {
+    relay: number;
+    rtpengine: number;
+    relayPerCall: number;
+    rtpenginePerCall: number;
+    others: number;
+    wait: number;
+  };
   note: string;
 }
 
@@ -360,12 +390,15 @@ async function sippStep(
   const calls = RATE_CALLS;
   const seconds = calls / rate;
   await before?.();
-  const uas = await startSippServer({
+  const uasOpts = {
     scenario: "uas-answer.xml",
     calls,
     timeoutSeconds: seconds + 30,
-    extraArgs: [...BIG_BUFFERS, ...(uasPort ? ["-p", String(uasPort)] : [])],
-  });
+    extraArgs: BIG_BUFFERS,
+  };
+  // the relay's UAS must answer on the port registered for extension 103; the direct one on any port
+  const uas = uasPort ? await startSipp({ ...uasOpts, port: uasPort }) : await startSippServer(uasOpts);
+  if (uasPort) await waitForListening(uasPort, "udp", 10_000);
   try {
     const remote = target || `127.0.0.1:${uas.port}`;
     const uac = await runSipp({
@@ -378,7 +411,8 @@ async function sippStep(
       traceRtt: true,
       service: extra.service,
       ...(extra.auth ? { auth: extra.auth } : {}),
-      extraArgs: BIG_BUFFERS,
+      // sipp digests "sip:<remote>" unless told the Request-URI
+      extraArgs: [...BIG_BUFFERS, ...(extra.auth ? ["-auth_uri", `${extra.service}@${remote}`] : [])],
     });
     const grace = setTimeout(() => uas.kill(), 6000);
     const b = await uas.done;
@@ -389,6 +423,12 @@ async function sippStep(
     uas.kill();
   }
 }
+
+/**
+ * A rate is sustained when no call failed and the calls completed at (nearly) the offered rate: a side that
+ * falls behind completes every call eventually, but seconds late, and its backlog grows without bound.
+ */
+const sustained = (r: RateRow): boolean => r.failed === 0 && r.achieved >= 0.9 * r.rate;
 
 async function ratePart(relay: RelayProcess): Promise<string[]> {
   log(
@@ -419,13 +459,16 @@ async function ratePart(relay: RelayProcess): Promise<string[]> {
       log(
         `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s ${row.note}`,
       );
-      if (row.failed === 0) bestDirect = rate;
+      if (sustained(row)) bestDirect = rate;
       else directDone = true;
     }
     if (!relayDone) {
       const c0 = {
         relay: await cpuMs(relay.pid),
         rtpengine: await cpuMs(relay.rtpenginePid),
+        machine: await machineBusyMs(),
+        wait: await runQueueWaitMs(relay.pid),
+        self: selfCpuMs(),
         at: performance.now(),
       };
       const { uac, uasOk } = await sippStep(
@@ -441,15 +484,23 @@ async function ratePart(relay: RelayProcess): Promise<string[]> {
       );
       const wall = performance.now() - c0.at;
       const row = rateRow("sipp -> relay -> sipp", rate, RATE_CALLS, uac, uasOk, `b-leg ok ${uasOk}`);
+      const relayMs = (await cpuMs(relay.pid)) - c0.relay;
+      const rtpengineMs = (await cpuMs(relay.rtpenginePid)) - c0.rtpengine;
+      // sipp's own CPU is not read (it has exited); "others" then includes the two sipp processes
+      const othersMs = (await machineBusyMs()) - c0.machine - relayMs - rtpengineMs - (selfCpuMs() - c0.self);
       row.cpu = {
-        relay: (((await cpuMs(relay.pid)) - c0.relay) / wall) * 100,
-        rtpengine: (((await cpuMs(relay.rtpenginePid)) - c0.rtpengine) / wall) * 100,
+        relay: (relayMs / wall) * 100,
+        rtpengine: (rtpengineMs / wall) * 100,
+        relayPerCall: relayMs / Math.max(1, row.ok),
+        rtpenginePerCall: rtpengineMs / Math.max(1, row.ok),
+        others: (othersMs / wall) * 100,
+        wait: (((await runQueueWaitMs(relay.pid)) - c0.wait) / wall) * 100,
       };
       rows.push(row);
       log(
-        `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s, CPU relay ${fmt(row.cpu.relay)} % rtpengine ${fmt(row.cpu.rtpengine)} % ${row.note}`,
+        `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s, CPU relay ${fmt(row.cpu.relay)} % (${fmt(row.cpu.relayPerCall, 2)} ms/call) rtpengine ${fmt(row.cpu.rtpengine)} %, sipp + other processes ${fmt(row.cpu.others)} %, relay waited for a CPU ${fmt(row.cpu.wait)} % of the time; ${row.note}`,
       );
-      if (row.failed === 0) bestRelay = rate;
+      if (sustained(row)) bestRelay = rate;
       else {
         relayFailedAt = row;
         relayDone = true;
@@ -469,7 +520,10 @@ async function ratePart(relay: RelayProcess): Promise<string[]> {
       "INVITE->200 p50 ms",
       "p99 ms",
       "relay %",
+      "relay ms/call",
       "rtpengine %",
+      "others %",
+      "relay wait %",
       "note",
     ],
     rows.map((r) => [
@@ -482,16 +536,30 @@ async function ratePart(relay: RelayProcess): Promise<string[]> {
       fmt(r.p50),
       fmt(r.p99),
       fmt(r.cpu?.relay),
+      fmt(r.cpu?.relayPerCall, 2),
       fmt(r.cpu?.rtpengine),
+      fmt(r.cpu?.others),
+      fmt(r.cpu?.wait),
       r.note,
     ]),
   );
+  const relayRows = rows.filter((r) => r.cpu !== undefined);
+  const perCall = quantile(
+    relayRows.map((r) => r.cpu?.relayPerCall ?? Number.NaN).filter(Number.isFinite),
+    0.5,
+  );
+  log(
+    "(sustained: 0 failed and completed at >= 90 % of the offered rate. relay %: of one core; others: sipp and every " +
+      "process outside this benchmark; relay wait: its main thread runnable but without a CPU)",
+  );
   return [
-    `call attempts/s with rtpengine, 0 failed: ${bestRelay || "none"} of the rates tried (target >= 550: ${bestRelay >= 550 ? "PASS" : "FAIL"})` +
+    `call attempts/s with rtpengine, sustained with 0 failed: ${bestRelay || "none"} of the rates tried (target >= 550: ${bestRelay >= 550 ? "PASS" : "FAIL"})` +
       (relayFailedAt
-        ? `, first failing rate ${relayFailedAt.rate}/s (${relayFailedAt.failed} failed, relay CPU ${fmt(relayFailedAt.cpu?.relay)} %)`
+        ? `, first failing rate ${relayFailedAt.rate}/s (${relayFailedAt.failed} failed, achieved ${fmt(relayFailedAt.achieved)}/s, relay CPU ${fmt(relayFailedAt.cpu?.relay)} %, relay waited for a CPU ${fmt(relayFailedAt.cpu?.wait)} %)`
         : "") +
       `; sipp -> sipp direct: ${bestDirect}${directDone ? "" : "+ (every rate tried passed)"}/s; ratio ${fmt(bestRelay / Math.max(1, bestDirect), 2)}x`,
+    `  relay CPU per call (median over the steps): ${fmt(perCall, 2)} ms -> ceiling of one Node thread with a core to itself ` +
+      `~${fmt(1000 / perCall)} calls/s`,
   ];
 }
 

@@ -8,7 +8,7 @@
 // Every call is bounded (16 s transaction timeouts), the run stops by itself, and each call's outcome is counted.
 import type { MediaService } from "../../../relay/src/pbx/media/media.ts";
 import { track } from "../../../relay/test/sipp.ts";
-import { cpuMs, type RelayProcess, selfCpuMs } from "./processes.ts";
+import { cpuMs, machineBusyMs, type RelayProcess, runQueueWaitMs, selfCpuMs } from "./processes.ts";
 import { RtpLoad, type RtpStats } from "./rtp-load.ts";
 import { benchSdp, type Callee, type Caller, type CallerDialog, sdpMedia } from "./sip-ua.ts";
 
@@ -23,6 +23,18 @@ export interface ConcurrentOptions {
 export type CallSetupPath =
   | { kind: "relay"; relay: RelayProcess; caller: Caller; callee: Callee; dial: string }
   | { kind: "rtpengine"; media: MediaService; rtpenginePid: number };
+
+/** CPU use in % of one core (the machine has cpus().length of them). */
+export interface CpuShare {
+  relay: number;
+  rtpengine: number;
+  generator: number;
+  bench: number;
+  /** Everything else running on the machine (other work than this benchmark). */
+  others: number;
+  /** Time the relay's main thread was runnable but waiting for a CPU, % of the wall time. */
+  relayWait: number;
+}
 
 export interface ConcurrentResult {
   mode: string;
@@ -39,9 +51,9 @@ export interface ConcurrentResult {
   /** Loss over the whole run: 1 − received / sent. */
   loss: number;
   /** CPU during the hold (steady media load), % of one core. */
-  cpuHold: { relay: number; rtpengine: number; generator: number; bench: number };
+  cpuHold: CpuShare;
   /** CPU over the whole run (ramp, hold, teardown), % of one core. */
-  cpuAll: { relay: number; rtpengine: number; generator: number; bench: number };
+  cpuAll: CpuShare;
   /** Calls whose CDR (call.ended "answered") reached the edge, relay mode only. */
   cdrsAnswered: number | undefined;
   seconds: number;
@@ -63,12 +75,23 @@ export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): 
     rtpengine: await cpuMs(rtpenginePid),
     generator: await cpuMs(rtp.pid),
     bench: selfCpuMs(),
+    machine: await machineBusyMs(),
+    relayWait: relayPid > 0 ? await runQueueWaitMs(relayPid) : 0,
     at: performance.now(),
   });
-  const pct = (a: Awaited<ReturnType<typeof cpuNow>>, b: Awaited<ReturnType<typeof cpuNow>>) => {
+  const pct = (a: Awaited<ReturnType<typeof cpuNow>>, b: Awaited<ReturnType<typeof cpuNow>>): CpuShare => {
     const wall = b.at - a.at;
-    const p = (k: "relay" | "rtpengine" | "generator" | "bench") => ((b[k] - a[k]) / wall) * 100;
-    return { relay: p("relay"), rtpengine: p("rtpengine"), generator: p("generator"), bench: p("bench") };
+    const p = (k: "relay" | "rtpengine" | "generator" | "bench" | "machine" | "relayWait") =>
+      ((b[k] - a[k]) / wall) * 100;
+    const ours = p("relay") + p("rtpengine") + p("generator") + p("bench");
+    return {
+      relay: p("relay"),
+      rtpengine: p("rtpengine"),
+      generator: p("generator"),
+      bench: p("bench"),
+      others: Math.max(0, p("machine") - ours),
+      relayWait: p("relayWait"),
+    };
   };
   const cdrsBefore = path.kind === "relay" ? (path.relay.endedByDisposition().get("answered") ?? 0) : 0;
 
@@ -174,7 +197,8 @@ export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): 
       o.log(
         `  hold ${t}/${o.holdSeconds} s: ${((s.received - before.received) / secs).toFixed(0)} RTP packets/s received ` +
           `(${((s.sent - before.sent) / secs).toFixed(0)} sent); CPU relay ${c.relay.toFixed(0)}% rtpengine ${c.rtpengine.toFixed(0)}% ` +
-          `rtpgen ${c.generator.toFixed(0)}% bench ${c.bench.toFixed(0)}%`,
+          `rtpgen ${c.generator.toFixed(0)}% bench ${c.bench.toFixed(0)}% other processes ${c.others.toFixed(0)}%; ` +
+          `one-way delay p99 ${s.delayP99} ms, late ${s.latePackets}`,
       );
       before = s;
       prev = now;

@@ -28,6 +28,25 @@ export async function cpuMs(pid: number): Promise<number> {
   }
 }
 
+/** How long the process's main thread has waited for a CPU while runnable so far, ms (/proc schedstat). */
+export async function runQueueWaitMs(pid: number): Promise<number> {
+  try {
+    const [, waitNs] = (await readFile(`/proc/${pid}/schedstat`, "utf8")).split(" ");
+    return Number(waitNs) / 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU time the whole machine spent busy so far (all cores, all processes), ms, from /proc/stat. */
+export async function machineBusyMs(): Promise<number> {
+  const line = (await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "";
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+  const busy = f.reduce((s, v, i) => (i === 3 || i === 4 || i > 7 ? s : s + v), 0);
+  return (busy * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
 /** This process's CPU time so far, ms. */
 export function selfCpuMs(): number {
   const u = process.cpuUsage();
@@ -86,10 +105,9 @@ export async function startRelay(opts: RelayStartOptions): Promise<RelayProcess>
   });
   const dataDir = await mkdtemp(join(tmpdir(), "gosip-relay-bench-"));
   const sipPort = await freePort();
-  // BENCH_RELAY_PROFILE=<dir>: a V8 CPU profile of the relay process, written when it stops
-  const profile = process.env.BENCH_RELAY_PROFILE
-    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_RELAY_PROFILE}`]
-    : [];
+  // BENCH_RELAY_NODE_ARGS: extra node flags for the relay, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" or
+  // "--perf-basic-prof" (to look for its bottlenecks)
+  const profile = (process.env.BENCH_RELAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...profile, "--import", "tsx", "relay/src/main.ts"], {
     cwd: REPO,
     env: {

@@ -24,6 +24,11 @@ export interface RtpStats {
   /** How far the generator's 1 ms send clock fell behind at worst, and how often by more than 5 ms. */
   lateMsMax: number;
   lateTicks: number;
+  /** One-way delay of received packets, ms (p99, max; 2000 means 2 s or more). */
+  delayP99: number;
+  delayMax: number;
+  /** Packets received 150 ms or more after they were sent (a phone's jitter buffer drops them). */
+  latePackets: number;
 }
 
 export class RtpLoad {
@@ -120,6 +125,9 @@ export class RtpLoad {
       worstLegLost: f[5] ?? 0,
       lateMsMax: f[6] ?? 0,
       lateTicks: f[7] ?? 0,
+      delayP99: f[8] ?? 0,
+      delayMax: f[9] ?? 0,
+      latePackets: f[10] ?? 0,
     };
   }
 

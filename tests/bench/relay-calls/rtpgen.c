@@ -10,10 +10,12 @@
  *   start <id> <port> <peer-id> -> "ok"  send to 127.0.0.1:<port>; packets received must carry the peer's SSRC
  *   stopall                     -> "ok"  every leg stops sending (receiving goes on)
  *   stats                       -> "stats <sent> <received> <misrouted> <started> <silent> <worst-lost>
- *                                         <late-ms-max> <late-ticks>"
+ *                                         <late-ms-max> <late-ticks> <delay-p99-ms> <delay-max-ms> <late-packets>"
  *      silent: started legs that received nothing; worst-lost: the largest (peer sent - this leg received)
  *      over all legs; late-ms-max / late-ticks: how far (and how often: ticks > 5 ms late) the 1 ms send clock fell behind, i.e.
- *      whether this generator itself kept pace.
+ *      whether this generator itself kept pace; delay: one-way delay of received packets (each carries its
+ *      send time), p99 and max in ms (2000 = 2 s or more); late-packets: received 150 ms or more after they were
+ *      sent, which a phone's jitter buffer would have thrown away.
  *   quit
  * Build: cc -O2 -o rtpgen rtpgen.c (the benchmark does it in a temp dir).
  */
@@ -53,6 +55,11 @@ static int nlegs = 0;
 static int epfd;
 static uint64_t misrouted = 0;
 static uint64_t late_ticks = 0;
+/* one-way delay of received packets (send time travels in the payload), 1 ms buckets */
+#define DELAY_BUCKETS 2001
+#define LATE_MS 150
+static uint64_t delay_hist[DELAY_BUCKETS];
+static uint64_t late_packets = 0;
 static double late_ms_max = 0;
 
 static double now_ms(void) {
@@ -87,9 +94,17 @@ static int open_leg(void) {
   return ntohs(a.sin_port);
 }
 
+static uint64_t now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
 static void send_slot(int slot) {
   unsigned char pkt[12 + PAYLOAD];
-  memset(pkt + 12, 0xff, PAYLOAD); /* PCMU silence */
+  memset(pkt + 12, 0xff, PAYLOAD); /* PCMU silence, but for the send time in its first 8 bytes */
+  uint64_t sent_at = now_us();
+  memcpy(pkt + 12, &sent_at, sizeof sent_at);
   for (int id = slot; id < nlegs; id += PERIOD_SLOTS) {
     struct leg *l = &legs[id];
     if (!l->active) continue;
@@ -134,10 +149,19 @@ static void receive(int id) {
       if (msgs[i].msg_len < 12) continue;
       unsigned char *p = bufs[i];
       uint32_t ssrc = ((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11];
-      if (l->peer >= 0 && ssrc != SSRC_BASE + (uint32_t)l->peer)
+      if (l->peer >= 0 && ssrc != SSRC_BASE + (uint32_t)l->peer) {
         misrouted++;
-      else
-        l->received++;
+        continue;
+      }
+      l->received++;
+      if (msgs[i].msg_len >= 20) {
+        uint64_t sent_at;
+        memcpy(&sent_at, p + 12, sizeof sent_at);
+        uint64_t now = now_us();
+        uint64_t ms = now > sent_at ? (now - sent_at) / 1000u : 0;
+        if (ms >= LATE_MS) late_packets++;
+        delay_hist[ms < DELAY_BUCKETS - 1 ? ms : DELAY_BUCKETS - 1]++;
+      }
     }
     if (n < 16) return;
   }
@@ -161,9 +185,22 @@ static void reply_stats(void) {
       if (lost > worst) worst = lost;
     }
   }
-  printf("stats %llu %llu %llu %d %d %llu %.1f %llu\n", (unsigned long long)sent, (unsigned long long)received,
-         (unsigned long long)misrouted, started, silent, (unsigned long long)worst, late_ms_max,
-         (unsigned long long)late_ticks);
+  uint64_t seen = 0, p99 = 0, max = 0;
+  for (int b = 0; b < DELAY_BUCKETS; b++) seen += delay_hist[b];
+  for (int b = 0; b < DELAY_BUCKETS; b++)
+    if (delay_hist[b] != 0) max = (uint64_t)b;
+  uint64_t acc = 0;
+  for (int b = 0; b < DELAY_BUCKETS; b++) {
+    acc += delay_hist[b];
+    if (acc * 100 >= seen * 99) {
+      p99 = (uint64_t)b;
+      break;
+    }
+  }
+  printf("stats %llu %llu %llu %d %d %llu %.1f %llu %llu %llu %llu\n", (unsigned long long)sent,
+         (unsigned long long)received, (unsigned long long)misrouted, started, silent, (unsigned long long)worst,
+         late_ms_max, (unsigned long long)late_ticks, (unsigned long long)p99, (unsigned long long)max,
+         (unsigned long long)late_packets);
 }
 
 /* Returns 0 on quit. */
