@@ -301,12 +301,30 @@ export class Outbox implements EventSink {
       await new Promise<void>((r) => setTimeout(r, delayMs));
       while (this.#deleteQueue.length > 0) {
         const keys = this.#deleteQueue.splice(0, this.#chunk);
-        try {
-          const rs = await this.#db.$client.execute({
-            sql: `DELETE FROM relay_outbox WHERE idempotency_key IN (${keys.map(() => "?").join(", ")})`,
-            args: keys,
+        // By primary key where the seq is known (cheaper than the key's index), by key otherwise.
+        const seqs: number[] = [];
+        const bare: string[] = [];
+        for (const k of keys) {
+          const seq = this.#settled.get(k) ?? 0;
+          if (seq > 0) seqs.push(seq);
+          else bare.push(k);
+        }
+        const statements: InStatement[] = [];
+        if (seqs.length > 0) {
+          statements.push({
+            sql: `DELETE FROM relay_outbox WHERE seq IN (${seqs.map(() => "?").join(", ")})`,
+            args: seqs,
           });
-          this.#depth -= rs.rowsAffected;
+        }
+        if (bare.length > 0) {
+          statements.push({
+            sql: `DELETE FROM relay_outbox WHERE idempotency_key IN (${bare.map(() => "?").join(", ")})`,
+            args: bare,
+          });
+        }
+        try {
+          const results = await this.#db.$client.batch(statements, "write");
+          for (const rs of results) this.#depth -= rs.rowsAffected;
         } catch (err) {
           // The rows stay; they are sent again after the next reconnect and acked again.
           this.#log.error({ err, keys: keys.length }, "relay outbox delete failed");
