@@ -123,6 +123,18 @@ export class NodeRelayLink implements RelayChannel {
     return linkStatus(this.live?.state);
   }
 
+  /**
+   * Closes the live socket with 1001 "going away" (the edge is shutting down): an upgraded socket is not an
+   * HTTP connection the server's close would end, and the relay reconnects to the next edge by itself.
+   */
+  shutdown(): void {
+    const entry = this.live;
+    if (!entry) return;
+    entry.ws.close(1001, "edge shutting down");
+    this.live = undefined;
+    this.commands.failAll();
+  }
+
   /** Closes the socket of a relay token (it was revoked); returns how many closed. */
   disconnect(tokenId: string): number {
     const entry = this.live;

@@ -98,6 +98,48 @@ describe("npm start (Node edge)", () => {
     expect(output()).toContain('"msg":"shutting down"');
   });
 
+  it("runs the PBX too: the embedded relay starts, links to the edge with a provisioned token, and stops with it", async () => {
+    const { proc, output } = start({
+      GOSIP_DATA_DIR: dataDir,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      SIP_HOST: "127.0.0.1",
+      SIP_PORT: "0",
+      RTP_PORT_MIN: "35000",
+      RTP_PORT_MAX: "35100",
+      RELAY_METRICS_PORT: "0",
+    });
+    const relayPid = await poll("the embedded relay's pid", 10_000, async () => {
+      const m = /"pid":(\d+),[^\n]*"msg":"embedded relay started"/.exec(output());
+      return m ? Number(m[1]) : undefined;
+    });
+    await poll("the relay's link to the edge", 60_000, async () =>
+      output().includes('"msg":"edge link up"') ? true : undefined,
+    );
+    expect(output()).toContain('"msg":"relay started"');
+    // The token the relay used is stored hashed; the relay keeps it in its data folder only.
+    expect(existsSync(join(dataDir, "relay", "token"))).toBe(true);
+    const db = createClient({ url: `file:${join(dataDir, "gosip.db")}` });
+    try {
+      const tokens = await db.execute("SELECT name FROM relay_tokens WHERE revoked_at IS NULL");
+      expect(tokens.rows.map((r) => r.name)).toEqual(["embedded relay"]);
+      const relay = await db.execute("SELECT value FROM settings WHERE key = 'relay'");
+      const value = JSON.parse(String(relay.rows[0]?.value)) as {
+        inboundUsername?: string;
+        inboundPassword?: string;
+      };
+      expect(value.inboundUsername).toMatch(/^twilio-/);
+      expect(value.inboundPassword?.length).toBeGreaterThanOrEqual(20);
+    } finally {
+      db.close();
+    }
+
+    proc.kill("SIGTERM");
+    expect(await exitOf(proc)).toBe(0);
+    // the relay child is gone with the edge (signal 0 probes for the pid)
+    expect(() => process.kill(relayPid, 0)).toThrow();
+  });
+
   it("keeps relative paths relative to where npm was started (INIT_CWD): ./data by default", async () => {
     const { proc, output } = start({ INIT_CWD: dataDir, PORT: "0", HOST: "127.0.0.1" });
     await poll("the listening log line", 10_000, async () =>

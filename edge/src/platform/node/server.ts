@@ -91,6 +91,7 @@ export async function startNodeEdge(
   const close = (graceMs = 5000): Promise<void> => {
     closing ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      if (deps.relayChannel instanceof NodeRelayLink) deps.relayChannel.shutdown();
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
