@@ -23,6 +23,8 @@ import { fileURLToPath } from "node:url";
 import pino from "pino";
 import { MediaService } from "../../relay/src/pbx/media/media.ts";
 import { startRtpengine } from "../../relay/src/pbx/media/rtpengine-process.ts";
+import { installTestApp } from "../../relay/test/apps/test-app.ts";
+import { startEngineProcess } from "../../relay/test/harness.ts";
 import {
   freePort,
   killAll,
@@ -62,6 +64,8 @@ const SETUP_RATE = env("BENCH_SETUP_RATE", 100);
 const SETUP_CALLS = env("BENCH_SETUP_CALLS", 2000);
 const RATES = (process.env.BENCH_RATES ?? "300,400,500,550,600,700,800,1000").split(",").map(Number);
 const RATE_CALLS = env("BENCH_RATE_CALLS", 3000);
+/** BENCH_ENGINE_BASELINE=0 skips the signalling-only engine B2BUA reference in part 3. */
+const ENGINE_BASELINE = process.env.BENCH_ENGINE_BASELINE !== "0";
 const LOSS_GOAL = 0.001;
 const SCENARIOS = join(dirname(fileURLToPath(import.meta.url)), "relay-calls");
 /** rtpengine ports: the relay's and the baseline's ranges apart, both below the ephemeral range rtpgen binds in. */
@@ -385,11 +389,10 @@ async function sippStep(
   uacScenario: string,
   uasPort: number | undefined,
   extra: { auth?: { username: string; password: string }; service: string },
-  before?: () => Promise<void>,
+  onUasPort?: (port: number) => void,
 ): Promise<{ uac: SippResult; uasOk: number }> {
   const calls = RATE_CALLS;
   const seconds = calls / rate;
-  await before?.();
   const uasOpts = {
     scenario: "uas-answer.xml",
     calls,
@@ -399,6 +402,7 @@ async function sippStep(
   // the relay's UAS must answer on the port registered for extension 103; the direct one on any port
   const uas = uasPort ? await startSipp({ ...uasOpts, port: uasPort }) : await startSippServer(uasOpts);
   if (uasPort) await waitForListening(uasPort, "udp", 10_000);
+  onUasPort?.(uas.port);
   try {
     const remote = target || `127.0.0.1:${uas.port}`;
     const uac = await runSipp({
@@ -444,69 +448,143 @@ async function ratePart(relay: RelayProcess): Promise<string[]> {
   let relayFailedAt: RateRow | undefined;
   let relayDone = false;
   let directDone = false;
-  for (const rate of RATES) {
-    if (!directDone) {
-      const { uac, uasOk } = await sippStep(
-        "direct",
-        rate,
-        "",
-        "uac-invite.xml" /* relay/test/sipp */,
-        undefined,
-        { service: "callee" },
-      );
-      const row = rateRow("sipp -> sipp direct", rate, RATE_CALLS, uac, uasOk);
-      rows.push(row);
-      log(
-        `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s ${row.note}`,
-      );
-      if (sustained(row)) bestDirect = rate;
-      else directDone = true;
-    }
-    if (!relayDone) {
-      const c0 = {
-        relay: await cpuMs(relay.pid),
-        rtpengine: await cpuMs(relay.rtpenginePid),
-        machine: await machineBusyMs(),
-        wait: await runQueueWaitMs(relay.pid),
-        self: selfCpuMs(),
-        at: performance.now(),
-      };
-      const { uac, uasOk } = await sippStep(
-        "relay",
-        rate,
-        `${relay.sip.address}:${relay.sip.port}`,
-        join(SCENARIOS, "uac-invite-auth.xml"),
-        uasPort,
-        {
-          service: SIPP_CALLEE.extension,
-          auth: { username: CALLER.sipUsername, password: PASSWORDS[CALLER.sipUsername] ?? "" },
-        },
-      );
-      const wall = performance.now() - c0.at;
-      const row = rateRow("sipp -> relay -> sipp", rate, RATE_CALLS, uac, uasOk, `b-leg ok ${uasOk}`);
-      const relayMs = (await cpuMs(relay.pid)) - c0.relay;
-      const rtpengineMs = (await cpuMs(relay.rtpenginePid)) - c0.rtpengine;
-      // sipp's own CPU is not read (it has exited); "others" then includes the two sipp processes
-      const othersMs = (await machineBusyMs()) - c0.machine - relayMs - rtpengineMs - (selfCpuMs() - c0.self);
-      row.cpu = {
-        relay: (relayMs / wall) * 100,
-        rtpengine: (rtpengineMs / wall) * 100,
-        relayPerCall: relayMs / Math.max(1, row.ok),
-        rtpenginePerCall: rtpengineMs / Math.max(1, row.ok),
-        others: (othersMs / wall) * 100,
-        wait: (((await runQueueWaitMs(relay.pid)) - c0.wait) / wall) * 100,
-      };
-      rows.push(row);
-      log(
-        `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s, CPU relay ${fmt(row.cpu.relay)} % (${fmt(row.cpu.relayPerCall, 2)} ms/call) rtpengine ${fmt(row.cpu.rtpengine)} %, sipp + other processes ${fmt(row.cpu.others)} %, relay waited for a CPU ${fmt(row.cpu.wait)} % of the time; ${row.note}`,
-      );
-      if (sustained(row)) bestRelay = rate;
-      else {
-        relayFailedAt = row;
-        relayDone = true;
+  let engineDone = !ENGINE_BASELINE;
+  let bestEngine = 0;
+  let cdrsBefore = relay.cdrCounts();
+  // Signalling-only reference: the same engine with a bare srf.createB2BUA app (relay/test/apps/test-app.ts,
+  // as tests/bench/sip-engine.ts runs it): no auth, no rtpengine, no events; engine in a child, app here.
+  let b2buaTarget = "";
+  const engine = ENGINE_BASELINE ? await startEngineProcess() : undefined;
+  await engine?.connectApp((srf) => {
+    installTestApp(srf, { b2buaTarget: () => b2buaTarget });
+  });
+  try {
+    for (const rate of RATES) {
+      if (!engineDone && engine) {
+        const e0 = { engine: await engine.cpuMs(), app: selfCpuMs(), at: performance.now() };
+        const { uac, uasOk } = await sippStep(
+          "engine",
+          rate,
+          engine.sipTarget,
+          "uac-invite.xml",
+          undefined,
+          {
+            service: "b2bua",
+          },
+          (port) => {
+            b2buaTarget = `sip:callee@127.0.0.1:${port}`;
+          },
+        );
+        const wall = performance.now() - e0.at;
+        const row = rateRow(
+          "sipp -> engine + bare srf B2BUA -> sipp",
+          rate,
+          RATE_CALLS,
+          uac,
+          uasOk,
+          `b-leg ok ${uasOk}`,
+        );
+        const engineMs = (await engine.cpuMs()) - e0.engine;
+        const appMs = selfCpuMs() - e0.app;
+        row.cpu = {
+          relay: ((engineMs + appMs) / wall) * 100,
+          rtpengine: 0,
+          relayPerCall: (engineMs + appMs) / Math.max(1, row.ok),
+          rtpenginePerCall: 0,
+          others: Number.NaN,
+          wait: Number.NaN,
+        };
+        rows.push(row);
+        log(
+          `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s, CPU engine + app ${fmt(row.cpu.relay)} % (${fmt(row.cpu.relayPerCall, 2)} ms/call); ${row.note}`,
+        );
+        if (sustained(row)) bestEngine = rate;
+        else engineDone = true;
       }
+      if (!directDone) {
+        const { uac, uasOk } = await sippStep(
+          "direct",
+          rate,
+          "",
+          "uac-invite.xml" /* relay/test/sipp */,
+          undefined,
+          { service: "callee" },
+        );
+        const row = rateRow("sipp -> sipp direct", rate, RATE_CALLS, uac, uasOk);
+        rows.push(row);
+        log(
+          `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s ${row.note}`,
+        );
+        if (sustained(row)) bestDirect = rate;
+        else directDone = true;
+      }
+      if (!relayDone) {
+        const c0 = {
+          relay: await cpuMs(relay.pid),
+          rtpengine: await cpuMs(relay.rtpenginePid),
+          machine: await machineBusyMs(),
+          wait: await runQueueWaitMs(relay.pid),
+          self: selfCpuMs(),
+          at: performance.now(),
+        };
+        const { uac, uasOk } = await sippStep(
+          "relay",
+          rate,
+          `${relay.sip.address}:${relay.sip.port}`,
+          join(SCENARIOS, "uac-invite-auth.xml"),
+          uasPort,
+          {
+            service: SIPP_CALLEE.extension,
+            auth: { username: CALLER.sipUsername, password: PASSWORDS[CALLER.sipUsername] ?? "" },
+          },
+        );
+        const wall = performance.now() - c0.at;
+        const relayMs = (await cpuMs(relay.pid)) - c0.relay;
+        const rtpengineMs = (await cpuMs(relay.rtpenginePid)) - c0.rtpengine;
+        // sipp's own CPU is not read (it has exited); "others" then includes the two sipp processes
+        const othersMs =
+          (await machineBusyMs()) - c0.machine - relayMs - rtpengineMs - (selfCpuMs() - c0.self);
+        const waitMs = (await runQueueWaitMs(relay.pid)) - c0.wait;
+        // every call the relay started must end (its CDR reaches the edge): a call whose b-leg never got its
+        // BYE stays up in the relay, in rtpengine and at the callee
+        const cdr0 = cdrsBefore;
+        await relay.edge
+          .until(() => relay.cdrCounts().ended - cdr0.ended >= RATE_CALLS, 10_000, "CDRs")
+          .catch(() => undefined);
+        const cdr = relay.cdrCounts();
+        cdrsBefore = cdr;
+        const row = rateRow(
+          "sipp -> relay -> sipp",
+          rate,
+          RATE_CALLS,
+          uac,
+          uasOk,
+          `b-leg ok ${uasOk}; CDRs started ${cdr.started - cdr0.started}, ended ${cdr.ended - cdr0.ended}`,
+        );
+        // a call the relay never ended is a failed call, whatever sipp counted
+        row.failed = Math.max(row.failed, RATE_CALLS - (cdr.ended - cdr0.ended));
+        row.cpu = {
+          relay: (relayMs / wall) * 100,
+          rtpengine: (rtpengineMs / wall) * 100,
+          relayPerCall: relayMs / Math.max(1, row.ok),
+          rtpenginePerCall: rtpengineMs / Math.max(1, row.ok),
+          others: (othersMs / wall) * 100,
+          wait: (waitMs / wall) * 100,
+        };
+        rows.push(row);
+        log(
+          `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s, CPU relay ${fmt(row.cpu.relay)} % (${fmt(row.cpu.relayPerCall, 2)} ms/call) rtpengine ${fmt(row.cpu.rtpengine)} %, sipp + other processes ${fmt(row.cpu.others)} %, relay waited for a CPU ${fmt(row.cpu.wait)} % of the time; ${row.note}`,
+        );
+        if (sustained(row)) bestRelay = rate;
+        else {
+          relayFailedAt = row;
+          relayDone = true;
+        }
+      }
+      if (relayDone && directDone && engineDone) break;
     }
-    if (relayDone && directDone) break;
+  } finally {
+    await engine?.close();
   }
   log("");
   table(
@@ -543,7 +621,7 @@ async function ratePart(relay: RelayProcess): Promise<string[]> {
       r.note,
     ]),
   );
-  const relayRows = rows.filter((r) => r.cpu !== undefined);
+  const relayRows = rows.filter((r) => r.cpu !== undefined && r.name.includes("relay"));
   const perCall = quantile(
     relayRows.map((r) => r.cpu?.relayPerCall ?? Number.NaN).filter(Number.isFinite),
     0.5,
@@ -558,6 +636,21 @@ async function ratePart(relay: RelayProcess): Promise<string[]> {
         ? `, first failing rate ${relayFailedAt.rate}/s (${relayFailedAt.failed} failed, achieved ${fmt(relayFailedAt.achieved)}/s, relay CPU ${fmt(relayFailedAt.cpu?.relay)} %, relay waited for a CPU ${fmt(relayFailedAt.cpu?.wait)} %)`
         : "") +
       `; sipp -> sipp direct: ${bestDirect}${directDone ? "" : "+ (every rate tried passed)"}/s; ratio ${fmt(bestRelay / Math.max(1, bestDirect), 2)}x`,
+    ...(ENGINE_BASELINE
+      ? [
+          `  signalling only, engine + bare srf B2BUA (no auth, no rtpengine, no events): sustained ${bestEngine || "none"}/s, ` +
+            `${fmt(
+              quantile(
+                rows
+                  .filter((r) => r.name.includes("engine"))
+                  .map((r) => r.cpu?.relayPerCall ?? Number.NaN)
+                  .filter(Number.isFinite),
+                0.5,
+              ),
+              2,
+            )} ms CPU per call (engine + app)`,
+        ]
+      : []),
     `  relay CPU per call (median over the steps): ${fmt(perCall, 2)} ms -> ceiling of one Node thread with a core to itself ` +
       `~${fmt(1000 / perCall)} calls/s`,
   ];

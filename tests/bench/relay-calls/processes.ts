@@ -85,6 +85,8 @@ export interface RelayProcess {
   edge: FakeEdge;
   /** call.ended events the edge stored, by disposition. */
   endedByDisposition(): Map<string, number>;
+  /** call.started and call.ended events the edge stored so far. */
+  cdrCounts(): { started: number; ended: number };
   output(): string;
   stop(): Promise<void>;
 }
@@ -202,6 +204,15 @@ export async function startRelay(opts: RelayStartOptions): Promise<RelayProcess>
         if (ev.kind === "call.ended") m.set(ev.disposition ?? "?", (m.get(ev.disposition ?? "?") ?? 0) + 1);
       }
       return m;
+    },
+    cdrCounts() {
+      let started = 0;
+      let ended = 0;
+      for (const e of edge.stored.values()) {
+        if (e.kind === "call.started") started++;
+        else if (e.kind === "call.ended") ended++;
+      }
+      return { started, ended };
     },
     output: () => out,
     stop: cleanup,
