@@ -236,19 +236,39 @@ describe("non-INVITE server transaction", () => {
 describe("many transactions", () => {
   it("answers 2,000 concurrent requests once each and holds nothing after timer J", async () => {
     const n = 2000;
-    stack.on("request", (st, msg) => st.respond(ok(msg.request)));
-    const texts = Array.from({ length: n }, (_, i) =>
-      sipRequest({ method: "REGISTER", viaPort: phone.port, callId: `many-${i}` }),
-    );
-    for (let i = 0; i < n; i += 100) {
-      for (const t of texts.slice(i, i + 100)) phone.send(t, port());
-      await sleep(2);
+    // its own stack with T1 = 100 ms: timer J (64*T1 = 6.4 s) must outlast sending and answering all of them,
+    // which on a loaded machine takes longer than the 1.28 s the other tests' T1 gives
+    const slowT1 = 100;
+    const many = await SipStack.listen({
+      host: "127.0.0.1",
+      port: 0,
+      timers: { T1: slowT1, T2: 4 * slowT1, T4: 5 * slowT1 },
+    });
+    try {
+      const manyPort = many.hostports.find((h) => h.transport === "udp")?.port ?? 0;
+      many.on("request", (st, msg) => st.respond(ok(msg.request)));
+      const texts = Array.from({ length: n }, (_, i) =>
+        sipRequest({ method: "REGISTER", viaPort: phone.port, callId: `many-${i}` }),
+      );
+      const started = Date.now();
+      for (let i = 0; i < n; i += 100) {
+        for (const t of texts.slice(i, i + 100)) phone.send(t, manyPort);
+        await sleep(2);
+      }
+      await until(() => phone.count((m) => statusOf(m.text) === 200) >= n, "2,000 answers");
+      expect(phone.count((m) => statusOf(m.text) === 200)).toBe(n);
+      // each request is held (once) until its timer J
+      expect(Date.now() - started).toBeLessThan(64 * slowT1);
+      expect(many.stats().serverTransactions).toBe(n);
+      await until(
+        () => many.stats().serverTransactions === 0 && many.stats().timers === 0,
+        "timer J",
+        20_000,
+      );
+      expect(many.stats().serverTransactions).toBe(0);
+    } finally {
+      await many.close();
     }
-    for (let i = 0; i < 200 && phone.count((m) => statusOf(m.text) === 200) < n; i++) await sleep(10);
-    expect(phone.count((m) => statusOf(m.text) === 200)).toBe(n);
-    expect(stack.stats().serverTransactions).toBe(n);
-    await settled();
-    expect(stack.stats().serverTransactions).toBe(0);
   });
 });
 
