@@ -6,8 +6,7 @@
  * anything starts; SIGTERM/SIGINT end calls and subscriptions and flush state.
  */
 import { mkdir } from "node:fs/promises";
-import { createDb, migrate } from "@gosip/drizzle";
-import { createClient } from "@libsql/client";
+import { parseRelayMessage } from "@gosip/drizzle";
 import Srf from "drachtio-srf";
 import pino from "pino";
 import { z } from "zod";
@@ -20,7 +19,9 @@ import type { LocalSip } from "./pbx/context.ts";
 import { MediaService } from "./pbx/media/media.ts";
 import { type RtpengineProcess, startRtpengine } from "./pbx/media/rtpengine-process.ts";
 import { createMetricsRegistry, type MetricsServer, serveMetrics } from "./pbx/metrics.ts";
+import { DtmfListener, HttpUploader } from "./pbx/recording/index.ts";
 import { startSync } from "./pbx/sync/index.ts";
+import { openRelayDatabase } from "./pbx/sync/local-db.ts";
 
 const SOFTWARE = "gosip-relay/0.1.0";
 
@@ -99,9 +100,7 @@ async function main(): Promise<void> {
 
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
   await mkdir(cfg.recordingDir, { recursive: true });
-  const client = createClient({ url: cfg.databaseUrl });
-  await migrate(client);
-  const db = createDb(client);
+  const { client, db } = await openRelayDatabase(cfg.databaseUrl);
 
   let engine: Engine | undefined;
   if (engineOpts) {
@@ -113,8 +112,11 @@ async function main(): Promise<void> {
 
   let rtpengine: RtpengineProcess | undefined;
   const rtpAddress = cfg.rtp.address ?? local.host;
+  // rtpengine reports DTMF events here (the in-call recording feature code); only for the child we start.
+  const dtmf = cfg.rtp.external ? undefined : await DtmfListener.open();
   if (!cfg.rtp.external) {
     rtpengine = await startRtpengine({
+      extraArgs: dtmf?.rtpengineArgs() ?? [],
       interface: rtpAddress,
       ...(cfg.rtp.externalAddress ? { advertiseAddress: cfg.rtp.externalAddress } : {}),
       ...(cfg.rtp.binary ? { binary: cfg.rtp.binary } : {}),
@@ -159,8 +161,27 @@ async function main(): Promise<void> {
       media,
       ...(rtpengine ? { rtpengine } : {}),
       ...(engineOpts?.localNetworks ? { trustedNetworks: engineOpts.localNetworks } : {}),
+      ...(cfg.edgeUrl && cfg.relayToken
+        ? {
+            recording: {
+              uploader: new HttpUploader({ edgeUrl: cfg.edgeUrl, relayToken: cfg.relayToken }),
+              ...(dtmf ? { dtmf } : {}),
+            },
+          }
+        : {}),
     },
   );
+  // A recording's local file is kept until the edge acknowledged its recording.ready event.
+  sync.events.onAcked((frame) => {
+    if (!frame.includes('"recording.ready"')) return;
+    const parsed = parseRelayMessage(frame);
+    if (parsed.ok && parsed.message.type === "event" && parsed.message.event.kind === "recording.ready") {
+      const id = parsed.message.event.recordingId;
+      void pbx.recorder
+        ?.confirm(id)
+        .catch((err: unknown) => log.warn({ err: String(err), id }, "confirm failed"));
+    }
+  });
 
   // Calls rtpengine dropped by itself (media timeout, restart) are hung up with a CDR.
   media.on("lost", (rtpCallId: string) => {
@@ -217,6 +238,7 @@ async function main(): Promise<void> {
     srf.disconnect();
     media.close();
     await rtpengine?.stop();
+    dtmf?.close();
     await engine?.close();
     client.close();
   });

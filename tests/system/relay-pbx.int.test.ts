@@ -13,6 +13,7 @@
  * record, a relay restart keeps the phone reachable.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readWav } from "../../relay/src/pbx/media/recording-file.ts";
 import { freeUdpPort } from "../../relay/src/pbx/media/rtpengine-process.ts";
 import { dominantFrequency } from "../../relay/src/testing/rtp-audio.ts";
 import {
@@ -180,7 +181,9 @@ describe("the relay PBX with the edge, a real phone and Twilio's side", () => {
     const next = twilio.nextDomainCall();
     await phone.command("dial", `sip:2025550123@127.0.0.1:${relay.opts.sipPort};transport=udp`);
     const call = await next.catch((err: unknown) => {
-      throw new Error(`${String(err)}\nphone: ${phone.output.slice(-1500)}\nrelay: ${relay.output.slice(-1500)}`);
+      throw new Error(
+        `${String(err)}\nphone: ${phone.output.slice(-1500)}\nrelay: ${relay.output.slice(-1500)}`,
+      );
     });
     expect(call.requestUri).toMatch(new RegExp(`^sip:\\+12025550123@${SIP_DOMAIN.replace(/\./g, "\\.")}`));
     expect(call.from).toContain(alice.sipUsername);
@@ -200,6 +203,51 @@ describe("the relay PBX with the edge, a real phone and Twilio's side", () => {
       disposition: "answered",
       hangupBy: "callee",
     });
+  });
+
+  it("recording on demand from the API: a stereo WAV of the call in GoSIP's storage, each side's tone on its channel", async () => {
+    const leg = await twilio.callRelay(relay.opts.sipPort, "101", {
+      from: "+15550005555",
+      callSid: "CAsystem0006",
+      creds: INBOUND,
+    });
+    const live = await until("the live call on the edge", 10_000, async () => {
+      const [c] = await cdrsWhere((c) => c.twilioCallSid === "CAsystem0006" && c.status === "answered");
+      return c;
+    });
+    const started = await edge.api("POST", `/api/cdrs/${live.id}/recording`, { action: "start" });
+    expect(started.status, JSON.stringify(started.json)).toBe(200);
+    await twilio.talk(leg, 1000, 3000);
+    leg.dialog.destroy();
+    const rec = await until("the stored recording", 30_000, async () => {
+      const page = await edge.ok<{
+        items: {
+          id: string;
+          status: string;
+          cdrId: string | null;
+          audioUrl: string | null;
+          durationSeconds: number | null;
+        }[];
+      }>("GET", "/api/recordings");
+      return page.items.find((r) => r.status === "stored");
+    });
+    expect(rec.cdrId).toBe(live.id);
+    expect(rec.durationSeconds).toBeGreaterThanOrEqual(2);
+    const audio = await fetch(`${edge.url}/api/recordings/${rec.id}/audio`, {
+      headers: { cookie: edge.session },
+    });
+    expect(audio.status).toBe(200);
+    expect(audio.headers.get("content-type")).toMatch(/audio\/(x-)?wav/);
+    const wav = readWav(Buffer.from(await audio.arrayBuffer()));
+    expect(wav.sampleRate).toBe(8000);
+    const freqs = wav.channels.map((ch) => dominantFrequency(ch));
+    // one channel carries the caller (1 kHz), the other the phone (440 Hz)
+    expect(freqs.some((f) => f !== undefined && Math.abs(f - 1000) < 10)).toBe(true);
+    expect(freqs.some((f) => f !== undefined && Math.abs(f - 440) < 10)).toBe(true);
+    // the relay keeps no copy once the edge has it
+    await until("the relay's local copy to go", 10_000, async () =>
+      (await relay.localRecordings()).length === 0 ? true : undefined,
+    );
   });
 
   it("the edge goes away mid-call: the call goes on, and its CDR arrives exactly once when the edge is back", async () => {

@@ -82,6 +82,11 @@ export class SystemEdge {
   private edge: NodeEdge | undefined;
   private cookie = "";
 
+  /** The admin session cookie, for requests made outside `api()`. */
+  get session(): string {
+    return this.cookie;
+  }
+
   private constructor(
     readonly dataDir: string,
     readonly port: number,
@@ -265,6 +270,12 @@ export class RelayProcess {
     };
     for (const [pid, p] of procs) if (p.name === "rtpengine" && descends(pid)) return pid;
     return undefined;
+  }
+
+  /** WAV files the relay still keeps in its recording directory. */
+  async localRecordings(): Promise<string[]> {
+    const dir = join(this.opts.dataDir, "recordings", "wav");
+    return (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith(".wav"));
   }
 
   async metrics(): Promise<Record<string, number>> {

@@ -19,6 +19,7 @@ import type { PbxContext } from "./context.ts";
 import { ScannerDefence } from "./defence/defence.ts";
 import type { MediaService } from "./media/media.ts";
 import { installMwi, type Mwi } from "./mwi/mwi.ts";
+import { createRecorder, type DtmfListener, type Recorder, type Uploader } from "./recording/index.ts";
 import { Registrar } from "./registrar/registrar.ts";
 
 export interface PbxDeps {
@@ -27,6 +28,8 @@ export interface PbxDeps {
   rtpengine?: MediaSupervisor;
   /** Extra trusted networks (the engine's SIP_LOCAL_NETWORKS). */
   trustedNetworks?: readonly string[];
+  /** Call recording: where finished recordings go, and rtpengine's DTMF log for the in-call feature code. */
+  recording?: { uploader: Uploader; dtmf?: DtmfListener };
 }
 
 export interface Pbx {
@@ -34,6 +37,8 @@ export interface Pbx {
   defence: ScannerDefence;
   calls: Calls;
   mwi: Mwi;
+  /** Undefined when recording is not configured. */
+  recorder: Recorder | undefined;
   /** Ends calls and subscriptions, writes pending state; leaves srf and the database to the caller. */
   close(): Promise<void>;
 }
@@ -62,18 +67,29 @@ export async function startPbx(srf: Srf, ctx: Omit<PbxContext, "location">, deps
   srf.use("register", registrar.middleware());
   srf.use("options", (_req, res) => res.send(200));
   const mwi = installMwi(srf, pbxCtx);
-  const calls = installCalls(srf, pbxCtx, {
+  let calls: Calls | undefined;
+  const recorder = deps.recording
+    ? await createRecorder(pbxCtx, deps.media, deps.recording.uploader, {
+        ...(deps.recording.dtmf ? { dtmf: deps.recording.dtmf } : {}),
+        lookup: (callId) => calls?.get(callId),
+      })
+    : undefined;
+  // The recorder sees the calls' events: call.answered starts always-on recording, call.ended finishes it.
+  calls = installCalls(srf, recorder ? { ...pbxCtx, events: recorder.observe(pbxCtx.events) } : pbxCtx, {
     media: deps.media,
     ...(deps.rtpengine ? { rtpengine: deps.rtpengine } : {}),
   });
+  const liveCalls = calls;
 
   return {
     registrar,
     defence,
-    calls,
+    calls: liveCalls,
     mwi,
+    recorder,
     async close() {
-      await calls.close();
+      await liveCalls.close();
+      await recorder?.close();
       await mwi.close();
       await registrar.close();
       await defence.close();

@@ -77,6 +77,7 @@ export class Outbox implements EventSink {
   #tail: TailEntry[] = [];
   #tailHead = 0;
   #tailByKey = new Map<string, TailEntry>();
+  readonly #ackListeners: ((frame: string) => void)[] = [];
   /** Rows with seq up to here may be in the table only (older than the process, or the tail overflowed). */
   #tailBase = Number.POSITIVE_INFINITY;
 
@@ -253,10 +254,31 @@ export class Outbox implements EventSink {
   /** The edge stored these events (a duplicate is acknowledged too). */
   acked(keys: readonly string[]): void {
     for (const key of keys) {
-      if (this.#settle(key)) this.#stats.acked++;
+      const frame = this.#tailByKey.get(key)?.frame;
+      if (this.#settle(key)) {
+        this.#stats.acked++;
+        if (frame !== undefined) for (const listener of this.#ackListeners) this.#notifyAck(listener, frame);
+      }
     }
     this.#startDelete();
     this.#pump();
+  }
+
+  /**
+   * Calls `listener` with the encoded `event` frame of each event the edge acknowledged (stored), for
+   * features that keep something until the edge has it (a recording's local file). Events resent from an
+   * earlier process are reported too when they are acknowledged from this one's memory.
+   */
+  onAcked(listener: (frame: string) => void): void {
+    this.#ackListeners.push(listener);
+  }
+
+  #notifyAck(listener: (frame: string) => void, frame: string): void {
+    try {
+      listener(frame);
+    } catch (err) {
+      this.#log.error({ err: String(err) }, "outbox ack listener failed");
+    }
   }
 
   /** The edge can never store this event: drop it, loudly. */
