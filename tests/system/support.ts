@@ -27,6 +27,7 @@ import type { Logger } from "../../edge/src/platform/types.ts";
 import { type Engine, startEngine } from "../../relay/src/engine/index.ts";
 import { freeUdpPort } from "../../relay/src/pbx/media/rtpengine-process.ts";
 import { RtpPeer, sdpMediaTarget } from "../../relay/src/testing/rtp-peer.ts";
+import { wavTo8k } from "../../relay/src/testing/wav.ts";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const tsx = join(repo, "node_modules/.bin/tsx");
@@ -290,30 +291,6 @@ export class RelayProcess {
 }
 
 // ——————————————————————————————————————— baresip ———————————————————————————————————————
-
-/** A 16-bit PCM WAV's first channel, brought to 8 kHz. */
-export function wavTo8k(buf: Buffer): Int16Array {
-  let off = 12;
-  let rate = 8000;
-  let channels = 1;
-  while (off + 8 <= buf.length) {
-    const id = buf.toString("ascii", off, off + 4);
-    const size = buf.readUInt32LE(off + 4);
-    if (id === "fmt ") {
-      channels = buf.readUInt16LE(off + 10);
-      rate = buf.readUInt32LE(off + 12);
-    } else if (id === "data") {
-      const end = Math.min(buf.length, off + 8 + size);
-      const frames = Math.floor((end - off - 8) / (2 * channels));
-      const step = Math.max(1, Math.round(rate / 8000));
-      const out = new Int16Array(Math.floor(frames / step));
-      for (let i = 0; i < out.length; i++) out[i] = buf.readInt16LE(off + 8 + i * step * 2 * channels);
-      return out;
-    }
-    off += 8 + size + (size % 2);
-  }
-  return new Int16Array(0);
-}
 
 export class BaresipPhone {
   private child: ChildProcess | undefined;
