@@ -99,7 +99,7 @@ function describeRun(r: ConcurrentResult): string {
   return (
     `${r.mode} N=${r.calls}: answered ${r.answered}, failed ${r.failed}${why ? ` (${why})` : ""}, ` +
     `loss ${(r.loss * 100).toFixed(3)} % (${r.rtp.sent - r.rtp.received} of ${r.rtp.sent}), worst leg lost ${r.rtp.worstLegLost}, ` +
-    `misrouted ${r.rtp.misrouted}, generator late ticks ${r.rtp.lateTicks} (max ${fmt(r.rtp.lateMsMax, 1)} ms)` +
+    `misrouted ${r.rtp.misrouted}, generator late ticks ${r.rtp.lateTicks} (max ${fmt(r.rtp.lateMsMax, 1)} ms), skipped slots ${r.rtp.skippedSlots}` +
     (r.cdrsAnswered === undefined ? "" : `, answered CDRs at the edge ${r.cdrsAnswered}`)
   );
 }
@@ -656,8 +656,16 @@ async function ratePart(relay: RelayProcess): Promise<string[]> {
   ];
 }
 
+/** Hard bound on the whole run: past it every process started here is killed and the script exits. */
+const DEADLINE_MINUTES = env("BENCH_DEADLINE_MINUTES", 45);
+
 async function main(): Promise<void> {
   const started = Date.now();
+  setTimeout(() => {
+    console.error(`benchmark still running after ${DEADLINE_MINUTES} minutes: stopping it`);
+    killAll();
+    process.exit(2);
+  }, DEADLINE_MINUTES * 60_000).unref();
   log(
     `GoSIP relay call benchmark, ${new Date().toISOString()}, ${cpus().length} cores, load average ${load()}`,
   );

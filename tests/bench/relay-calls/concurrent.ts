@@ -60,12 +60,16 @@ export interface ConcurrentResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const SETUP_WATCHDOG_MS = 40_000;
 
 export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): Promise<ConcurrentResult> {
   const started = performance.now();
   const rtp = await RtpLoad.start(track);
   const failures = new Map<string, number>();
-  const fail = (why: string): void => {
+  /** Calls with at least one failure (a call counts once, whatever went wrong with it). */
+  const failedCalls = new Set<number>();
+  const fail = (i: number, why: string): void => {
+    failedCalls.add(i);
     failures.set(why, (failures.get(why) ?? 0) + 1);
   };
   const relayPid = path.kind === "relay" ? path.relay.pid : -1;
@@ -121,26 +125,32 @@ export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): 
       };
     }
 
+    const stage: string[] = [];
+    const settled: boolean[] = [];
     const setUp = async (i: number): Promise<void> => {
       const a = legs[2 * i];
       const b = legs[2 * i + 1];
       if (!a || !b) return;
       try {
         if (path.kind === "relay") {
+          stage[i] = "INVITE";
           const d = await path.caller.call(path.dial, path.relay.sip, benchSdp(a.port, tokenOf(i)));
           dialogs[i] = d;
           const bMedia = calleeMedia.get(tokenOf(i));
           if (!d.media || !bMedia) {
-            fail("answered without usable SDP");
+            fail(i, "answered without usable SDP");
             return;
           }
           answered++;
+          stage[i] = "rtpgen start";
           await rtp.start(a.id, d.media.port, b.id);
           await rtp.start(b.id, bMedia.port, a.id);
         } else {
           const callId = `${tokenOf(i)}@bench`;
+          stage[i] = "ng offer";
           const offer = await path.media.offer({ callId, fromTag: "a", sdp: benchSdp(a.port, tokenOf(i)) });
-          rtpCalls.push(callId);
+          rtpCalls[i] = callId;
+          stage[i] = "ng answer";
           const answer = await path.media.answer({
             callId,
             fromTag: "a",
@@ -150,16 +160,20 @@ export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): 
           const toB = sdpMedia(offer.sdp);
           const toA = sdpMedia(answer.sdp);
           if (!toA || !toB) {
-            fail("rtpengine answered without usable SDP");
+            fail(i, "rtpengine answered without usable SDP");
             return;
           }
           answered++;
+          stage[i] = "rtpgen start";
           await rtp.start(a.id, toA.port, b.id);
           await rtp.start(b.id, toB.port, a.id);
         }
+        stage[i] = "done";
       } catch (err) {
         const status = (err as { status?: number }).status;
-        fail(status ? `setup ${status}` : `setup: ${String((err as Error).message ?? err).slice(0, 60)}`);
+        fail(i, status ? `setup ${status}` : `setup: ${String((err as Error).message ?? err).slice(0, 60)}`);
+      } finally {
+        settled[i] = true;
       }
     };
 
@@ -170,7 +184,15 @@ export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): 
       const due = rampStart + (i * 1000) / o.rate;
       const wait = due - performance.now();
       if (wait > 1) await sleep(wait);
-      setups.push(setUp(i));
+      // a watchdog per call, so one answer that never comes cannot hold the run up
+      setups.push(
+        Promise.race([
+          setUp(i),
+          sleep(SETUP_WATCHDOG_MS).then(() => {
+            if (!settled[i]) fail(i, `setup stuck in ${stage[i] ?? "?"} for ${SETUP_WATCHDOG_MS / 1000} s`);
+          }),
+        ]),
+      );
       if (i > 0 && i % Math.max(1, Math.round(o.rate * 5)) === 0)
         o.log(
           `  ${i} calls offered, ${answered} answered, ${[...failures.values()].reduce((x, y) => x + y, 0)} failed`,
@@ -225,7 +247,7 @@ export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): 
         ends.push(
           path.caller.bye(d).then((status) => {
             if (status === -1) endedEarly++;
-            else if (status !== 200) fail(`BYE ${status || "timeout"}`);
+            else if (status !== 200) fail(i, `BYE ${status || "timeout"}`);
             path.callee.forget(d.callId);
           }),
         );
@@ -235,9 +257,9 @@ export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): 
           ends.push(
             path.media.delete(callId).then(
               (ok) => {
-                if (!ok) fail("delete: unknown call");
+                if (!ok) fail(i, "delete: unknown call");
               },
-              () => fail("delete failed"),
+              () => fail(i, "delete failed"),
             ),
           );
       }
@@ -258,8 +280,10 @@ export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): 
         if (leg.token.startsWith(`bench-${runId}-`)) path.callee.forget(leg.callId);
     }
     const end = await cpuNow();
-    const failed =
-      [...failures.values()].reduce((x, y) => x + y, 0) + (o.calls - answered - countSetupFailures(failures));
+    // every call not answered, or failed later, plus each leg that heard nothing (one-way audio)
+    for (let i = 0; i < o.calls; i++)
+      if (!dialogs[i] && !rtpCalls[i] && !failedCalls.has(i)) fail(i, "not set up");
+    const failed = failedCalls.size + stats.silent + endedEarly;
     return {
       mode: path.kind,
       calls: o.calls,
@@ -279,11 +303,4 @@ export async function runConcurrent(path: CallSetupPath, o: ConcurrentOptions): 
   } finally {
     await rtp.close();
   }
-}
-
-/** Failures counted before a call was answered (so not to be counted twice against `answered`). */
-function countSetupFailures(failures: Map<string, number>): number {
-  let n = 0;
-  for (const [k, v] of failures) if (k.startsWith("setup") || k.includes("SDP")) n += v;
-  return n;
 }

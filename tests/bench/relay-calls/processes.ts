@@ -139,6 +139,7 @@ export async function startRelay(opts: RelayStartOptions): Promise<RelayProcess>
   child.stderr?.on("data", collect);
   const sip = { address: "127.0.0.1", port: sipPort };
   let rtpenginePid = -1;
+  let stopped = false;
   const cleanup = async (): Promise<void> => {
     await stop(child, "SIGTERM", 15_000);
     // a relay that had to be killed leaves its rtpengine behind: end it by its pid
@@ -149,6 +150,7 @@ export async function startRelay(opts: RelayStartOptions): Promise<RelayProcess>
         // already gone with the relay
       }
     }
+    stopped = true;
     await edge.close();
     await rm(dataDir, { recursive: true, force: true });
   };
@@ -188,6 +190,16 @@ export async function startRelay(opts: RelayStartOptions): Promise<RelayProcess>
       probe.close();
     }
     rtpenginePid = (await childrenNamed(child.pid ?? -1, "rtpengine"))[0] ?? -1;
+    // when this script is stopped short (deadline, crash), the relay is SIGKILLed: end its rtpengine too
+    process.once("exit", () => {
+      if (!stopped && rtpenginePid > 0) {
+        try {
+          process.kill(rtpenginePid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    });
   } catch (err) {
     await cleanup();
     throw new Error(`${String(err)}\nrelay output:\n${out}`);

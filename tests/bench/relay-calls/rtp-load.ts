@@ -29,11 +29,14 @@ export interface RtpStats {
   delayMax: number;
   /** Packets received 150 ms or more after they were sent (a phone's jitter buffer drops them). */
   latePackets: number;
+  /** 1 ms send slots the generator dropped because it fell more than 20 ms behind (it lacked CPU). */
+  skippedSlots: number;
 }
 
 export class RtpLoad {
   private readonly queue: ((line: string) => void)[] = [];
   private pending = "";
+  private broken = false;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -75,11 +78,18 @@ export class RtpLoad {
 
   private command(line: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      if (this.child.exitCode !== null || !this.child.stdin) {
-        reject(new Error("rtpgen is not running"));
+      if (this.child.exitCode !== null || !this.child.stdin || this.broken) {
+        reject(new Error("rtpgen is not running or stopped answering"));
         return;
       }
+      // Answers come in order; one that never comes would leave every later command waiting, and a late one
+      // would answer the wrong command: after a timeout the generator is treated as broken.
+      const timer = setTimeout(() => {
+        this.broken = true;
+        reject(new Error(`rtpgen did not answer "${line}" within 15 s`));
+      }, 15_000);
       this.queue.push((answer) => {
+        clearTimeout(timer);
         if (answer.startsWith("error")) reject(new Error(`rtpgen: ${answer} (for "${line}")`));
         else resolve(answer);
       });
@@ -128,6 +138,7 @@ export class RtpLoad {
       delayP99: f[8] ?? 0,
       delayMax: f[9] ?? 0,
       latePackets: f[10] ?? 0,
+      skippedSlots: f[11] ?? 0,
     };
   }
 

@@ -10,12 +10,14 @@
  *   start <id> <port> <peer-id> -> "ok"  send to 127.0.0.1:<port>; packets received must carry the peer's SSRC
  *   stopall                     -> "ok"  every leg stops sending (receiving goes on)
  *   stats                       -> "stats <sent> <received> <misrouted> <started> <silent> <worst-lost>
- *                                         <late-ms-max> <late-ticks> <delay-p99-ms> <delay-max-ms> <late-packets>"
+ *                                         <late-ms-max> <late-ticks> <delay-p99-ms> <delay-max-ms> <late-packets>
+ *                                         <skipped-slots>"
  *      silent: started legs that received nothing; worst-lost: the largest (peer sent - this leg received)
  *      over all legs; late-ms-max / late-ticks: how far (and how often: ticks > 5 ms late) the 1 ms send clock fell behind, i.e.
  *      whether this generator itself kept pace; delay: one-way delay of received packets (each carries its
  *      send time; arrival is the kernel's timestamp at the receiving socket), p99 and max in ms (2000 = 2 s or more); late-packets: received 150 ms or more after they were
- *      sent, which a phone's jitter buffer would have thrown away.
+ *      sent, which a phone's jitter buffer would have thrown away; skipped-slots: 1 ms send slots dropped
+ *      because this generator fell more than a period behind (it did not get the CPU to keep pace).
  *   quit
  * Build: cc -O2 -o rtpgen rtpgen.c (the benchmark does it in a temp dir).
  */
@@ -55,6 +57,7 @@ static int nlegs = 0;
 static int epfd;
 static uint64_t misrouted = 0;
 static uint64_t late_ticks = 0;
+static uint64_t skipped_slots = 0;
 /* one-way delay of received packets (send time travels in the payload), 1 ms buckets */
 #define DELAY_BUCKETS 2001
 #define LATE_MS 150
@@ -213,10 +216,10 @@ static void reply_stats(void) {
       break;
     }
   }
-  printf("stats %llu %llu %llu %d %d %llu %.1f %llu %llu %llu %llu\n", (unsigned long long)sent,
+  printf("stats %llu %llu %llu %d %d %llu %.1f %llu %llu %llu %llu %llu\n", (unsigned long long)sent,
          (unsigned long long)received, (unsigned long long)misrouted, started, silent, (unsigned long long)worst,
          late_ms_max, (unsigned long long)late_ticks, (unsigned long long)p99, (unsigned long long)max,
-         (unsigned long long)late_packets);
+         (unsigned long long)late_packets, (unsigned long long)skipped_slots);
 }
 
 /* Returns 0 on quit. */
@@ -291,9 +294,18 @@ int main(void) {
       double lag = t - next;
       if (lag > 5.0) late_ticks++; /* 5 ms behind: a packet a quarter period late */
       if (lag > late_ms_max) late_ms_max = lag;
-      /* catch up slot by slot, so a stall delays packets but never drops them from the schedule */
-      while (t >= next) {
+      /* catch up slot by slot (a short stall delays packets but keeps them), one period at most per pass so
+         commands and receiving are served in between; a backlog beyond a period is skipped and counted: then
+         this generator itself could not keep pace, and those packets are neither sent nor expected */
+      int burst = 0;
+      while (t >= next && burst < PERIOD_SLOTS) {
         send_slot((int)(tick % PERIOD_SLOTS));
+        tick++;
+        next += 1.0;
+        burst++;
+      }
+      while (t - next > PERIOD_SLOTS) {
+        skipped_slots++;
         tick++;
         next += 1.0;
       }
