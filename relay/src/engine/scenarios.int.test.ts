@@ -128,8 +128,11 @@ describe("SIP engine with a drachtio-srf app and sipp", () => {
   });
 
   it("INVITE answered by the app (UAS): 200 with SDP, the app sees the ACK and the caller's BYE", async () => {
+    // The caller stays 100 ms before hanging up. With no pause the BYE can reach srf in the same TCP read as the
+    // ACK, and srf (dialog.js) emits 'ack' on setImmediate but drops the dialog's listeners at once on the BYE,
+    // so the app loses the 'ack' now and then (also on the code before the bridge split; a real call lasts longer).
     const { result, delta } = await during(() =>
-      callEngine({ scenario: "uac-invite.xml", calls: 10, service: "answer" }),
+      callEngine({ scenario: "uac-invite.xml", calls: 10, service: "answer", pauseMs: 100 }),
     );
     expectAllSucceeded(result, 10);
     expect(delta("answered")).toBe(10);
