@@ -99,7 +99,7 @@ function describeRun(r: ConcurrentResult): string {
   return (
     `${r.mode} N=${r.calls}: answered ${r.answered}, failed ${r.failed}${why ? ` (${why})` : ""}, ` +
     `loss ${(r.loss * 100).toFixed(3)} % (${r.rtp.sent - r.rtp.received} of ${r.rtp.sent}), worst leg lost ${r.rtp.worstLegLost}, ` +
-    `misrouted ${r.rtp.misrouted}, generator late ticks ${r.rtp.lateTicks} (max ${fmt(r.rtp.lateMsMax, 1)} ms), skipped slots ${r.rtp.skippedSlots}` +
+    `misrouted ${r.rtp.misrouted}, generator late ticks ${r.rtp.lateTicks} (max ${fmt(r.rtp.lateMsMax, 1)} ms), skipped slots ${r.rtp.skippedSlots} (${(shortfall(r) * 100).toFixed(1)} % of the media not offered)` +
     (r.cdrsAnswered === undefined ? "" : `, answered CDRs at the edge ${r.cdrsAnswered}`)
   );
 }
@@ -116,10 +116,11 @@ function saturation(r: ConcurrentResult): string {
   const total = parts.reduce((s, [, v]) => s + v, 0);
   const top = [...parts].sort((a, b) => b[1] - a[1])[0];
   const cores = cpus().length;
-  if (top && top[1] >= 90) return `${top[0]} at ${fmt(top[1])} % of a core`;
-  if (total >= cores * 100 * 0.85)
-    return `the machine: ${fmt(total)} % of ${cores * 100} % in use (largest: ${top?.[0]})`;
-  return `no process saturated (${fmt(total)} % of ${cores * 100} % in use); load average ${load()}`;
+  const others = `other processes on the machine ${fmt(c.others)} %`;
+  if (top && top[1] >= 90) return `${top[0]} at ${fmt(top[1])} % of a core (${others})`;
+  if (total + c.others >= cores * 100 * 0.85)
+    return `the machine: this benchmark ${fmt(total)} % + ${others}, of ${cores * 100} % (largest of ours: ${top?.[0]} ${fmt(top?.[1])} %)`;
+  return `no process saturated (ours ${fmt(total)} %, ${others}, of ${cores * 100} %)`;
 }
 
 /**
@@ -188,6 +189,7 @@ async function concurrentPart(relay: RelayProcess): Promise<string[]> {
         "late>=150ms %",
         "delay p99 ms",
         "RTP sent",
+        "not offered %",
         "relay %",
         "rtpengine %",
         "rtpgen %",
@@ -205,6 +207,7 @@ async function concurrentPart(relay: RelayProcess): Promise<string[]> {
         ((r.rtp.latePackets / Math.max(1, r.rtp.received)) * 100).toFixed(2),
         String(r.rtp.delayP99),
         String(r.rtp.sent),
+        (shortfall(r) * 100).toFixed(1),
         fmt(r.cpuHold.relay),
         fmt(r.cpuHold.rtpengine),
         fmt(r.cpuHold.generator),
