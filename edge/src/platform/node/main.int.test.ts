@@ -21,7 +21,8 @@ beforeEach(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "gosip-edge-start-"));
 });
 afterEach(async () => {
-  if (child && child.exitCode === null && child.pid) process.kill(child.pid, "SIGKILL");
+  // The whole process group: tsx's node child, the embedded relay and its rtpengine too.
+  if (child && child.exitCode === null && child.pid) process.kill(-child.pid, "SIGKILL");
   child = undefined;
   await rm(dataDir, { recursive: true, force: true });
 });
@@ -33,6 +34,7 @@ function start(env: Record<string, string>): { proc: ChildProcess; output: () =>
     cwd: edgeDir,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
   proc.stdout?.on("data", (d: Buffer) => {
     out += d.toString();
@@ -94,7 +96,7 @@ describe("npm start (Node edge)", () => {
     }
 
     proc.kill("SIGTERM");
-    expect(await exitOf(proc)).toBe(0);
+    expect(await exitOf(proc), output().slice(-3000)).toBe(0);
     expect(output()).toContain('"msg":"shutting down"');
   });
 
@@ -135,7 +137,7 @@ describe("npm start (Node edge)", () => {
     }
 
     proc.kill("SIGTERM");
-    expect(await exitOf(proc)).toBe(0);
+    expect(await exitOf(proc), output().slice(-3000)).toBe(0);
     // the relay child is gone with the edge (signal 0 probes for the pid)
     expect(() => process.kill(relayPid, 0)).toThrow();
   });
@@ -147,7 +149,7 @@ describe("npm start (Node edge)", () => {
     );
     expect(existsSync(join(dataDir, "data", "gosip.db"))).toBe(true);
     proc.kill("SIGTERM");
-    expect(await exitOf(proc)).toBe(0);
+    expect(await exitOf(proc), output().slice(-3000)).toBe(0);
   });
 
   it.each([

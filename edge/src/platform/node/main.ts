@@ -22,26 +22,33 @@ async function main(): Promise<void> {
     throw err;
   }
   const { deps, port, config } = edge;
-  deps.logger.info(
-    { host: config.host, port, publicUrl: config.publicUrl, startupMs: Math.round(performance.now()) },
-    "listening",
-  );
 
-  // The embedded default: the relay (SIP + media) as a second process linked over loopback.
-  let relay: EmbeddedRelay | undefined;
-  if (process.env.GOSIP_EMBEDDED_RELAY !== "off") {
-    relay = await startEmbeddedRelay(deps, edge.url, process.env);
-  }
-
+  // The embedded default: the relay (SIP + media) as a second process linked over loopback. Started after
+  // the signal handlers are in place, so a stop at any moment also stops the relay.
+  let relay: Promise<EmbeddedRelay | undefined> = Promise.resolve(undefined);
   const shutdown = (signal: string) => {
     deps.logger.info({ signal }, "shutting down");
-    Promise.all([relay?.stop(), edge.close()]).then(
+    Promise.all([relay.then((r) => r?.stop()), edge.close()]).then(
       () => process.exit(0),
       () => process.exit(1),
     );
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
+
+  deps.logger.info(
+    { host: config.host, port, publicUrl: config.publicUrl, startupMs: Math.round(performance.now()) },
+    "listening",
+  );
+  if (process.env.GOSIP_EMBEDDED_RELAY !== "off") {
+    relay = startEmbeddedRelay(deps, edge.url, process.env).catch((err: unknown) => {
+      deps.logger.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        "embedded relay not started",
+      );
+      return undefined;
+    });
+  }
 }
 
 main().catch((err: unknown) => {
