@@ -586,7 +586,13 @@ async function ratePart(relay: RelayProcess): Promise<string[]> {
         log(
           `  ${row.name} at ${rate}/s: ok ${row.ok}, failed ${row.failed}, achieved ${fmt(row.achieved)}/s, CPU relay ${fmt(row.cpu.relay)} % (${fmt(row.cpu.relayPerCall, 2)} ms/call) rtpengine ${fmt(row.cpu.rtpengine)} %, sipp + other processes ${fmt(row.cpu.others)} %, relay waited for a CPU ${fmt(row.cpu.wait)} % of the time; ${row.note}`,
         );
-        if (sustained(row)) bestRelay = rate;
+        if (!relay.alive()) {
+          log(
+            `  THE RELAY PROCESS EXITED during this step; its last output:\n${relay.output().slice(-3000)}`,
+          );
+          relayFailedAt = row;
+          relayDone = true;
+        } else if (sustained(row)) bestRelay = rate;
         else {
           relayFailedAt = row;
           relayDone = true;
@@ -690,6 +696,7 @@ async function main(): Promise<void> {
     if (ONLY.has("concurrent")) summary.push(...(await concurrentPart(relay)));
     if (ONLY.has("rate")) summary.push(...(await ratePart(relay)));
   } finally {
+    if (!relay.alive()) log(`the relay process had exited; its last output:\n${relay.output().slice(-3000)}`);
     await relay.stop();
     killAll();
   }

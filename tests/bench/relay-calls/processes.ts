@@ -88,6 +88,7 @@ export interface RelayProcess {
   /** call.started and call.ended events the edge stored so far. */
   cdrCounts(): { started: number; ended: number };
   output(): string;
+  alive(): boolean;
   stop(): Promise<void>;
 }
 
@@ -227,6 +228,7 @@ export async function startRelay(opts: RelayStartOptions): Promise<RelayProcess>
       return { started, ended };
     },
     output: () => out,
+    alive: () => child.exitCode === null && child.signalCode === null,
     stop: cleanup,
   };
 }
