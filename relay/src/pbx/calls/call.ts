@@ -326,6 +326,11 @@ export class Call {
     this.bTag = dialog.sip.remoteTag;
     if (branch.target.deviceId && this.direction === "inbound") this.deviceId = branch.target.deviceId;
     dialog.on("destroy", () => this.onBye("b"));
+    if ((dialog as Dialog & { connected?: boolean }).connected === false) {
+      // The callee's BYE came in the same read as its 200 (srf destroyed the dialog before this ran).
+      this.onBye("b");
+      return;
+    }
     let sdp: string;
     try {
       const r = await this.deps.media.answer({
@@ -350,10 +355,27 @@ export class Call {
       return;
     }
     let uas: Dialog;
+    let callerGone = false;
     try {
-      uas = await this.deps.srf.createUAS(this.req, this.res, {
-        localSdp: sdp,
-        headers: { "Content-Type": "application/sdp" },
+      uas = await new Promise<Dialog>((resolve, reject) => {
+        this.deps.srf.createUAS(
+          this.req,
+          this.res,
+          { localSdp: sdp, headers: { "Content-Type": "application/sdp" } },
+          (err: unknown, d: Dialog) => {
+            if (err) {
+              reject(err);
+              return;
+            }
+            // srf handles every frame of one TCP read in one loop: a caller's BYE right behind its ACK can
+            // destroy this dialog before a promise continuation runs, so the hang-up is noted here, in the
+            // same tick srf made the dialog.
+            d.once("destroy", () => {
+              callerGone = true;
+            });
+            resolve(d);
+          },
+        );
       });
     } catch (err) {
       this.log.warn({ err: String(err) }, "200 to the caller failed");
@@ -381,6 +403,7 @@ export class Call {
       answeredAt: iso(this.answeredAt),
     });
     this.log.info({ leg: branch.leg }, "call answered");
+    if (callerGone) this.onBye("a");
   }
 
   private onBranchFailed(branch: Branch, err: unknown): void {

@@ -76,6 +76,22 @@ function labels(e: Ended, leg: string): string[] {
 }
 
 describe("inbound calls from Twilio", () => {
+  it("a caller that hangs up the moment it is answered (BYE right behind the ACK) still ends the call on both sides, with a CDR", async () => {
+    const desk = rig.phone(alice, { kind: "answer", afterMs: 0 }, "-quick");
+    for (let i = 0; i < 10; i++) {
+      const sid = `CAquick${i}`;
+      const twilio = await rig.dial("101", { trunk: true, from: "+15551230009", callSid: sid });
+      twilio.dialog.destroy();
+      const phone = desk.legs[i];
+      if (!phone) throw new Error(`call ${i} did not reach the phone`);
+      await phone.byed;
+      const started = latestStarted((e) => e.twilioCallSid === sid);
+      const cdr = await ended(started.callId);
+      expect(cdr).toMatchObject({ disposition: "answered", hangupBy: "caller" });
+      await expect(rig.media.query(started.callId)).rejects.toThrow();
+    }
+  });
+
   it("ring every contact of the extension; the first answer wins, the other is canceled; audio both ways; BYE from the caller", async () => {
     const desk = rig.phone(alice, { kind: "answer", afterMs: 300 }, "-desk");
     const soft = rig.phone(alice, { kind: "ring" }, "-soft");
