@@ -3,6 +3,7 @@
  * by whoever sent them (the Node link, or the Durable Object during the RPC that
  * waits): a command outlives neither its timeout nor the socket it went out on.
  */
+import type { EdgeMessage, RelayCommand } from "@gosip/drizzle";
 import type { RelayCommandOutcome } from "../platform/types.ts";
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
@@ -22,6 +23,24 @@ export class PendingCommands {
       }, timeoutMs);
       this.waiting.set(id, { resolve, timer });
     });
+  }
+
+  /**
+   * Sends `command` with a fresh id through `send` (the runtime's socket) and waits for its command-result;
+   * "offline" at once when no relay could be sent to.
+   */
+  async run(
+    command: RelayCommand,
+    timeoutMs: number,
+    send: (message: EdgeMessage) => Promise<boolean>,
+  ): Promise<RelayCommandOutcome> {
+    const id = crypto.randomUUID();
+    const result = this.wait(id, timeoutMs);
+    if (!(await send({ type: "command", id, command }))) {
+      this.settle(id, false, undefined);
+      return { ok: false, reason: "offline", error: "No relay is connected" };
+    }
+    return result;
   }
 
   /** A `command-result` arrived; false when nobody waits for it (late, or unknown). */

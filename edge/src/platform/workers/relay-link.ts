@@ -149,13 +149,7 @@ export class RelayLink extends DurableObject<WorkerEnv> {
 
   /** RPC: sends a command and waits for the relay's command-result. */
   async command(command: RelayCommand, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<RelayCommandOutcome> {
-    const id = crypto.randomUUID();
-    const result = this.commands.wait(id, timeoutMs);
-    if (!(await this.send({ type: "command", id, command }))) {
-      this.commands.settle(id, false, undefined);
-      return { ok: false, reason: "offline", error: "No relay is connected" };
-    }
-    return result;
+    return this.commands.run(command, timeoutMs, (message) => this.send(message));
   }
 
   /** RPC: the link as the status page shows it. */
