@@ -108,7 +108,7 @@ export async function startRelay(opts: RelayStartOptions): Promise<RelayProcess>
   });
   const dataDir = await mkdtemp(join(tmpdir(), "gosip-relay-bench-"));
   const sipPort = await freePort();
-  // BENCH_RELAY_NODE_ARGS: extra node flags for the relay, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" or
+  // BENCH_RELAY_NODE_ARGS: extra node flags for the relay, e.g. "--cpu-prof --cpu-prof-dir=<dir>" or
   // "--perf-basic-prof" (to look for its bottlenecks)
   const profile = (process.env.BENCH_RELAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...profile, "--import", "tsx", "relay/src/main.ts"], {
