@@ -13,6 +13,9 @@ import { devicesRouter } from "./devices/routes.ts";
 import { didsRouter } from "./dids/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError } from "./http/errors.ts";
+import { messagesRouter } from "./messages/routes.ts";
+import { smsWebhooks } from "./messages/webhooks.ts";
+import { notificationsRouter } from "./notifications/routes.ts";
 import type { EdgeDeps } from "./platform/types.ts";
 import { recordingsRouter } from "./recordings/routes.ts";
 import { relayLinkRouter } from "./relay/link-routes.ts";
@@ -22,7 +25,12 @@ import { rulesRouter } from "./rules/routes.ts";
 import { settingsRouter } from "./settings/routes.ts";
 import { mountApiDocs } from "./system/docs.ts";
 import { systemRouter } from "./system/health.ts";
+import { verifyTwilioWebhook } from "./twilio/webhook.ts";
+import { twilioSetupRouter } from "./twilio-setup/routes.ts";
 import { usersRouter } from "./users/routes.ts";
+import { voiceWebhooks } from "./voice/webhooks.ts";
+import { voicemailsRouter } from "./voicemail/routes.ts";
+import { voicemailWebhooks } from "./voicemail/webhooks.ts";
 
 /** Largest JSON body the API reads. */
 export const API_BODY_LIMIT_BYTES = 256 * 1024;
@@ -57,7 +65,13 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   app.use("/api/*", (c, next) =>
     BODYLESS_METHODS.has(c.req.method) || isUpload(c.req.method, c.req.path) ? next() : limitBody(c, next),
   );
+  // Twilio webhooks: signature checked over PUBLIC_URL before any handler (403 otherwise); no session.
+  app.use("/api/webhooks/twilio/*", verifyTwilioWebhook);
+  app.route("/api/webhooks/twilio", voiceWebhooks);
+  app.route("/api/webhooks/twilio", voicemailWebhooks);
+  app.route("/api/webhooks/twilio", smsWebhooks);
   app.use("*", sessionMiddleware);
+  app.route("/api/setup/twilio", twilioSetupRouter);
   app.route("/api/setup", setupRouter);
   app.route("/api/auth", authRouter);
   app.route("/api/system", systemRouter);
@@ -73,6 +87,9 @@ export function createApp(deps: EdgeDeps, options: AppOptions): OpenAPIHono<AppE
   app.route("/api/dids", didsRouter);
   app.route("/api/routes", rulesRouter);
   app.route("/api/settings", settingsRouter);
+  app.route("/api/voicemails", voicemailsRouter);
+  app.route("/api/messages", messagesRouter);
+  app.route("/api/notifications", notificationsRouter);
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", "No such endpoint"), 404));
   return app;

@@ -15,6 +15,16 @@ const configSchema = z.object({
     .url({ message: "must be the base URL browsers and Twilio use, e.g. https://pbx.example.com" })
     .optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  // Override the Twilio credentials saved by the setup wizard (Workers: secrets of the same names).
+  TWILIO_ACCOUNT_SID: z
+    .string()
+    .regex(/^AC[0-9a-f]{32}$/, { message: "must be an Account SID: AC followed by 32 hex digits" })
+    .optional(),
+  TWILIO_AUTH_TOKEN: z.string().min(1, { message: "must not be empty when set" }).optional(),
+  // Every Twilio REST call goes to this base URL instead of https://<product>.twilio.com (the simulator).
+  TWILIO_API_BASE: z
+    .url({ message: "must be a base URL like http://127.0.0.1:4010 (the Twilio simulator)" })
+    .optional(),
 });
 
 export interface EdgeConfig {
@@ -28,6 +38,13 @@ export interface EdgeConfig {
   /** Cookies get the Secure attribute when the public URL is https. */
   secureCookies: boolean;
   logLevel: "debug" | "info" | "warn" | "error";
+  twilio: {
+    /** From TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN: both set, they win over the `twilio` setting. */
+    accountSid: string | undefined;
+    authToken: string | undefined;
+    /** TWILIO_API_BASE without a trailing slash; undefined means Twilio's own hosts. */
+    apiBase: string | undefined;
+  };
 }
 
 export class ConfigError extends Error {
@@ -42,6 +59,11 @@ export function loadConfig(env: Record<string, string | undefined>): EdgeConfig 
     throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
   }
   const e = parsed.data;
+  if ((e.TWILIO_ACCOUNT_SID === undefined) !== (e.TWILIO_AUTH_TOKEN === undefined)) {
+    throw new ConfigError(
+      "Invalid configuration:\n  TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN: set both (they override the setup wizard's credentials) or neither",
+    );
+  }
   const dataDir = e.GOSIP_DATA_DIR.replace(/\/+$/, "");
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, "");
   return {
@@ -53,5 +75,10 @@ export function loadConfig(env: Record<string, string | undefined>): EdgeConfig 
     publicUrl,
     secureCookies: publicUrl.startsWith("https:"),
     logLevel: e.LOG_LEVEL,
+    twilio: {
+      accountSid: e.TWILIO_ACCOUNT_SID,
+      authToken: e.TWILIO_AUTH_TOKEN,
+      apiBase: e.TWILIO_API_BASE?.replace(/\/+$/, ""),
+    },
   };
 }

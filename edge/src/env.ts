@@ -1,5 +1,6 @@
 /** hono environment shared by every edge route: what middleware puts on the context. */
 import type { EdgeDeps } from "./platform/types.ts";
+import type { WebhookParams } from "./twilio/webhook.ts";
 
 export type Role = "admin" | "user";
 
@@ -20,5 +21,7 @@ export interface AppEnv {
     sessionId: string | undefined;
     /** Client IP from the socket (Node) or CF-Connecting-IP (Workers); never from X-Forwarded-For. */
     clientIp: string;
+    /** Parameters of a Twilio webhook whose signature was verified (twilio/webhook.ts). */
+    twilioParams: WebhookParams | undefined;
   };
 }

@@ -72,6 +72,15 @@ export interface RelayChannel {
   status(): Promise<RelayLinkStatus>;
 }
 
+/**
+ * Wakes the outbox's job runner after an enqueue, so work due now (an auto-reply,
+ * a voicemail email) starts at once instead of at the next tick. Node: the
+ * in-process timer; Workers: the Durable Object alarm.
+ */
+export interface JobScheduler {
+  wake(): void;
+}
+
 /** What every request handler can reach. Built once per process (Node) or per isolate (Workers). */
 export interface EdgeDeps {
   db: Db;
@@ -86,4 +95,6 @@ export interface EdgeDeps {
   relayChannel: RelayChannel;
   /** Audio and other binary objects (files on Node, R2 on Workers). */
   blobs: BlobStore;
+  /** The outbox runner's wake-up; absent where nothing runs jobs (some unit tests). */
+  jobs?: JobScheduler;
 }

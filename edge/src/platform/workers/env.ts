@@ -22,6 +22,11 @@ export interface WorkerEnv {
   DATABASE_AUTH_TOKEN?: string;
   PUBLIC_URL?: string;
   LOG_LEVEL?: string;
+  /** Secrets overriding the wizard's Twilio credentials (`wrangler secret put TWILIO_AUTH_TOKEN`). */
+  TWILIO_ACCOUNT_SID?: string;
+  TWILIO_AUTH_TOKEN?: string;
+  /** Points Twilio REST calls at another base URL (tests: the simulator). */
+  TWILIO_API_BASE?: string;
 }
 
 /** The edge configuration from the Worker's bindings; throws ConfigError naming what is wrong. */
@@ -36,6 +41,9 @@ export function workerConfig(env: WorkerEnv): EdgeConfig {
     DATABASE_AUTH_TOKEN: env.DATABASE_AUTH_TOKEN,
     PUBLIC_URL: env.PUBLIC_URL,
     LOG_LEVEL: env.LOG_LEVEL,
+    TWILIO_ACCOUNT_SID: env.TWILIO_ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: env.TWILIO_AUTH_TOKEN,
+    TWILIO_API_BASE: env.TWILIO_API_BASE,
   });
 }
 

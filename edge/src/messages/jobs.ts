@@ -1,0 +1,4 @@
+/** Outbox job kinds of this feature (see jobs/types.ts), listed in jobs/registry.ts. */
+import type { JobHandler } from "../jobs/types.ts";
+
+export const messagesJobs: Record<string, JobHandler> = {};

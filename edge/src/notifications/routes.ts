@@ -1,0 +1,4 @@
+/** /api/notifications: a user's notification preferences. */
+import { createRouter } from "../http/router.ts";
+
+export const notificationsRouter = createRouter();
