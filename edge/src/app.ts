@@ -37,9 +37,14 @@ export const API_BODY_LIMIT_BYTES = 256 * 1024;
 
 const BODYLESS_METHODS = new Set(["GET", "HEAD"]);
 
-/** Audio uploads from the relay: streamed, with their own limit (relay/uploads.ts). */
+/**
+ * Binary uploads, each route applying its own size limit: recordings from the relay
+ * (relay/uploads.ts), voicemail greetings (voicemail/), MMS images to send (messages/).
+ */
 const isUpload = (method: string, path: string): boolean =>
-  method === "PUT" && path.startsWith("/api/relay/recordings/");
+  (method === "PUT" && path.startsWith("/api/relay/recordings/")) ||
+  (method === "PUT" && path.startsWith("/api/voicemails/greetings/")) ||
+  (method === "POST" && path === "/api/messages/media");
 
 export interface AppOptions {
   /** Resolves the client IP for a request: socket address on Node, CF-Connecting-IP on Workers. */
