@@ -1,6 +1,8 @@
 // @gosip/drizzle: the GoSIP data model (tables, JSON document schemas) shared by
 // the edge and the relay.
 export * from "./db.ts";
+export * from "./dialplan/numbers.ts";
+export * from "./dialplan/policy.ts";
 export * from "./json/call-ladder.ts";
 export * from "./json/common.ts";
 export * from "./json/device.ts";

@@ -197,7 +197,9 @@ export function installCalls(srf: Srf, ctx: PbxContext, deps: CallsDeps): Calls 
     const caller = callerOf(req);
     const settings = ctx.directory.settings();
     const user = Srfu.userOf(req.uri);
-    const twilioCallSid = req.get("X-Twilio-CallSid") || null;
+    // The edge puts the parent CallSid in X-GoSIP-CallSid (a <Sip> URI header) so relay and edge CDRs merge;
+    // X-Twilio-CallSid names only the Dial leg.
+    const twilioCallSid = req.get("X-GoSIP-CallSid") || req.get("X-Twilio-CallSid") || null;
     if (!caller) {
       // The auth chain let an unauthenticated INVITE through: a wiring fault, fail closed.
       log.error("INVITE without an authenticated caller");

@@ -1,9 +1,8 @@
 // The dial plan as a phone's user meets it: extensions, feature codes, emergency numbers, national and
 // international dialling in several countries, and the outbound policy's refusals.
-import type { SyncDevice } from "@gosip/drizzle";
+import { isPremiumRate, type SyncDevice, toE164 } from "@gosip/drizzle";
 import { describe, expect, it } from "vitest";
 import { classifyDialled, type DialDecision, dialledDigits } from "./dialplan.ts";
-import { isPremiumRate, toE164 } from "./numbers.ts";
 
 function device(over: Partial<SyncDevice> = {}): SyncDevice {
   return {

@@ -2,8 +2,7 @@
 // internal call; *-codes are features; 911/112/999 always go out as dialled; everything else is a PSTN number,
 // made E.164 with the installation's country and checked against the calling device's outbound policy (the
 // toll-fraud guard). Pure: the B2BUA turns a decision into SIP.
-import type { SyncDevice } from "@gosip/drizzle";
-import { EMERGENCY_NUMBERS, isPremiumRate, toE164 } from "./numbers.ts";
+import { EMERGENCY_NUMBERS, policyRefusal, type SyncDevice, toE164 } from "@gosip/drizzle";
 
 export type FeatureCode = "dnd-on" | "dnd-off" | "voicemail";
 
@@ -67,18 +66,7 @@ export function classifyDialled(user: string, ctx: DialContext): DialDecision {
       return { kind: "refused", status: 404, reason: "no such extension" };
     return { kind: "refused", status: 484, reason: n.reason };
   }
-  const refusal = policyRefusal(n.e164, ctx.caller);
+  const refusal = policyRefusal(n.e164, ctx.caller.outboundPolicy);
   if (refusal) return { kind: "refused", status: 403, reason: refusal };
   return { kind: "external", e164: n.e164 };
-}
-
-/** Why the device's outbound policy refuses this E.164 number, or undefined when it is allowed. */
-export function policyRefusal(e164: string, device: SyncDevice): string | undefined {
-  const p = device.outboundPolicy;
-  if (!p.allowOutbound) return "outbound calls are disabled for this device";
-  if (p.blockedPrefixes.some((prefix) => e164.startsWith(prefix))) return "destination is blocked";
-  if (p.blockPremiumRate && isPremiumRate(e164)) return "premium-rate numbers are blocked";
-  if (!p.allowedPrefixes.some((prefix) => e164.startsWith(prefix)))
-    return "destination is not in the allowed prefixes";
-  return undefined;
 }

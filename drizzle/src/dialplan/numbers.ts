@@ -1,6 +1,7 @@
 // Telephone numbers as a phone's user dials them, turned into E.164 for the Twilio SIP Domain: the national
 // conventions of the installation's country (trunk prefix, international access code) and the ranges that are
-// premium rate, for the outbound policy's toll-fraud guard. Pure functions; no I/O.
+// premium rate, for the outbound policy's toll-fraud guard. Pure functions; no I/O. Shared by the relay (dial
+// plan) and the edge (the SIP Domain's Voice URL checks the policy again), so both apply one copy.
 
 /** How one country's subscribers dial: its country code, national trunk prefix and international prefixes. */
 export interface CountryPlan {
