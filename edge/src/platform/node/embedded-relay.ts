@@ -21,6 +21,7 @@ import { parseSetting, relayTokens, settings } from "@gosip/drizzle";
 import { and, eq, isNull } from "drizzle-orm";
 import { newRelayToken, relayTokenHash } from "../../relay/tokens.ts";
 import type { EdgeDeps } from "../types.ts";
+import { prepareRelayBundle } from "./relay-bundle.ts";
 
 const relayMain = fileURLToPath(new URL("../../../../relay/src/main.ts", import.meta.url));
 const EMBEDDED_TOKEN_NAME = "embedded relay";
@@ -94,7 +95,12 @@ export async function startEmbeddedRelay(
     ENGINE_PORT: env.ENGINE_PORT ?? "0",
     ENGINE_SECRET: env.ENGINE_SECRET ?? randomBytes(24).toString("base64url"),
     LOG_LEVEL: env.RELAY_LOG_LEVEL ?? env.LOG_LEVEL ?? "info",
+    // The engine's JIT warm-up (~2 s before SIP listens) pays off only for bursts of hundreds of REGISTERs per
+    // second; a home PBX's few phones should be answered at once.
+    ENGINE_WARM_UP: env.ENGINE_WARM_UP ?? "0",
   });
+  const bundle = await prepareRelayBundle();
+  const relayArgs = bundle ? ["--enable-source-maps", bundle] : ["--import", "tsx", relayMain];
 
   let child: ChildProcess | undefined;
   let stopping = false;
@@ -103,13 +109,13 @@ export async function startEmbeddedRelay(
 
   const launch = (): void => {
     const startedAt = Date.now();
-    const proc = spawn(process.execPath, ["--import", "tsx", relayMain], {
+    const proc = spawn(process.execPath, relayArgs, {
       cwd: fileURLToPath(new URL("../../../../relay/", import.meta.url)),
       env: childEnv,
       stdio: ["ignore", "inherit", "inherit"],
     });
     child = proc;
-    deps.logger.info({ pid: proc.pid }, "embedded relay started");
+    deps.logger.info({ pid: proc.pid, bundled: bundle !== undefined }, "embedded relay started");
     proc.once("exit", (code, signal) => {
       if (child === proc) child = undefined;
       if (stopping) return;

@@ -5,12 +5,15 @@
  */
 import { ConfigError } from "../../config.ts";
 import { type EmbeddedRelay, startEmbeddedRelay } from "./embedded-relay.ts";
+import { prepareRelayBundle } from "./relay-bundle.ts";
 import { startNodeEdge } from "./server.ts";
 
 async function main(): Promise<void> {
   // `npm start` at the repo root runs this in edge/ (npm workspaces). Relative paths (GOSIP_DATA_DIR
   // default ./data, file: DATABASE_URLs) mean the directory the user started npm in, which npm passes as INIT_CWD.
   if (process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
+  // Build (or check) the relay bundle while the edge starts: esbuild runs in its own process.
+  if (process.env.GOSIP_EMBEDDED_RELAY !== "off") void prepareRelayBundle();
   let edge: Awaited<ReturnType<typeof startNodeEdge>>;
   try {
     edge = await startNodeEdge(process.env);
