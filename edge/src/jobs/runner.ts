@@ -16,7 +16,7 @@
  * - Per service: a circuit breaker and the "degraded" admin alert (breaker.ts).
  */
 import { type JobPayload, jobs, systemEvents } from "@gosip/drizzle";
-import { and, asc, eq, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, lt, lte, notInArray, or, sql } from "drizzle-orm";
 import type { EdgeDeps } from "../platform/types.ts";
 import { TwilioApiError, TwilioNetworkError } from "../twilio/rest.ts";
 import { type BreakerTransition, breakersFor, type ServiceBreakers } from "./breaker.ts";
@@ -131,27 +131,27 @@ export async function runDueJobs(deps: EdgeDeps, options: RunDueJobsOptions = {}
   const maxJobs = options.maxJobs ?? 100;
   const breakers = options.breakers ?? breakersFor(deps);
   const result: RunDueJobsResult = { ran: 0, succeeded: 0, retried: 0, dead: 0 };
-  // Jobs this call left alone (breaker open, trial in flight): not offered again in this call.
-  const skipped = new Set<string>();
+  // Jobs this call already ran or left alone (breaker open, trial in flight, claimed elsewhere): each job
+  // is offered once per call, so a retry due at once (jitter near 0) waits for the next call.
+  const seen = new Set<string>();
 
   while (result.ran < maxJobs) {
     const now = new Date(deps.clock.now());
     const candidates = await deps.db
       .select({ id: jobs.id, kind: jobs.kind })
       .from(jobs)
-      .where(claimable(now))
+      .where(seen.size > 0 ? and(claimable(now), notInArray(jobs.id, [...seen])) : claimable(now))
       .orderBy(asc(jobs.nextAttemptAt))
-      .limit(skipped.size + 20);
-    const fresh = candidates.filter((c) => !skipped.has(c.id));
-    if (fresh.length === 0) break;
+      .limit(20);
+    if (candidates.length === 0) break;
 
-    for (const candidate of fresh) {
+    for (const candidate of candidates) {
       if (result.ran >= maxJobs) break;
+      seen.add(candidate.id);
       const handler = handlers[candidate.kind];
       if (handler) {
         const gate = breakers.admit(handler.service, deps.clock.now());
         if (gate !== "go") {
-          skipped.add(candidate.id);
           // Open: the job waits for the half-open trial (no call made). Trial in flight: leave it for now.
           if (gate.until !== undefined) await deferPending(deps, candidate.id, new Date(gate.until));
           continue;
@@ -161,7 +161,6 @@ export async function runDueJobs(deps: EdgeDeps, options: RunDueJobsOptions = {}
       if (!claimed) {
         // Another runner took it, or it is no longer due; the breaker slot we may hold goes back.
         if (handler) breakers.release(handler.service);
-        skipped.add(candidate.id);
         continue;
       }
       result.ran += 1;
