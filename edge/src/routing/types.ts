@@ -32,6 +32,10 @@ export interface RoutingDevice {
   dnd: boolean;
   /** Registered with the relay right now (at least one live contact). */
   registered: boolean;
+  /** Device name ("Desk phone") for traces and the dry-run summary. */
+  name?: string;
+  /** Owner's name ("Alice") for traces and the dry-run summary. */
+  ownerName?: string;
 }
 
 /** Everything a decision reads, loaded once per call (or built by tests and the benchmark). */
@@ -41,7 +45,7 @@ export interface RoutingSnapshot {
   blocklist: BlocklistMatcher;
   screening: { rejectAnonymous: boolean; spamFilter: boolean; spamThreshold: number };
   globalDnd: boolean;
-  /** Enabled rules of this DID and global ones, merged and ordered by priority (then id). */
+  /** Enabled rules of this DID and global ones, merged in evaluation order (priority, then creation, then id). */
   rules: readonly { id: string; name: string; rule: RoutingRule }[];
   devices: ReadonlyMap<string, RoutingDevice>;
   /** Installation time zone (rules without their own zone use it). */
@@ -68,7 +72,8 @@ export interface BlocklistMatcher {
 
 /** One step of the evaluation, for the dry run and the logs ("why did this happen"). */
 export interface RoutingStep {
-  step: "blocklist" | "anonymous" | "spam" | "dnd" | "rule" | "default" | "targets";
+  /** `error`: the evaluation failed and the call was rejected (fail closed). */
+  step: "blocklist" | "anonymous" | "spam" | "dnd" | "rule" | "default" | "targets" | "error";
   outcome: "pass" | "match" | "skip";
   detail: string;
   ruleId?: string;

@@ -2,7 +2,8 @@
  * /api/routes (admin): routing rules, per DID or global (didId null), evaluated
  * by priority (lower first; DID and global rules merged). The rule document is
  * the one schema from @gosip/drizzle; writes are also checked against the
- * database (validate.ts). PUT /order reorders atomically.
+ * database (validate.ts). PUT /order reorders atomically. POST /dry-run answers
+ * what would happen to a call (routing/dry-run.ts), without storing anything.
  */
 import { type Db, insertRoutingRuleSchema, routingRules, selectRoutingRuleSchema } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
@@ -22,6 +23,7 @@ import {
   listPage,
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
+import { dryRunRequestSchema, dryRunResponseSchema, dryRunRouting } from "../routing/dry-run.ts";
 import { ruleReferenceIssues } from "./validate.ts";
 
 export const ruleSchema = selectRoutingRuleSchema
@@ -118,6 +120,19 @@ const orderRoute = createRoute({
   },
 });
 
+const dryRunRoute = createRoute({
+  method: "post",
+  path: "/dry-run",
+  tags: ["routes"],
+  summary: "What happens if this number calls this DID at this time: the decision and its reasons",
+  middleware: [requireAdmin] as const,
+  request: { body: jsonBody(dryRunRequestSchema) },
+  responses: {
+    200: jsonResponse(dryRunResponseSchema, "The routing decision, a summary and the reasons step by step"),
+    ...errorResponses(400, 401, 403, 404),
+  },
+});
+
 const getRoute = createRoute({
   method: "get",
   path: "/{id}",
@@ -205,6 +220,7 @@ export const rulesRouter = createRouter()
       .orderBy(...byEvaluationOrder);
     return c.json({ items: rows.map(toDto) }, 200);
   })
+  .openapi(dryRunRoute, async (c) => c.json(await dryRunRouting(c.get("deps"), c.req.valid("json")), 200))
   .openapi(getRoute, async (c) => {
     const id = c.req.valid("param").id;
     return c.json(toDto(await findByIdOr404(c.get("deps").db, routingRules, id, "Routing rule")), 200);
