@@ -24,20 +24,14 @@ export const dryRunRequestSchema = z
       .min(1)
       .max(64)
       .openapi({ description: "The DID called: its E.164 number or its id", example: "+15551230001" }),
-    from: z
-      .string()
-      .max(64)
-      .openapi({
-        description: 'Caller as Twilio would send it: E.164, "anonymous", "" …',
-        example: "+15557654321",
-      }),
-    at: z.iso
-      .datetime({ offset: true })
-      .optional()
-      .openapi({
-        description: "When the call happens (ISO 8601); default now",
-        example: "2026-03-08T07:30:00Z",
-      }),
+    from: z.string().max(64).openapi({
+      description: 'Caller as Twilio would send it: E.164, "anonymous", "" …',
+      example: "+15557654321",
+    }),
+    at: z.iso.datetime({ offset: true }).optional().openapi({
+      description: "When the call happens (ISO 8601); default now",
+      example: "2026-03-08T07:30:00Z",
+    }),
     stirVerstat: z.string().max(64).optional().openapi({ example: "TN-Validation-Passed-A" }),
     addOns: z
       .union([z.string().max(MAX_ADDONS_LENGTH), z.record(z.string(), z.unknown())])
