@@ -16,14 +16,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseSetting, relayTokens, settings } from "@gosip/drizzle";
 import { and, eq, isNull } from "drizzle-orm";
 import { newRelayToken, relayTokenHash } from "../../relay/tokens.ts";
 import type { EdgeDeps } from "../types.ts";
-import { prepareRelayBundle } from "./relay-bundle.ts";
+import { prepareRelayBundle, relaySourceMain, relayWorkingDir } from "./relay-bundle.ts";
 
-const relayMain = fileURLToPath(new URL("../../../../relay/src/main.ts", import.meta.url));
 const EMBEDDED_TOKEN_NAME = "embedded relay";
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
@@ -100,7 +98,7 @@ export async function startEmbeddedRelay(
     ENGINE_WARM_UP: env.ENGINE_WARM_UP ?? "0",
   });
   const bundle = await prepareRelayBundle();
-  const relayArgs = bundle ? ["--enable-source-maps", bundle] : ["--import", "tsx", relayMain];
+  const relayArgs = bundle ? ["--enable-source-maps", bundle] : ["--import", "tsx", relaySourceMain];
 
   let child: ChildProcess | undefined;
   let stopping = false;
@@ -110,7 +108,7 @@ export async function startEmbeddedRelay(
   const launch = (): void => {
     const startedAt = Date.now();
     const proc = spawn(process.execPath, relayArgs, {
-      cwd: fileURLToPath(new URL("../../../../relay/", import.meta.url)),
+      cwd: relayWorkingDir,
       env: childEnv,
       stdio: ["ignore", "inherit", "inherit"],
     });

@@ -12,7 +12,6 @@ import { createClient } from "@libsql/client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 const edgeDir = fileURLToPath(new URL("../../../", import.meta.url));
-const tsxBin = fileURLToPath(new URL("../../../../node_modules/.bin/tsx", import.meta.url));
 
 let dataDir: string;
 let child: ChildProcess | undefined;
@@ -21,7 +20,7 @@ beforeEach(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "gosip-edge-start-"));
 });
 afterEach(async () => {
-  // The whole process group: tsx's node child, the embedded relay and its rtpengine too.
+  // The whole process group: the edge, the embedded relay and its rtpengine too.
   if (child && child.exitCode === null && child.pid) process.kill(-child.pid, "SIGKILL");
   child = undefined;
   await rm(dataDir, { recursive: true, force: true });
@@ -30,7 +29,7 @@ afterEach(async () => {
 /** The same command `npm start -w @gosip/edge` runs, from the edge folder. */
 function start(env: Record<string, string>): { proc: ChildProcess; output: () => string } {
   let out = "";
-  const proc = spawn(tsxBin, ["src/platform/node/main.ts"], {
+  const proc = spawn(process.execPath, ["start.mjs"], {
     cwd: edgeDir,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],

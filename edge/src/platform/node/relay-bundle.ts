@@ -9,15 +9,33 @@
  * and mtime: it is rebuilt only when a source changed. Any failure falls back to
  * running the sources through tsx, which always works.
  */
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const relayDir = fileURLToPath(new URL("../../../../relay/", import.meta.url));
+/**
+ * The repository root, found from this module's location upwards: this code runs from
+ * edge/src/platform/node/ (tsx) or from the bundle in edge/.build/ (npm start).
+ */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 10; i++) {
+    if (existsSync(join(dir, "relay", "package.json")) && existsSync(join(dir, "edge", "package.json")))
+      return dir;
+    dir = dirname(dir);
+  }
+  throw new Error("GoSIP's repository root (with edge/ and relay/) was not found above this module");
+}
+
+const relayDir = join(repoRoot(), "relay");
+/** The relay's TypeScript entry point (run through tsx when no bundle can be built). */
+export const relaySourceMain = join(relayDir, "src", "main.ts");
+export const relayWorkingDir = relayDir;
 const buildDir = join(relayDir, ".build");
 const outFile = join(buildDir, "relay.mjs");
 const manifestFile = join(buildDir, "manifest.json");
-const entry = join(relayDir, "src/main.ts");
+const entry = relaySourceMain;
 
 interface Manifest {
   v: 1;
@@ -64,19 +82,27 @@ async function build(): Promise<void> {
     sourcemap: "inline",
     external: await externalPackages(),
     metafile: true,
+    write: false,
     logLevel: "silent",
     // Bundled CommonJS helpers need `require` in an ES module.
     banner: {
       js: "import { createRequire as __gosipRequire } from 'node:module'; const require = __gosipRequire(import.meta.url);",
     },
   });
+  // Written beside and renamed into place: a concurrent start never loads half a bundle.
+  const tmp = `${outFile}.${process.pid}.tmp`;
+  const output = result.outputFiles?.[0];
+  if (!output) throw new Error("esbuild produced no bundle");
+  await writeFile(tmp, output.contents);
+  await rename(tmp, outFile);
   const inputs: Manifest["inputs"] = {};
   // metafile paths are relative to absWorkingDir (relay/), e.g. "src/main.ts", "../drizzle/src/index.ts".
   for (const input of Object.keys(result.metafile.inputs)) {
     const s = await stat(join(relayDir, input));
     inputs[input] = { size: s.size, mtimeMs: s.mtimeMs };
   }
-  await writeFile(manifestFile, JSON.stringify({ v: 1, inputs } satisfies Manifest));
+  await writeFile(`${manifestFile}.${process.pid}.tmp`, JSON.stringify({ v: 1, inputs } satisfies Manifest));
+  await rename(`${manifestFile}.${process.pid}.tmp`, manifestFile);
 }
 
 let prepared: Promise<string | undefined> | undefined;
