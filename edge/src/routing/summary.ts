@@ -26,9 +26,10 @@ const rejectWhy: Record<Reject["reason"], string> = {
   error: "routing failed (fail closed)",
 };
 
-function listing(names: readonly string[], last: string): string {
+/** "A", "A and B", "A, B and C". */
+function listing(names: readonly string[]): string {
   if (names.length <= 1) return names.join("");
-  return `${names.slice(0, -1).join(", ")} ${last} ${names[names.length - 1]}`;
+  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
 }
 
 /** What happens to the call, in one sentence. */
@@ -49,10 +50,10 @@ export function summarizeDecision(decision: RoutingDecision, snapshot: RoutingSn
       const then = decision.onNoAnswer === "voicemail" ? "then voicemail" : "then hangs up";
       const recorded = decision.record ? " (recorded)" : "";
       if (decision.strategy === "sequential" && names.length > 1) {
-        return `Rings ${listing(names, "then")}, ${decision.timeoutSeconds} s each, ${then}${recorded}`;
+        return `Rings ${names.join(", then ")}, ${decision.timeoutSeconds} s each, ${then}${recorded}`;
       }
       const together = names.length > 1 ? " together" : "";
-      return `Rings ${listing(names, "and")}${together} for ${decision.timeoutSeconds} s, ${then}${recorded}`;
+      return `Rings ${listing(names)}${together} for ${decision.timeoutSeconds} s, ${then}${recorded}`;
     }
     case "forward": {
       const shown = decision.callerId === "original" ? "showing the caller's number" : "showing the DID";
