@@ -39,7 +39,7 @@ export const voicemailEmailColumns = {
   deletedAt: voicemails.deletedAt,
 };
 
-type EmailDeps = Pick<EdgeDeps, "db" | "config">;
+type EmailDeps = Pick<EdgeDeps, "db">;
 
 /** m:ss, as phones show lengths. */
 export function formatDuration(seconds: number): string {
@@ -80,7 +80,8 @@ async function context(deps: EmailDeps, vm: VoicemailForEmail) {
     name: installation.name,
     line,
     received: `${received} (${installation.timeZone})`,
-    link: `${deps.config.publicUrl}/voicemails/${vm.id}`,
+    // The email job makes it absolute and appends it ("listen in the web UI").
+    link: `/voicemails/${vm.id}`,
   };
 }
 
@@ -118,12 +119,11 @@ export async function firstEmail(
   if (withTranscript && vm.transcript !== null) lines.push("Transcript:", vm.transcript, "");
   else lines.push(transcriptNote(vm.transcriptStatus === "completed" ? "pending" : vm.transcriptStatus), "");
   const stored = vm.audioStatus === "stored" && vm.blobKey !== null;
-  if (!stored) lines.push("The audio could not be copied from Twilio; it is kept there for now.", "");
-  lines.push(`Listen: ${ctx.link}`);
+  if (!stored) lines.push("The audio could not be copied from Twilio; it is kept there for now.");
   const notification: Notification = {
     type: "voicemail",
     subject: `${ctx.name}: voicemail from ${vm.fromNumber} (${formatDuration(vm.durationSeconds)})`,
-    text: lines.join("\n"),
+    text: lines.join("\n").trimEnd(),
     link: ctx.link,
     idempotencyKey: `voicemail:${vm.id}`,
   };
@@ -152,8 +152,6 @@ export async function transcriptEmail(deps: EmailDeps, vm: VoicemailForEmail): P
       `Transcript of the voicemail from ${vm.fromNumber}${ctx.line ? ` on ${ctx.line}` : ""}, received ${ctx.received} (${formatDuration(vm.durationSeconds)}):`,
       "",
       vm.transcript ?? "",
-      "",
-      `Listen: ${ctx.link}`,
     ].join("\n"),
     link: ctx.link,
     idempotencyKey: `voicemail:${vm.id}:transcript`,
