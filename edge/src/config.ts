@@ -25,6 +25,10 @@ const configSchema = z.object({
   TWILIO_API_BASE: z
     .url({ message: "must be a base URL like http://127.0.0.1:4010 (the Twilio simulator)" })
     .optional(),
+  // Postmark's HTTP API base (tests: a local server); default Postmark's own.
+  POSTMARK_API_BASE: z
+    .url({ message: "must be a base URL like http://127.0.0.1:4020 (a local Postmark stand-in)" })
+    .optional(),
 });
 
 export interface EdgeConfig {
@@ -45,7 +49,12 @@ export interface EdgeConfig {
     /** TWILIO_API_BASE without a trailing slash; undefined means Twilio's own hosts. */
     apiBase: string | undefined;
   };
+  /** Base URL of Postmark's email API, without a trailing slash (POSTMARK_API_BASE). */
+  postmarkApiBase: string;
 }
+
+/** Postmark's HTTP API, used unless POSTMARK_API_BASE points elsewhere. */
+export const POSTMARK_DEFAULT_BASE = "https://api.postmarkapp.com";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -80,5 +89,6 @@ export function loadConfig(env: Record<string, string | undefined>): EdgeConfig 
       authToken: e.TWILIO_AUTH_TOKEN,
       apiBase: e.TWILIO_API_BASE?.replace(/\/+$/, ""),
     },
+    postmarkApiBase: (e.POSTMARK_API_BASE ?? POSTMARK_DEFAULT_BASE).replace(/\/+$/, ""),
   };
 }

@@ -81,6 +81,38 @@ export interface JobScheduler {
   wake(): void;
 }
 
+/** An email ready for a transport: attachments already read from the blob store. */
+export interface OutgoingEmail {
+  /** Sender, e.g. `"GoSIP" <pbx@example.com>`. */
+  from: string;
+  to: { address: string; name?: string };
+  subject: string;
+  text: string;
+  html?: string;
+  attachments: { filename: string; contentType: string; content: Uint8Array }[];
+  /** Stable per outbox job, so a resent copy is recognisably the same message. */
+  messageId?: string;
+}
+
+/** Where and how to reach an SMTP server (settings `email.smtp`). */
+export interface SmtpServerOptions {
+  host: string;
+  port: number;
+  /** TLS from the first byte (465); false: STARTTLS when the server offers it. */
+  secure: boolean;
+  username?: string;
+  password?: string;
+}
+
+/**
+ * SMTP delivery (Node: nodemailer). Workers have no SMTP transport, so there email
+ * goes through Postmark's HTTP API only. A failure throws an Error that may carry
+ * SMTP's `responseCode` (5xx: permanent) or a `code` like ECONNECTION / EAUTH.
+ */
+export interface SmtpTransport {
+  send(server: SmtpServerOptions, email: OutgoingEmail): Promise<void>;
+}
+
 /** What every request handler can reach. Built once per process (Node) or per isolate (Workers). */
 export interface EdgeDeps {
   db: Db;
@@ -97,4 +129,6 @@ export interface EdgeDeps {
   blobs: BlobStore;
   /** The outbox runner's wake-up; absent where nothing runs jobs (some unit tests). */
   jobs?: JobScheduler;
+  /** SMTP delivery where the runtime has it (Node); absent on Workers. */
+  mail?: SmtpTransport;
 }
