@@ -19,6 +19,7 @@ import { FsBlobStore } from "./blobs/fs.ts";
 import { loadConfig } from "./config.ts";
 import type { AppEnv, Role } from "./env.ts";
 import { openNodeClient } from "./platform/node/database.ts";
+import { nodeSmtpTransport } from "./platform/node/smtp.ts";
 import type { Clock, EdgeDeps, Logger } from "./platform/types.ts";
 import { systemClock } from "./platform/types.ts";
 import { NodeRelayLink } from "./relay/node-link.ts";
@@ -99,6 +100,8 @@ export async function createTestEdge(opts: TestEdgeOptions = {}): Promise<TestEd
     runtime: "node",
     relayChannel: new NodeRelayLink(),
     blobs: new FsBlobStore(join(dataDir, "blobs")),
+    // Real SMTP as on Node (tests point settings.email at a loopback server: notifications/test-smtp.ts).
+    mail: nodeSmtpTransport,
   };
   const app = createApp(deps, {
     clientIp: (_req, env) => {
