@@ -92,7 +92,8 @@ async function ensureCdr(
       didId: did?.id ?? null,
       userId: did?.userId ?? null,
       status: "ended",
-      disposition: "voicemail",
+      // Missed until a voicemail is stored for it (the intake then sets "voicemail").
+      disposition: "missed",
       reason: "fallback",
       startedAt: started === null ? at : new Date(started),
       endedAt: at,
