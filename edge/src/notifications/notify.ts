@@ -73,26 +73,38 @@ const GOTIFY_PRIORITY: Record<NotificationEventType, number> = {
   storage_high: 7,
 };
 
-/**
- * The first instant at or after `now` outside the daily range start–end in `timeZone`
- * (now itself when outside). Steps minute-exact to the range's end, then checks,
- * so DST changes inside the range cannot make it answer an instant still inside.
- */
-export function quietHoursEnd(start: string, end: string, now: Date, timeZone: string): Date {
-  if (!inDailyRange(start, end, now, timeZone)) return now;
-  const [eh = 0, em = 0] = end.split(":").map(Number);
-  const local = new Intl.DateTimeFormat("en-US", {
+/** Minutes since local midnight of `instant` in `timeZone`. */
+function localMinutes(instant: Date, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat("en-US", {
     timeZone,
     hour: "2-digit",
     minute: "2-digit",
     hourCycle: "h23",
-  }).formatToParts(now);
-  const hour = Number(local.find((p) => p.type === "hour")?.value ?? 0);
-  const minute = Number(local.find((p) => p.type === "minute")?.value ?? 0);
-  const minutesLeft = (eh * 60 + em - (hour * 60 + minute) + 1440) % 1440 || 1440;
+  }).formatToParts(instant);
+  const hour = Number(parts.find((p) => p.type === "hour")?.value ?? 0);
+  const minute = Number(parts.find((p) => p.type === "minute")?.value ?? 0);
+  return hour * 60 + minute;
+}
+
+/**
+ * The first instant at or after `now` outside the daily range start–end in `timeZone`
+ * (now itself when outside): the next local `end`. The wall-clock distance is a first
+ * guess; a DST change inside the range moves it by the offset change, so the guess is
+ * corrected until its local time is `end` (and stepped on if `end` does not exist that day).
+ */
+export function quietHoursEnd(start: string, end: string, now: Date, timeZone: string): Date {
+  if (!inDailyRange(start, end, now, timeZone)) return now;
+  const [eh = 0, em = 0] = end.split(":").map(Number);
+  const endMinutes = eh * 60 + em;
+  const minutesLeft = (endMinutes - localMinutes(now, timeZone) + 1440) % 1440 || 1440;
   let at = new Date(Math.floor(now.getTime() / 60_000) * 60_000 + minutesLeft * 60_000);
-  // A DST jump inside the range can leave `at` still inside: walk on in 15-minute steps (bounded).
-  for (let i = 0; i < 16 && inDailyRange(start, end, at, timeZone); i += 1)
+  for (let i = 0; i < 3; i += 1) {
+    const diff = ((endMinutes - localMinutes(at, timeZone) + 1440 + 720) % 1440) - 720;
+    if (diff === 0) break;
+    at = new Date(at.getTime() + diff * 60_000);
+  }
+  // `end` skipped by a DST jump, or a correction that overshot: walk on in 15-minute steps (bounded).
+  for (let i = 0; i < 16 && (at <= now || inDailyRange(start, end, at, timeZone)); i += 1)
     at = new Date(at.getTime() + 15 * 60_000);
   return at;
 }
