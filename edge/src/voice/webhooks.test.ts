@@ -320,7 +320,13 @@ describe("dial-result", () => {
       rule: {
         v: 1,
         conditions: [{ type: "default" }],
-        action: { type: "ring", deviceIds: [seed.desk.id], timeoutSeconds: 20, onNoAnswer: "hangup" },
+        action: {
+          type: "ring",
+          deviceIds: [seed.desk.id],
+          strategy: "simultaneous",
+          timeoutSeconds: 20,
+          onNoAnswer: "hangup",
+        },
         record: false,
       },
     });
