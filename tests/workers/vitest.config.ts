@@ -22,7 +22,13 @@ export default defineProject({
       remoteBindings: false,
       miniflare: {
         // Secrets on a real deployment; here they point the Worker at the Hrana test server.
-        bindings: { DATABASE_URL: inject("hranaUrl"), DATABASE_AUTH_TOKEN: inject("hranaToken") },
+        bindings: {
+          DATABASE_URL: inject("hranaUrl"),
+          DATABASE_AUTH_TOKEN: inject("hranaToken"),
+          // Fake Twilio credentials (secrets on a real deployment) so webhook signatures can be checked.
+          TWILIO_ACCOUNT_SID: "AC0000000000000000000000000000beef",
+          TWILIO_AUTH_TOKEN: "workers-test-auth-token",
+        },
       },
     })),
   ],

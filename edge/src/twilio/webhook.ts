@@ -58,7 +58,8 @@ export const verifyTwilioWebhook: MiddlewareHandler<AppEnv> = createMiddleware<A
       return forbidden(c);
     }
     const url = publicUrlOf(c);
-    const body = await c.req.text();
+    // Bytes then UTF-8 (what Twilio sends): workerd warns when a form body is read as text().
+    const body = new TextDecoder().decode(await c.req.arrayBuffer());
     const type = c.req.header("content-type") ?? "";
     if (type.startsWith("application/json")) {
       // JSON webhooks sign the URL alone; the URL's bodySHA256 parameter binds the body.
