@@ -1,8 +1,9 @@
 /**
  * The embedded edge on Node: validated config → data directory → libSQL
  * database (file by default, Turso with DATABASE_URL/DATABASE_AUTH_TOKEN) with
- * migrations applied → the shared app on @hono/node-server. Only wiring lives
- * here; everything else is runtime-neutral.
+ * migrations applied → the shared app on @hono/node-server, with the outbox's
+ * job timer and SMTP through nodemailer. Only wiring lives here; everything else
+ * is runtime-neutral.
  */
 import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
@@ -15,12 +16,15 @@ import { createApp } from "../../app.ts";
 import { FsBlobStore } from "../../blobs/fs.ts";
 import { type EdgeConfig, loadConfig } from "../../config.ts";
 import type { AppEnv } from "../../env.ts";
+import { runDueJobs } from "../../jobs/runner.ts";
 import { attachNodeRelayLink, NodeRelayLink } from "../../relay/node-link.ts";
 import { openDatabase } from "../shared.ts";
 import { type EdgeDeps, type Logger, systemClock } from "../types.ts";
 import { nodeClientIp } from "./client-ip.ts";
 import { openNodeClient } from "./database.ts";
+import { NodeJobTimer } from "./job-timer.ts";
 import { createNodeLogger } from "./logger.ts";
+import { nodeSmtpTransport } from "./smtp.ts";
 
 export interface NodeEdge {
   app: OpenAPIHono<AppEnv>;
@@ -38,6 +42,8 @@ export interface NodeEdge {
 export interface NodeEdgeOptions {
   /** Logger override (tests, benchmarks); default pino on stdout at LOG_LEVEL. */
   logger?: Logger;
+  /** false: no outbox timer (a test drives runDueJobs itself); default on, ticking every second. */
+  jobTimer?: boolean;
 }
 
 /**
@@ -64,11 +70,17 @@ export async function startNodeEdge(
       runtime: "node",
       relayChannel: new NodeRelayLink(),
       blobs: new FsBlobStore(join(config.dataDir, "blobs")),
+      mail: nodeSmtpTransport,
     };
   } catch (err) {
     client.close();
     throw err;
   }
+
+  const runnerDeps = deps;
+  const jobTimer =
+    options.jobTimer === false ? undefined : new NodeJobTimer(() => runDueJobs(runnerDeps), logger);
+  if (jobTimer) deps.jobs = jobTimer;
 
   const app = createApp(deps, { clientIp: nodeClientIp });
   // The relay's WebSocket (GET /api/relay/connect) is upgraded on this same server.
@@ -83,6 +95,7 @@ export async function startNodeEdge(
       resolve();
     });
   });
+  jobTimer?.start();
   const port = (server.address() as AddressInfo).port;
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -94,8 +107,10 @@ export async function startNodeEdge(
       if (deps.relayChannel instanceof NodeRelayLink) deps.relayChannel.shutdown();
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      // Jobs after requests: a request finishing in the grace period may still enqueue work.
       await closed;
       clearTimeout(timer);
+      await jobTimer?.stop(graceMs);
       client.close();
     })();
     return closing;
