@@ -11,11 +11,19 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runDueJobs } from "../jobs/runner.ts";
 import { nodeSmtpTransport } from "../platform/node/smtp.ts";
 import { writeSetting } from "../settings/store.ts";
-import { createTestEdge, createUser, TestClock, type TestEdge, type TestUser } from "../test-support.ts";
+import {
+  createTestEdge,
+  createUser,
+  request,
+  signIn,
+  TestClock,
+  type TestEdge,
+  type TestUser,
+} from "../test-support.ts";
 import { twilioSignature } from "../twilio/signature.ts";
 import { twiml } from "../twiml/builder.ts";
 import { FakeTwilio, makeWav, sid, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN } from "./fake-twilio.test-support.ts";
-import { INTELLIGENCE_POLL_MS } from "./jobs.ts";
+import { INTELLIGENCE_POLL_MS, voicemailJobs } from "./jobs.ts";
 import { TWILIO_DELETE_DEADLINE_MS } from "./store.ts";
 import { DEFAULT_GREETING, voicemailTwiml } from "./twiml.ts";
 
@@ -424,6 +432,42 @@ describe("recording callback", () => {
   });
 });
 
+describe("links and clean-up", () => {
+  it("a mailbox owner or DID deleted since the call is not linked (the admins are told instead)", async () => {
+    await createUser(t, { role: "admin", email: "boss@example.test" });
+    const verbs = await voicemailTwiml(t.deps, { didId: "gone-did", userId: "gone-user", cdrId, callSid });
+    const record = verbs.find((v) => v.name === "Record");
+    const { recordingSid } = recorded(5);
+    const res = await postSigned(String(record?.attributes.recordingStatusCallback), {
+      CallSid: callSid,
+      RecordingSid: recordingSid,
+      RecordingStatus: "completed",
+      RecordingUrl: twilio.recordingUrl(recordingSid),
+      RecordingDuration: "5",
+    });
+    expect(res.status).toBe(200);
+    // The DID falls back to the CDR's.
+    expect(await theVoicemail()).toMatchObject({ userId: null, didId, cdrId });
+    await drain();
+    expect(mails.map((m) => m.to)).toMatchObject([{ value: [{ address: "boss@example.test" }] }]);
+  });
+
+  it("a voicemail deleted by its owner leaves Twilio too, and a recording already gone there counts as done", async () => {
+    const { recordingSid } = recorded(5);
+    await recordingCallback(recordingSid, 5);
+    await drain();
+    const vm = await theVoicemail();
+    twilio.recordings.delete(recordingSid); // removed in Twilio's console meanwhile
+    const session = await signIn(t, owner);
+    expect((await request(t, "DELETE", `/api/voicemails/${vm.id}`, { as: session })).status).toBe(204);
+    await drain();
+    expect(twilio.hits("DELETE", new RegExp(`${recordingSid}\\.json$`))).toHaveLength(1);
+    expect((await theVoicemail()).twilioDeletedAt).not.toBeNull();
+    const failed = await t.db.select().from(jobs).where(eq(jobs.status, "dead"));
+    expect(failed).toEqual([]);
+  });
+});
+
 describe("messages over two minutes", () => {
   it("without an Intelligence service: stored as 'no transcript', and the email says so", async () => {
     const { recordingSid } = recorded(150);
@@ -468,5 +512,29 @@ describe("messages over two minutes", () => {
     expect(mails).toHaveLength(2);
     expect(mails[1]?.text).toContain("First sentence.\nSecond sentence.");
     expect(twilio.deletedRecordings).toEqual([recordingSid]);
+  });
+
+  it("a retried Intelligence job finds the transcript it made instead of making a second one", async () => {
+    twilio.services = [sid("GA")];
+    const { recordingSid } = recorded(130);
+    await recordingCallback(recordingSid, 130);
+    const vm = await theVoicemail();
+    const handler = voicemailJobs["voicemail.intelligence-transcript"];
+    if (!handler) throw new Error("no handler");
+    const job = (attempts: number) => ({
+      deps: t.deps,
+      ambiguous: attempts > 0,
+      job: {
+        id: `job-${attempts}`,
+        kind: "voicemail.intelligence-transcript",
+        payload: { v: 1 as const, voicemailId: vm.id, recordingSid },
+        attempts,
+        idempotencyKey: `voicemail.intelligence-transcript:${vm.id}`,
+      },
+    });
+    await handler.run(job(0));
+    await handler.run(job(1));
+    expect(twilio.hits("POST", /\/v2\/Transcripts$/)).toHaveLength(1);
+    expect(twilio.transcripts.size).toBe(1);
   });
 });
