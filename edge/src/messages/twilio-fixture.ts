@@ -24,7 +24,9 @@ export type SendBehaviour =
   /** The message is created, then the connection is destroyed before any answer. */
   | { kind: "reset" }
   /** The message is created, and the answer never comes. */
-  | { kind: "stall" };
+  | { kind: "stall" }
+  /** The connection is destroyed before the message is created (Twilio never got it). */
+  | { kind: "drop" };
 
 export interface FixtureMessage {
   sid: string;
@@ -132,6 +134,10 @@ export async function startTwilioFixture(): Promise<TwilioFixture> {
         const form = new URLSearchParams(await readBody(req));
         const behaviour = state.nextSends.shift() ?? { kind: "accept" };
         state.sendAttempts.push({ form, outcome: behaviour.kind });
+        if (behaviour.kind === "drop") {
+          req.socket.destroy();
+          return;
+        }
         if (behaviour.kind === "error") {
           const headers = behaviour.retryAfter ? { "Retry-After": behaviour.retryAfter } : {};
           return twilioError(res, behaviour.status, behaviour.code, behaviour.message ?? "Error", headers);
