@@ -25,7 +25,7 @@ import {
   users,
   voicemails,
 } from "@gosip/drizzle";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, isNull } from "drizzle-orm";
 import { z } from "zod";
 import { enqueueJob } from "../jobs/queue.ts";
 import type { EdgeDeps } from "../platform/types.ts";
@@ -108,6 +108,19 @@ async function findCdr(db: Db, cdrId: string | undefined, callSid: string | unde
   return null;
 }
 
+/**
+ * The caller reached voicemail but left no message (silent, too short, failed): the
+ * voice webhooks marked the CDR "voicemail" when they sent the call there; without a
+ * message it is a missed call. A CDR already linked to a voicemail is left alone.
+ */
+async function noMessage(db: Db, cdrId: string | undefined): Promise<void> {
+  if (!cdrId) return;
+  await db
+    .update(cdrs)
+    .set({ disposition: "missed" })
+    .where(and(eq(cdrs.id, cdrId), eq(cdrs.disposition, "voicemail"), isNull(cdrs.voicemailId)));
+}
+
 /** The transcript held for this recording, if it came first. */
 async function heldTranscript(db: Db, recordingSid: string): Promise<TranscriptHold | null> {
   const [row] = await db
@@ -126,18 +139,21 @@ async function heldTranscript(db: Db, recordingSid: string): Promise<TranscriptH
  * download. Safe to run again for the same recording: the row is keyed by its SID.
  */
 export async function acceptRecording(deps: StoreDeps, cb: RecordingCallback): Promise<RecordingOutcome> {
-  if (cb.status !== "completed") return { kind: "not_recorded" };
+  const cdr = await findCdr(deps.db, cb.cdrId, cb.callSid);
+  if (cb.status !== "completed" || !cb.recordingUrl) {
+    await noMessage(deps.db, cdr?.id);
+    return { kind: "not_recorded" };
+  }
   if (cb.durationSeconds < MIN_RECORDING_SECONDS) {
     await enqueueJob(deps, {
       kind: VOICEMAIL_JOBS.twilioDelete,
       payload: { v: 1, recordingSid: cb.recordingSid, voicemailId: null, reason: "discarded" },
       idempotencyKey: `${VOICEMAIL_JOBS.twilioDelete}:${cb.recordingSid}:discarded`,
     });
+    await noMessage(deps.db, cdr?.id);
     return { kind: "discarded" };
   }
-  if (!cb.recordingUrl) return { kind: "not_recorded" };
 
-  const cdr = await findCdr(deps.db, cb.cdrId, cb.callSid);
   // Ids from the query are checked: a user or DID deleted since the call is not linked.
   const userId = (await existingId(deps.db, users, cb.userId)) ?? null;
   const didId = (await existingId(deps.db, dids, cb.didId)) ?? cdr?.didId ?? null;

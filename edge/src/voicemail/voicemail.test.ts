@@ -364,6 +364,17 @@ describe("recording callback", () => {
     expect(mails).toHaveLength(0);
   });
 
+  it("a caller sent to voicemail who leaves nothing is a missed call, not a voicemail, on the CDR", async () => {
+    // The voice webhooks mark the CDR "voicemail" when they send the call to <Record>.
+    await t.db.update(cdrs).set({ disposition: "voicemail" }).where(eq(cdrs.id, cdrId));
+    expect((await recordingCallback(sid("RE"), 0, "absent")).status).toBe(200);
+    expect(await theCdr()).toMatchObject({ disposition: "missed", voicemailId: null });
+    await t.db.update(cdrs).set({ disposition: "voicemail" }).where(eq(cdrs.id, cdrId));
+    const short = recorded(1);
+    await recordingCallback(short.recordingSid, 1);
+    expect(await theCdr()).toMatchObject({ disposition: "missed", voicemailId: null });
+  });
+
   it.each(["absent", "failed"])(
     "stores nothing for a recording %s (the CDR stays missed)",
     async (status) => {
