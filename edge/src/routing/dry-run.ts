@@ -129,7 +129,7 @@ export async function dryRunRouting(
 ): Promise<DryRunResponse> {
   const e164 = await didNumber(deps, body.to);
   const now = new Date(deps.clock.now());
-  const loaded = await loadRoutingSnapshot(deps, e164, now);
+  const loaded = await loadRoutingSnapshot(deps, e164, now, { caller: body.from });
   if (!loaded) throw notFound("DID");
   const snapshot = body.assumeRegistered ? assumingRegistered(loaded) : loaded;
   const at = body.at ? new Date(body.at) : now;

@@ -3,7 +3,7 @@
 // midnight, week ends and DST changes, holidays, caller-ID matching with negation,
 // rule order, ring targets narrowed to the phones that can ring, the default
 // route, and the fail-closed wrapper.
-import type { RoutingRuleInput } from "@gosip/drizzle";
+import { localTime, type RoutingRuleInput, type TimeWindow, windowContains } from "@gosip/drizzle";
 import { describe, expect, it, vi } from "vitest";
 import { decideInboundCall, decideSafely, isWithheldCaller } from "./evaluate.ts";
 import { buildSnapshot, inboundCall, type SnapshotInput } from "./testing.ts";
@@ -24,8 +24,8 @@ const soft = { id: "soft", name: "Softphone", ownerName: "Bob", extension: "102"
 const cell = { id: "cell", name: "Zoiper", ownerName: "Carol", extension: "103" };
 const phones = [desk, soft, cell];
 
-const ringDesk = { type: "ring", deviceIds: ["desk"] } as const;
-const voicemail = { type: "voicemail" } as const;
+const ringDesk: RoutingRuleInput["action"] = { type: "ring", deviceIds: ["desk"] };
+const voicemail: RoutingRuleInput["action"] = { type: "voicemail" };
 const rule = (
   id: string,
   conditions: RoutingRuleInput["conditions"],
@@ -273,6 +273,31 @@ describe("5. rules: time conditions", () => {
   it.each(cases)("%s", (_what, input, at, ruleId) => {
     const d = decide({ devices: phones, ...input }, { at: new Date(at) });
     expect(d.ruleId).toBe(ruleId);
+  });
+
+  it("agrees with drizzle's windowContains at every quarter hour of a week", () => {
+    const windows: TimeWindow[] = [
+      { days: ["mon", "wed"], start: "09:00", end: "17:30" },
+      { days: ["fri"], start: "22:00", end: "06:00" },
+      { days: ["sun"], start: "23:45", end: "00:15" },
+      { days: ["sat", "sun"], start: "00:00", end: "24:00" },
+      { days: ["tue"], start: "12:00", end: "12:15" },
+    ];
+    const weekStart = Date.UTC(2026, 0, 12); // a Monday
+    for (const w of windows) {
+      const snapshot = buildSnapshot({
+        devices: phones,
+        rules: [rule("w", [{ type: "time", windows: [w] }])],
+      });
+      for (let q = 0; q < 7 * 96; q++) {
+        const at = new Date(weekStart + q * 15 * 60_000);
+        const expected = windowContains(w, localTime(at, "UTC"));
+        expect(
+          decideInboundCall(inboundCall({ at }), snapshot).ruleId,
+          `${JSON.stringify(w)} ${at.toISOString()}`,
+        ).toBe(expected ? "w" : null);
+      }
+    }
   });
 
   describe("DST in America/New_York", () => {

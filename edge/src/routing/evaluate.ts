@@ -18,6 +18,7 @@ import {
   type RuleAction,
   type RuleCondition,
   type TimeWindow,
+  weekdays,
   windowContains,
 } from "@gosip/drizzle";
 import { MAX_REGEX_INPUT_LENGTH, normalizePhoneNumber } from "../blocklist/pattern.ts";
@@ -55,6 +56,14 @@ export function isWithheldCaller(from: string): boolean {
 }
 
 type Decision = RoutingDecision;
+
+interface ZonedTime {
+  at: LocalTime;
+  /** The weekday before `at`'s: an overnight window that started then can still be running. */
+  previousDay: LocalTime["weekday"];
+  /** "thu 2026-01-15 10:00 (America/New_York)" */
+  text: string;
+}
 type Base = Pick<Decision, "spamScore" | "ruleId" | "trace">;
 
 interface Evaluation {
@@ -65,8 +74,8 @@ interface Evaluation {
   number: string;
   trace: RoutingStep[];
   spam: SpamAssessment;
-  /** Local times by zone: several rules share one or two zones. */
-  localTimes: Map<string, LocalTime>;
+  /** Local times by zone (with their wording): several rules share one or two zones. */
+  localTimes: Map<string, ZonedTime>;
 }
 
 /** The routing decision for `call`; may throw (use `decideSafely` where a call is waiting). */
@@ -292,13 +301,24 @@ function conditionMiss(e: Evaluation, condition: RuleCondition): string | undefi
   }
 }
 
-function localTimeIn(e: Evaluation, zone: string): LocalTime {
-  let at = e.localTimes.get(zone);
-  if (!at) {
-    at = localTime(e.call.at, zone);
-    e.localTimes.set(zone, at);
+function localTimeIn(e: Evaluation, zone: string): ZonedTime {
+  let zoned = e.localTimes.get(zone);
+  if (!zoned) {
+    const at = localTime(e.call.at, zone);
+    const previousDay = weekdays[(weekdays.indexOf(at.weekday) + 6) % 7] ?? "sun";
+    zoned = { at, previousDay, text: describeLocal(at, zone) };
+    e.localTimes.set(zone, zoned);
   }
-  return at;
+  return zoned;
+}
+
+/**
+ * drizzle's `windowContains`, skipped when the window cannot apply: a window
+ * only covers the days it starts on and, running past midnight, the day after.
+ */
+function inWindow(w: TimeWindow, zoned: ZonedTime): boolean {
+  if (!w.days.includes(zoned.at.weekday) && !w.days.includes(zoned.previousDay)) return false;
+  return windowContains(w, zoned.at);
 }
 
 function isHoliday(e: Evaluation, at: LocalTime): boolean {
@@ -309,17 +329,14 @@ type TimeCondition = Extract<RuleCondition, { type: "time" }>;
 type CallerMatch = Extract<RuleCondition, { type: "callerId" }>["match"];
 
 function timeMiss(e: Evaluation, condition: TimeCondition): string | undefined {
-  const zone = condition.timeZone ?? e.s.timeZone;
-  const at = localTimeIn(e, zone);
-  const when = describeLocal(at, zone);
+  const zoned = localTimeIn(e, condition.timeZone ?? e.s.timeZone);
   if (condition.holidays !== "ignore") {
-    const holiday = isHoliday(e, at);
-    if (condition.holidays === "exclude" && holiday) return `${when} is a holiday`;
-    if (condition.holidays === "only" && !holiday) return `${when} is not a holiday`;
+    const holiday = isHoliday(e, zoned.at);
+    if (condition.holidays === "exclude" && holiday) return `${zoned.text} is a holiday`;
+    if (condition.holidays === "only" && !holiday) return `${zoned.text} is not a holiday`;
   }
-  if (condition.windows.length === 0 || condition.windows.some((w) => windowContains(w, at)))
-    return undefined;
-  return `${when} is outside ${condition.windows.map(describeWindow).join(", ")}`;
+  if (condition.windows.length === 0 || condition.windows.some((w) => inWindow(w, zoned))) return undefined;
+  return `${zoned.text} is outside ${condition.windows.map(describeWindow).join(", ")}`;
 }
 
 function callerMatches(e: Evaluation, match: CallerMatch): boolean {
@@ -492,8 +509,7 @@ function describeConditions(e: Evaluation, rule: RoutingRule): string {
     .map((c) => {
       if (c.type === "default") return "catch-all";
       if (c.type === "callerId") return `caller ${c.negate ? "not " : ""}${describeCallerMatch(c.match)}`;
-      const zone = c.timeZone ?? e.s.timeZone;
-      const when = describeLocal(localTimeIn(e, zone), zone);
+      const when = localTimeIn(e, c.timeZone ?? e.s.timeZone).text;
       const windows = c.windows.length ? c.windows.map(describeWindow).join(", ") : "any time";
       const holidays =
         c.holidays === "ignore" ? "" : c.holidays === "only" ? ", holidays only" : ", not on holidays";

@@ -123,6 +123,25 @@ describe("loadRoutingSnapshot", () => {
     expect(s.relayOnline).toBe(false); // no relay connected in this test edge
   });
 
+  it("given the caller, reads only the blocklist entries that could match them, and answers for no one else", async () => {
+    await post("/api/blocklist", { pattern: "+15557654321", matchType: "exact", action: "voicemail" });
+    await post("/api/blocklist", { pattern: "+15550000000", matchType: "exact" });
+    await post("/api/blocklist", { pattern: "+1555", matchType: "prefix" });
+    await post("/api/blocklist", { pattern: "+44", matchType: "prefix" });
+    await post("/api/blocklist", { pattern: "^\\+1555765\\d{4}$", matchType: "regex" });
+    const scoped = await loadRoutingSnapshot(t.deps, DID, new Date(NOW), { caller: "+15557654321" });
+    if (!scoped) return expect.fail("no snapshot");
+    expect(scoped.blocklist.size).toBe(5);
+    expect(scoped.blocklist.match("+15557654321")).toMatchObject({ matchType: "exact", action: "voicemail" });
+    expect(() => scoped.blocklist.match("+15550000000")).toThrow(/another caller/);
+    const other = await loadRoutingSnapshot(t.deps, DID, new Date(NOW), { caller: "+15551112222" });
+    expect(other?.blocklist.match("+15551112222")).toMatchObject({ matchType: "prefix", pattern: "+1555" });
+    const foreign = await loadRoutingSnapshot(t.deps, DID, new Date(NOW), { caller: "+447700900123" });
+    expect(foreign?.blocklist.match("+447700900123")).toMatchObject({ pattern: "+44" });
+    const clean = await loadRoutingSnapshot(t.deps, DID, new Date(NOW), { caller: "+12125550100" });
+    expect(clean?.blocklist.match("+12125550100")).toBeNull();
+  });
+
   it("merges enabled DID and global rules by priority; other DIDs' and disabled rules are left out", async () => {
     const other = await post<{ id: string }>("/api/dids", { e164: "+15551230002" });
     const mk = (name: string, didId: string | null, priority: number, enabled = true) =>
