@@ -221,7 +221,7 @@ export const voicemailsRouter = createRouter()
     }
     return serveAudio(c, deps, q.key, {
       contentType: null,
-      filename: `prompt.${audioExtension((await deps.blobs.head(q.key))?.contentType ?? null)}`,
+      filename: `prompt.${q.key.split(".").pop() ?? "wav"}`,
       cacheControl: "private, max-age=3600",
       what: "Audio",
     });
