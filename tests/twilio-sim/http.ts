@@ -169,13 +169,13 @@ export class Router {
 
 const PAGING = new Set(["Page", "PageSize", "PageToken"]);
 
-/** PageSize (default 50, at most 1000), Page and PageToken (which wins when present). */
-export function paging(query: Params): { page: number; pageSize: number; start: number } {
+/** PageSize (default 50, at most `max`: 1000 for most lists), Page and PageToken (which wins when present). */
+export function paging(query: Params, max = 1000): { page: number; pageSize: number; start: number } {
   const rawSize = query.get("PageSize");
   const pageSize = rawSize === undefined ? 50 : Number(rawSize);
   if (!Number.isInteger(pageSize) || pageSize < 1)
     throw new SimError(400, 20001, `Invalid PageSize: ${rawSize ?? ""}`);
-  const size = Math.min(pageSize, 1000);
+  const size = Math.min(pageSize, max);
   const rawPage = query.get("Page");
   const page = rawPage === undefined ? 0 : Number(rawPage);
   if (!Number.isInteger(page) || page < 0) throw new SimError(400, 20001, `Invalid Page: ${rawPage ?? ""}`);
@@ -224,8 +224,14 @@ export function listV2010<T>(req: SimRequest, key: string, items: T[], render: (
 }
 
 /** A v1/v2 product list page: the collection under `key` and `meta`. */
-export function listMeta<T>(req: SimRequest, key: string, items: T[], render: (item: T) => unknown) {
-  const { page, pageSize, start } = paging(req.query);
+export function listMeta<T>(
+  req: SimRequest,
+  key: string,
+  items: T[],
+  render: (item: T) => unknown,
+  maxPageSize = 1000,
+) {
+  const { page, pageSize, start } = paging(req.query, maxPageSize);
   const slice = items.slice(start, start + pageSize);
   const filters = filterQuery(req.query);
   const base = `${req.state.baseUrl}${req.path}`;

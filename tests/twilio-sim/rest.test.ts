@@ -746,15 +746,24 @@ describe("Lookups, Intelligence", () => {
     const call = sim.state.createCall({ from: "+15005550500", to: FROM, direction: "inbound" });
     const recording = sim.state.addRecording({ callSid: call.sid, audio: tinyWav(1), durationSeconds: 150 });
     sim.state.intelligenceTexts.set(recording.sid, "Hi, it's Sam. Please call me back about the invoice.");
+    const channel = JSON.stringify({ media_properties: { source_sid: recording.sid } });
+    const unknownService = apiError(
+      await rejection(
+        rest.request("POST", "intelligence", "/v2/Transcripts", {
+          form: { ServiceSid: `GA${"1".repeat(32)}`, Channel: channel },
+        }),
+      ),
+    );
+    expect(unknownService.status).toBe(404);
+    const service = await rest.request<{ sid: string }>("POST", "intelligence", "/v2/Services", {
+      form: { UniqueName: "gosip-voicemail" },
+    });
     const created = await rest.request<{ sid: string; status: string }>(
       "POST",
       "intelligence",
       "/v2/Transcripts",
       {
-        form: {
-          ServiceSid: `GA${"1".repeat(32)}`,
-          Channel: JSON.stringify({ media_properties: { source_sid: recording.sid } }),
-        },
+        form: { ServiceSid: service.sid, Channel: channel, CustomerKey: "voicemail-1" },
       },
     );
     expect(created.sid).toMatch(/^GT/);
@@ -765,6 +774,15 @@ describe("Lookups, Intelligence", () => {
         await rest.request<{ status: string }>("GET", "intelligence", `/v2/Transcripts/${created.sid}`)
       ).status;
     expect(status).toBe("completed");
+    const bySource = await rest.request<{ transcripts: Array<{ sid: string }> }>(
+      "GET",
+      "intelligence",
+      "/v2/Transcripts",
+      {
+        query: { SourceSid: recording.sid },
+      },
+    );
+    expect(bySource.transcripts.map((t) => t.sid)).toEqual([created.sid]);
     const sentences = await rest.request<{ sentences: Array<{ transcript: string }>; meta: { key: string } }>(
       "GET",
       "intelligence",

@@ -204,12 +204,8 @@ function faultRuleFromJson(body: unknown): FaultRule {
   return rule;
 }
 
-/** Starts the simulator on 127.0.0.1 and resolves once it listens. */
-export async function startTwilioSim(options: TwilioSimOptions = {}): Promise<TwilioSim> {
-  const state = new SimState(options);
-  const faults = new Faults();
-  const deliveries = new Deliveries(state, options.messageStepMs ?? 20);
-  const ctx: SimContext = { state, deliveries, mediaAuth: options.mediaAuth ?? true };
+/** Every REST route of the simulator (the OpenAPI extract probes it to know what is implemented). */
+export function buildRouter(ctx: SimContext): Router {
   const router = new Router();
   registerCoreRoutes(router, ctx);
   registerMessageRoutes(router, ctx);
@@ -217,6 +213,16 @@ export async function startTwilioSim(options: TwilioSimOptions = {}): Promise<Tw
   registerLookupRoutes(router, ctx);
   registerIntelligenceRoutes(router, ctx);
   registerServerlessRoutes(router, ctx);
+  return router;
+}
+
+/** Starts the simulator on 127.0.0.1 and resolves once it listens. */
+export async function startTwilioSim(options: TwilioSimOptions = {}): Promise<TwilioSim> {
+  const state = new SimState(options);
+  const faults = new Faults();
+  const deliveries = new Deliveries(state, options.messageStepMs ?? 20);
+  const ctx: SimContext = { state, deliveries, mediaAuth: options.mediaAuth ?? true };
+  const router = buildRouter(ctx);
 
   const sockets = new Set<Socket>();
 
@@ -316,7 +322,7 @@ export async function startTwilioSim(options: TwilioSimOptions = {}): Promise<Tw
       if (!target || target.owner_account_sid !== acting.sid || acting.sid !== state.accountSid)
         throw notFound(path);
     }
-    const account2 = pathAccount !== undefined ? (state.accounts.get(pathAccount) ?? acting) : acting;
+    const subject = pathAccount !== undefined ? (state.accounts.get(pathAccount) ?? acting) : acting;
     return matched.handler({
       method: method as HttpMethod,
       path,
@@ -324,7 +330,7 @@ export async function startTwilioSim(options: TwilioSimOptions = {}): Promise<Tw
       query,
       form: body.form,
       files: body.files,
-      account: account2,
+      account: subject,
       state,
     });
   }

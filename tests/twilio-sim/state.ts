@@ -107,7 +107,7 @@ export interface AvailableNumber {
   address_requirements: "none" | "any" | "local" | "foreign";
   beta: boolean;
   capabilities: { voice: boolean; SMS: boolean; MMS: boolean };
-  type: "local" | "tollfree";
+  type: "local" | "tollfree" | "mobile";
 }
 
 export type CallStatus =
@@ -299,6 +299,25 @@ export interface CredentialListMapping {
   kind: MappingKind;
   domainSid: string;
   credentialListSid: string;
+  date_created: string;
+  date_updated: string;
+}
+
+export interface IntelligenceServiceResource {
+  sid: string;
+  account_sid: string;
+  unique_name: string;
+  friendly_name: string | null;
+  language_code: string;
+  auto_redaction: boolean;
+  media_redaction: boolean;
+  auto_transcribe: boolean;
+  data_logging: boolean;
+  webhook_url: string | null;
+  webhook_http_method: "GET" | "POST" | "NULL";
+  read_only_attached_operator_sids: string[];
+  version: number;
+  encryption_credential_sid: string | null;
   date_created: string;
   date_updated: string;
 }
@@ -571,6 +590,7 @@ export class SimState {
   readonly credentialPasswords = new Map<string, string>();
   readonly mappings: CredentialListMapping[] = [];
   readonly lookups = new Map<string, LookupFacts>();
+  readonly intelligenceServices = new Map<string, IntelligenceServiceResource>();
   readonly intelligenceTranscripts = new Map<string, IntelligenceTranscriptResource>();
   /** Canned Intelligence transcript text per recording SID. */
   readonly intelligenceTexts = new Map<string, string>();
@@ -668,6 +688,26 @@ export class SimState {
           type: "local",
         });
       }
+    }
+    for (let i = 0; i < 3; i++) {
+      // Mobile numbers are a UK product (US numbers are Local); Ofcom's drama range.
+      const phone = `+447700900${String(100 + i)}`;
+      this.availableNumbers.push({
+        phone_number: phone,
+        friendly_name: phone,
+        iso_country: "GB",
+        region: null,
+        locality: null,
+        postal_code: null,
+        rate_center: null,
+        lata: null,
+        latitude: null,
+        longitude: null,
+        address_requirements: "any",
+        beta: false,
+        capabilities: { voice: true, SMS: true, MMS: false },
+        type: "mobile",
+      });
     }
     for (let i = 0; i < 5; i++) {
       const phone = `+1833555${String(200 + i).padStart(4, "0")}`;
@@ -847,7 +887,9 @@ export class SimState {
     this.recordings.set(sid, recording);
     this.recordingAudio.set(sid, input.audio);
     this.events.emit("recording-created", recording);
-    return Object.assign(recording, { mediaUrl: recording.media_url });
+    // mediaUrl is for the driver, not part of Twilio's JSON: non-enumerable, so renders skip it.
+    Object.defineProperty(recording, "mediaUrl", { value: recording.media_url, enumerable: false });
+    return recording as RecordingResource & { mediaUrl: string };
   }
 
   /** `${baseUrl}/2010-04-01/Accounts/AC…/Recordings/RE…` (add .wav or .json). */
@@ -1122,6 +1164,31 @@ export class SimState {
     return out;
   }
 
+  /** A Conversational Intelligence Service (GA…), needed before transcripts can be created. */
+  addIntelligenceService(uniqueName: string, accountSid = this.accountSid): IntelligenceServiceResource {
+    const now = iso8601(new Date());
+    const service: IntelligenceServiceResource = {
+      sid: newSid("GA"),
+      account_sid: accountSid,
+      unique_name: uniqueName,
+      friendly_name: null,
+      language_code: "en-US",
+      auto_redaction: false,
+      media_redaction: false,
+      auto_transcribe: false,
+      data_logging: false,
+      webhook_url: null,
+      webhook_http_method: "POST",
+      read_only_attached_operator_sids: [],
+      version: 1,
+      encryption_credential_sid: null,
+      date_created: now,
+      date_updated: now,
+    };
+    this.intelligenceServices.set(service.sid, service);
+    return service;
+  }
+
   /** A plain-data snapshot for GET /__sim/state (no audio bytes, no passwords). */
   snapshot(): Record<string, unknown> {
     return {
@@ -1139,6 +1206,7 @@ export class SimState {
       credentialLists: [...this.credentialLists.values()],
       credentials: [...this.credentials.values()],
       mappings: this.mappings,
+      intelligenceServices: [...this.intelligenceServices.values()],
       intelligenceTranscripts: [...this.intelligenceTranscripts.values()],
       serverless: {
         services: [...this.serverlessServices.values()],

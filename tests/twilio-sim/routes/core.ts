@@ -65,10 +65,15 @@ function renderAccount(a: AccountResource) {
   };
 }
 
-export function renderIncomingNumber(n: IncomingNumberResource) {
-  const { capabilities, ...rest } = n;
+/**
+ * An IncomingPhoneNumber as Twilio answers it. The /Local, /Mobile and
+ * /TollFree collections answer the same resource without its `type`.
+ */
+export function renderIncomingNumber(n: IncomingNumberResource, withType = true) {
+  const { capabilities, type, ...rest } = n;
   return {
     ...rest,
+    ...(withType ? { type } : {}),
     capabilities: {
       voice: capabilities.voice,
       sms: capabilities.sms,
@@ -76,9 +81,6 @@ export function renderIncomingNumber(n: IncomingNumberResource) {
       fax: capabilities.fax,
     },
     uri: `${acct(n.account_sid)}/IncomingPhoneNumbers/${n.sid}.json`,
-    subresource_uris: {
-      assigned_add_ons: `${acct(n.account_sid)}/IncomingPhoneNumbers/${n.sid}/AssignedAddOns.json`,
-    },
   };
 }
 
@@ -116,6 +118,16 @@ export function renderRecording(r: RecordingResource) {
       add_on_results: `${base}/AddOnResults.json`,
       transcriptions: `${base}/Transcriptions.json`,
     },
+  };
+}
+
+/** A recording as the call's Recordings collection answers it (with `track`, without media_url). */
+function renderCallRecording(r: RecordingResource) {
+  const { media_url: _m, ...rest } = r;
+  return {
+    ...rest,
+    track: "both",
+    uri: `${acct(r.account_sid)}/Calls/${r.call_sid}/Recordings/${r.sid}.json`,
   };
 }
 
@@ -158,7 +170,7 @@ function applyNumberConfig(n: IncomingNumberResource, req: SimRequest): void {
   n.date_updated = rfc2822(new Date());
 }
 
-function buyNumber(req: SimRequest, type?: "local" | "tollfree") {
+function buyNumber(req: SimRequest, type?: IncomingNumberResource["type"]) {
   const { state } = req;
   const phone = req.form.get("PhoneNumber");
   const areaCode = req.form.get("AreaCode");
@@ -194,7 +206,7 @@ function buyNumber(req: SimRequest, type?: "local" | "tollfree") {
     type: available.type,
   });
   applyNumberConfig(n, req);
-  return ok(renderIncomingNumber(n), 201);
+  return ok(renderIncomingNumber(n, !type), 201);
 }
 
 function listIncoming(req: SimRequest, type?: IncomingNumberResource["type"]) {
@@ -207,10 +219,10 @@ function listIncoming(req: SimRequest, type?: IncomingNumberResource["type"]) {
       (phone === undefined || n.phone_number.includes(phone.replace(/\*/g, ""))) &&
       (name === undefined || n.friendly_name === name),
   );
-  return listV2010(req, "incoming_phone_numbers", items, renderIncomingNumber);
+  return listV2010(req, "incoming_phone_numbers", items, (n) => renderIncomingNumber(n, !type));
 }
 
-function searchAvailable(req: SimRequest, type: "local" | "tollfree") {
+function searchAvailable(req: SimRequest, type: AvailableNumber["type"]) {
   const country = req.params.CountryCode ?? "";
   if (!/^[A-Z]{2}$/.test(country)) throw notFound(req.path);
   const area = req.query.get("AreaCode");
@@ -393,6 +405,7 @@ function ownRecording(req: SimRequest, sid = req.params.Sid ?? ""): RecordingRes
 }
 
 function listRecordings(req: SimRequest, callSid?: string) {
+  const render = callSid === undefined ? renderRecording : renderCallRecording;
   const q = req.query;
   const call = callSid ?? q.get("CallSid");
   const created = dateFilter(q, "DateCreated");
@@ -402,7 +415,7 @@ function listRecordings(req: SimRequest, callSid?: string) {
       (call === undefined || r.call_sid === call) &&
       created(r.date_created),
   );
-  return listV2010(req, "recordings", items, renderRecording);
+  return listV2010(req, "recordings", items, render);
 }
 
 function recordingAudio(req: SimRequest) {
@@ -460,9 +473,11 @@ export function registerCoreRoutes(router: Router, ctx: SimContext): void {
     .get(`${A}/:AccountSid/IncomingPhoneNumbers.json`, (req) => listIncoming(req))
     .get(`${A}/:AccountSid/IncomingPhoneNumbers/Local.json`, (req) => listIncoming(req, "local"))
     .get(`${A}/:AccountSid/IncomingPhoneNumbers/TollFree.json`, (req) => listIncoming(req, "tollfree"))
+    .get(`${A}/:AccountSid/IncomingPhoneNumbers/Mobile.json`, (req) => listIncoming(req, "mobile"))
     .post(`${A}/:AccountSid/IncomingPhoneNumbers.json`, (req) => buyNumber(req))
     .post(`${A}/:AccountSid/IncomingPhoneNumbers/Local.json`, (req) => buyNumber(req, "local"))
     .post(`${A}/:AccountSid/IncomingPhoneNumbers/TollFree.json`, (req) => buyNumber(req, "tollfree"))
+    .post(`${A}/:AccountSid/IncomingPhoneNumbers/Mobile.json`, (req) => buyNumber(req, "mobile"))
     .get(`${A}/:AccountSid/IncomingPhoneNumbers/:Sid.json`, (req) =>
       ok(renderIncomingNumber(ownIncoming(req))),
     )
@@ -482,6 +497,9 @@ export function registerCoreRoutes(router: Router, ctx: SimContext): void {
     // Available numbers
     .get(`${A}/:AccountSid/AvailablePhoneNumbers/:CountryCode/Local.json`, (req) =>
       searchAvailable(req, "local"),
+    )
+    .get(`${A}/:AccountSid/AvailablePhoneNumbers/:CountryCode/Mobile.json`, (req) =>
+      searchAvailable(req, "mobile"),
     )
     .get(`${A}/:AccountSid/AvailablePhoneNumbers/:CountryCode/TollFree.json`, (req) =>
       searchAvailable(req, "tollfree"),

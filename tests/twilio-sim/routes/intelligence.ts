@@ -1,5 +1,6 @@
 /**
- * Conversational Intelligence v2 (intelligence.twilio.com): create a transcript
+ * Conversational Intelligence v2 (intelligence.twilio.com): Services (GA…, one
+ * is needed before any transcript; `state.addIntelligenceService`), create a transcript
  * from a recording (Channel.media_properties.source_sid = RE…) or a media URL,
  * fetch it (queued at creation, completed from the first fetch on), list its
  * sentences, delete it. The text is `state.intelligenceTexts` for the
@@ -8,7 +9,12 @@
 
 import { listMeta, noContent, notFound, ok, type Router, SimError, type SimRequest } from "../http.ts";
 import type { SimContext } from "../server.ts";
-import { type IntelligenceTranscriptResource, iso8601, newSid } from "../state.ts";
+import {
+  type IntelligenceServiceResource,
+  type IntelligenceTranscriptResource,
+  iso8601,
+  newSid,
+} from "../state.ts";
 
 export const DEFAULT_INTELLIGENCE_TEXT = "Hello, this is a simulated caller leaving a message.";
 
@@ -54,8 +60,51 @@ function sentences(text: string) {
   });
 }
 
+function renderService(s: IntelligenceServiceResource, baseUrl: string) {
+  return { ...s, url: `${baseUrl}/v2/Services/${s.sid}` };
+}
+
 export function registerIntelligenceRoutes(router: Router, ctx: SimContext): void {
   const { state } = ctx;
+  const ownService = (req: SimRequest) => {
+    const s = state.intelligenceServices.get(req.params.Sid ?? "");
+    if (!s || s.account_sid !== req.account.sid) throw notFound(req.path);
+    return s;
+  };
+  router
+    .get("/v2/Services", (req) =>
+      listMeta(
+        req,
+        "services",
+        [...state.intelligenceServices.values()].filter((s) => s.account_sid === req.account.sid),
+        (s) => renderService(s, state.baseUrl),
+      ),
+    )
+    .post("/v2/Services", (req) => {
+      const unique = req.form.get("UniqueName");
+      if (!unique || unique.length > 64) throw new SimError(400, 20001, "UniqueName is required");
+      if (
+        [...state.intelligenceServices.values()].some(
+          (s) => s.account_sid === req.account.sid && s.unique_name === unique,
+        )
+      )
+        throw new SimError(409, 20001, `UniqueName ${unique} already exists`);
+      const s = state.addIntelligenceService(unique, req.account.sid);
+      s.friendly_name = req.form.get("FriendlyName") ?? null;
+      s.language_code = req.form.get("LanguageCode") ?? s.language_code;
+      s.auto_transcribe = req.form.bool("AutoTranscribe") ?? false;
+      s.data_logging = req.form.bool("DataLogging") ?? false;
+      s.auto_redaction = req.form.bool("AutoRedaction") ?? false;
+      s.media_redaction = req.form.bool("MediaRedaction") ?? false;
+      s.webhook_url = req.form.urlOr("WebhookUrl", null);
+      s.webhook_http_method = req.form.methodOr("WebhookHttpMethod", "POST") as "GET" | "POST";
+      return ok(renderService(s, state.baseUrl), 201);
+    })
+    .get("/v2/Services/:Sid", (req) => ok(renderService(ownService(req), state.baseUrl)))
+    .delete("/v2/Services/:Sid", (req) => {
+      state.intelligenceServices.delete(ownService(req).sid);
+      return noContent();
+    });
   const own = (req: SimRequest, sid: string) => {
     const t = state.intelligenceTranscripts.get(sid);
     if (!t || t.account_sid !== req.account.sid) throw notFound(req.path);
@@ -67,6 +116,9 @@ export function registerIntelligenceRoutes(router: Router, ctx: SimContext): voi
       const channelRaw = req.form.get("Channel");
       if (!service || !/^GA[0-9a-fA-F]{32}$/.test(service))
         throw new SimError(400, 20001, "ServiceSid is required and must be a GA… SID");
+      const owner = state.intelligenceServices.get(service);
+      if (!owner || owner.account_sid !== req.account.sid)
+        throw new SimError(404, 20404, `The requested resource Service ${service} was not found`);
       if (!channelRaw) throw new SimError(400, 20001, "Channel is required");
       let channel: Record<string, unknown>;
       try {
@@ -119,7 +171,7 @@ export function registerIntelligenceRoutes(router: Router, ctx: SimContext): voi
         text,
       };
       state.intelligenceTranscripts.set(t.sid, t);
-      return ok(render(t, state.baseUrl), 201);
+      return ok(render(t, state.baseUrl), 202);
     })
     .get("/v2/Transcripts", (req) => {
       const items = [...state.intelligenceTranscripts.values()].filter(
@@ -145,6 +197,6 @@ export function registerIntelligenceRoutes(router: Router, ctx: SimContext): voi
     .get("/v2/Transcripts/:TranscriptSid/Sentences", (req) => {
       const t = own(req, req.params.TranscriptSid ?? "");
       if (t.status !== "completed") throw new SimError(400, 20001, "Transcript is not completed yet");
-      return listMeta(req, "sentences", sentences(t.text), (s) => s);
+      return listMeta(req, "sentences", sentences(t.text), (s) => s, 5000);
     });
 }
