@@ -158,9 +158,13 @@ export class Router {
       pathMatched = true;
       if (r.method !== method) continue;
       const params: Record<string, string> = {};
-      r.keys.forEach((k, i) => {
-        params[k] = decodeURIComponent(m[i + 1] ?? "");
-      });
+      for (const [i, k] of r.keys.entries()) {
+        try {
+          params[k] = decodeURIComponent(m[i + 1] ?? "");
+        } catch {
+          return undefined; // malformed %-escape: no such resource
+        }
+      }
       return { handler: r.handler, params };
     }
     return pathMatched ? "method" : undefined;

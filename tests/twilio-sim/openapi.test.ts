@@ -21,7 +21,8 @@ import { startTwilioSim, type TwilioSim } from "./server.ts";
 /**
  * Where Twilio's live API and its published spec disagree, the simulator does
  * what the API does: AvailablePhoneNumbers answers capabilities as
- * { voice, SMS, MMS } (upper case) while the spec documents { voice, sms, mms, fax }.
+ * { voice, SMS, MMS } (upper case; a curl of the live API in twilio/twilio-php#783 shows it)
+ * while the spec documents { voice, sms, mms, fax }.
  */
 function knownDeviation(op: SubsetOperation, error: string): boolean {
   if (op.path.includes("/AvailablePhoneNumbers/"))
