@@ -27,6 +27,8 @@ export interface WorkerEnv {
   TWILIO_AUTH_TOKEN?: string;
   /** Points Twilio REST calls at another base URL (tests: the simulator). */
   TWILIO_API_BASE?: string;
+  /** Points Postmark email calls at another base URL (tests). */
+  POSTMARK_API_BASE?: string;
 }
 
 /** The edge configuration from the Worker's bindings; throws ConfigError naming what is wrong. */
@@ -44,6 +46,7 @@ export function workerConfig(env: WorkerEnv): EdgeConfig {
     TWILIO_ACCOUNT_SID: env.TWILIO_ACCOUNT_SID,
     TWILIO_AUTH_TOKEN: env.TWILIO_AUTH_TOKEN,
     TWILIO_API_BASE: env.TWILIO_API_BASE,
+    POSTMARK_API_BASE: env.POSTMARK_API_BASE,
   });
 }
 

@@ -5,12 +5,24 @@
  * first API request; the client IP is CF-Connecting-IP; the relay link lives in
  * the RelayLink Durable Object, audio in the R2 bucket BLOBS. Static assets (the UI) are served by the ASSETS
  * binding; with `run_worker_first = ["/api/*"]` only API requests reach this code.
+ *
+ * The outbox runs here in two ways: the Cron Trigger (`scheduled`, every minute)
+ * runs due jobs in this isolate, and the RelayLink object's alarm runs them between
+ * ticks (retries due in a second, work enqueued by a request). An enqueue wakes the
+ * object (`wake()` → an alarm now); the request keeps that call alive with waitUntil.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { createApp } from "../../app.ts";
 import type { AppEnv } from "../../env.ts";
 import { errorBody } from "../../http/errors.ts";
-import { type EdgeDeps, type RelayChannel, type RelayLinkPort, systemClock } from "../types.ts";
+import { runDueJobs } from "../../jobs/runner.ts";
+import {
+  type EdgeDeps,
+  type JobScheduler,
+  type RelayChannel,
+  type RelayLinkPort,
+  systemClock,
+} from "../types.ts";
 import { openWorkerRuntime, type WorkerEnv } from "./env.ts";
 import { RELAY_ID_HEADER, RELAY_NAME_HEADER } from "./relay-link.ts";
 
@@ -51,7 +63,41 @@ function durableRelayChannel(env: WorkerEnv): RelayChannel {
   };
 }
 
-async function buildApp(env: WorkerEnv): Promise<OpenAPIHono<AppEnv>> {
+/**
+ * wake() on Workers: ask the RelayLink object for an alarm now. The RPC is started at
+ * once; `pendingWake` lets the request that enqueued keep it alive (waitUntil), so it
+ * is not cancelled when the response is sent.
+ */
+let pendingWake: Promise<void> | undefined;
+
+function durableJobScheduler(env: WorkerEnv): JobScheduler {
+  return {
+    wake: () => {
+      pendingWake ??= relayLinkStub(env)
+        .wakeJobs()
+        .catch((err: unknown) => {
+          // The Cron Trigger runs the job within a minute anyway.
+          console.error(
+            JSON.stringify({
+              level: "warn",
+              msg: "job wake-up not delivered",
+              err: err instanceof Error ? err.message : String(err),
+            }),
+          );
+        })
+        .finally(() => {
+          pendingWake = undefined;
+        });
+    },
+  };
+}
+
+interface WorkerRuntime {
+  app: OpenAPIHono<AppEnv>;
+  deps: EdgeDeps;
+}
+
+async function buildRuntime(env: WorkerEnv): Promise<WorkerRuntime> {
   const runtime = await openWorkerRuntime(env, "worker");
   const deps: EdgeDeps = {
     ...runtime,
@@ -59,15 +105,16 @@ async function buildApp(env: WorkerEnv): Promise<OpenAPIHono<AppEnv>> {
     runtime: "workers",
     relayLink: durableRelayLink(env),
     relayChannel: durableRelayChannel(env),
+    jobs: durableJobScheduler(env),
   };
-  return createApp(deps, { clientIp: workersClientIp });
+  return { app: createApp(deps, { clientIp: workersClientIp }), deps };
 }
 
 // One app (config, libSQL client, migrated schema) per isolate, built on the first API request.
-let ready: Promise<OpenAPIHono<AppEnv>> | undefined;
+let ready: Promise<WorkerRuntime> | undefined;
 
-async function appFor(env: WorkerEnv): Promise<OpenAPIHono<AppEnv>> {
-  ready ??= buildApp(env);
+async function runtimeFor(env: WorkerEnv): Promise<WorkerRuntime> {
+  ready ??= buildRuntime(env);
   try {
     return await ready;
   } catch (err) {
@@ -77,13 +124,21 @@ async function appFor(env: WorkerEnv): Promise<OpenAPIHono<AppEnv>> {
   }
 }
 
+/** The Cron Trigger's work: run what is due, then have the RelayLink alarm cover the next due job. */
+async function scheduledRun(env: WorkerEnv): Promise<void> {
+  const { deps } = await runtimeFor(env);
+  const result = await runDueJobs(deps);
+  if (result.ran > 0) deps.logger.info({ ...result }, "cron: outbox jobs run");
+  await relayLinkStub(env).armJobAlarm();
+}
+
 export default {
   async fetch(request, env, ctx): Promise<Response> {
     const { pathname } = new URL(request.url);
     if (pathname !== "/api" && !pathname.startsWith("/api/")) return env.ASSETS.fetch(request);
     let app: OpenAPIHono<AppEnv>;
     try {
-      app = await appFor(env);
+      app = (await runtimeFor(env)).app;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       console.error(JSON.stringify({ level: "error", msg: "edge failed to start", err: message }));
@@ -94,6 +149,22 @@ export default {
         },
       );
     }
-    return app.fetch(request, env, ctx);
+    const response = await app.fetch(request, env, ctx);
+    if (pendingWake) ctx.waitUntil(pendingWake);
+    return response;
+  },
+
+  async scheduled(_controller, env, ctx): Promise<void> {
+    ctx.waitUntil(
+      scheduledRun(env).catch((err: unknown) => {
+        console.error(
+          JSON.stringify({
+            level: "error",
+            msg: "cron: outbox run failed",
+            err: err instanceof Error ? err.message : String(err),
+          }),
+        );
+      }),
+    );
   },
 } satisfies ExportedHandler<WorkerEnv>;

@@ -11,6 +11,11 @@
  * as on Node. The Worker reaches the relay through RPC: `send` (config deltas),
  * `command` (waits for the relay's result while the call is open, so the object
  * stays in memory for it), `status` and `disconnect`.
+ *
+ * The object's alarm also drives the outbox between the Worker's once-a-minute Cron
+ * Trigger: `wakeJobs` (after an enqueue) asks for an alarm now, `armJobAlarm` for one
+ * at the next due job; the alarm runs due jobs with this object as the relay channel
+ * and re-arms itself for the next one. One object per installation, so one alarm.
  */
 
 import { DurableObject } from "cloudflare:workers";
@@ -21,6 +26,7 @@ import {
   encodeMessage,
   type RelayCommand,
 } from "@gosip/drizzle";
+import { nextJobDueAt, runDueJobs } from "../../jobs/runner.ts";
 import { DEFAULT_COMMAND_TIMEOUT_MS, PendingCommands } from "../../relay/commands.ts";
 import {
   handleRelayFrame,
@@ -31,13 +37,22 @@ import {
   type RelaySocketState,
   SerialQueue,
 } from "../../relay/session.ts";
-import { type RelayCommandOutcome, type RelayLinkStatus, systemClock } from "../types.ts";
+import { type EdgeDeps, type RelayCommandOutcome, type RelayLinkStatus, systemClock } from "../types.ts";
 import { openWorkerRuntime, type WorkerEnv } from "./env.ts";
 
 /** Header the Worker sets on the forwarded upgrade once the relay token is valid. */
 export const RELAY_ID_HEADER = "X-GoSIP-Relay-Id";
 /** The token's name, URI-encoded, for the status page. */
 export const RELAY_NAME_HEADER = "X-GoSIP-Relay-Name";
+
+/** Smallest gap between two job alarms, so jobs still due after a run (its cap, a busy breaker) cannot spin. */
+export const JOB_ALARM_MIN_GAP_MS = 1_000;
+
+function logError(msg: string, err: unknown): void {
+  console.error(
+    JSON.stringify({ level: "error", msg, err: err instanceof Error ? err.message : String(err) }),
+  );
+}
 
 /**
  * Close codes 1005 (no status) and 1006 (abnormal) are reported to the peer's
@@ -62,6 +77,8 @@ export class RelayLink extends DurableObject<WorkerEnv> {
   private readonly queue = new SerialQueue();
   private readonly commands = new PendingCommands();
 
+  private jobDeps: Promise<EdgeDeps> | undefined;
+
   private sessionContext(): Promise<RelaySessionContext> {
     this.context ??= openWorkerRuntime(this.env, "relay-link").then((rt) => ({
       deps: { db: rt.db, logger: rt.logger, blobs: rt.blobs, clock: systemClock },
@@ -71,6 +88,67 @@ export class RelayLink extends DurableObject<WorkerEnv> {
       this.context = undefined;
     });
     return this.context;
+  }
+
+  /** What outbox handlers get here: the Worker's deps, with this object as the relay channel. */
+  private outboxDeps(): Promise<EdgeDeps> {
+    this.jobDeps ??= openWorkerRuntime(this.env, "jobs").then(
+      (rt): EdgeDeps => ({
+        ...rt,
+        clock: systemClock,
+        runtime: "workers",
+        relayChannel: {
+          send: (message) => this.send(message),
+          command: (command, timeoutMs) => this.command(command, timeoutMs),
+          status: () => this.status(),
+        },
+        jobs: {
+          wake: () => {
+            this.armAt(Date.now()).catch((err: unknown) => logError("job alarm not set", err));
+          },
+        },
+      }),
+    );
+    this.jobDeps.catch(() => {
+      this.jobDeps = undefined;
+    });
+    return this.jobDeps;
+  }
+
+  /** Sets the alarm to `at` unless one is already due earlier. */
+  private async armAt(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** RPC from the Worker after an enqueue: run the outbox now. */
+  async wakeJobs(): Promise<void> {
+    await this.armAt(Date.now());
+  }
+
+  /** RPC (after the Cron Trigger's run) and after each alarm: an alarm at the next due job, if any. */
+  async armJobAlarm(): Promise<number | null> {
+    const next = await nextJobDueAt(await this.outboxDeps());
+    if (!next) return null;
+    const at = Math.max(next.getTime(), Date.now() + JOB_ALARM_MIN_GAP_MS);
+    await this.armAt(at);
+    return at;
+  }
+
+  override async alarm(): Promise<void> {
+    try {
+      await runDueJobs(await this.outboxDeps());
+    } catch (err) {
+      // The database was unreachable: try again in a minute (the Cron Trigger also will).
+      logError("outbox run in the alarm failed", err);
+      await this.armAt(Date.now() + 60_000);
+      return;
+    }
+    try {
+      await this.armJobAlarm();
+    } catch (err) {
+      logError("job alarm not re-armed", err);
+    }
   }
 
   /** The socket that said hello (one live link per installation). */
