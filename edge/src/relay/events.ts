@@ -24,7 +24,7 @@ import {
   systemEvents,
   users,
 } from "@gosip/drizzle";
-import { and, eq, isNull } from "drizzle-orm";
+import { and, desc, eq, gte, isNotNull, isNull, lte } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { BlobStore } from "../blobs/store.ts";
 import { isUniqueViolation } from "../http/resource-api.ts";
@@ -82,15 +82,57 @@ async function deviceOwner(
 
 type CdrRow = typeof cdrs.$inferSelect;
 
-/** The CDR of a relay call: by its relay id, else the one Twilio's webhooks created for its CallSid. */
+/**
+ * The CDR of a relay call: by its relay id, else the one Twilio's webhooks created for its CallSid (the
+ * edge's voice webhook writes it before Twilio rings the relay). Several relay calls can share one CallSid:
+ * Twilio sends one INVITE per `<Sip>` of a ring group, and one per step of a sequential one; the row is
+ * then found for each of them, and `siblingLeg` tells the legs that do not own it.
+ */
 async function findCdr(db: Db, callId: string, twilioCallSid: string | null): Promise<CdrRow | undefined> {
   const [byRelay] = await db.select().from(cdrs).where(eq(cdrs.relayCallId, callId));
   if (byRelay || !twilioCallSid) return byRelay;
-  const [byTwilio] = await db
+  const [byTwilio] = await db.select().from(cdrs).where(eq(cdrs.twilioCallSid, twilioCallSid));
+  return byTwilio;
+}
+
+/** Another relay call of the same Twilio call owns this row. */
+const siblingLeg = (row: CdrRow, callId: string): boolean =>
+  row.relayCallId !== null && row.relayCallId !== callId;
+
+/** An inbound row the edge tracks through Twilio's callbacks (dial-result, call-status end it). */
+const twilioTracked = (row: CdrRow): boolean => row.direction === "inbound" && row.twilioCallSid !== null;
+
+/** A relay outbound call and the edge's sip-outbound CDR are one call when this close in time. */
+export const OUTBOUND_MERGE_WINDOW_MS = 120_000;
+
+/**
+ * The CDR the edge's sip-outbound webhook wrote for this relay outbound call: the relay does not learn the
+ * CallSid of its call to the SIP Domain, so the call is matched by device, number and time (the edge does
+ * the same the other way round when the relay's event comes first).
+ */
+async function findOutboundCdr(
+  db: Db,
+  event: { direction: string; deviceId: string | null; to: string; startedAt: string },
+): Promise<CdrRow | undefined> {
+  if (event.direction !== "outbound" || event.deviceId === null) return undefined;
+  const started = new Date(event.startedAt).getTime();
+  const [row] = await db
     .select()
     .from(cdrs)
-    .where(and(eq(cdrs.twilioCallSid, twilioCallSid), isNull(cdrs.relayCallId)));
-  return byTwilio;
+    .where(
+      and(
+        eq(cdrs.direction, "outbound"),
+        eq(cdrs.deviceId, event.deviceId),
+        eq(cdrs.toNumber, event.to),
+        isNull(cdrs.relayCallId),
+        isNotNull(cdrs.twilioCallSid),
+        gte(cdrs.startedAt, new Date(started - OUTBOUND_MERGE_WINDOW_MS)),
+        lte(cdrs.startedAt, new Date(started + OUTBOUND_MERGE_WINDOW_MS)),
+      ),
+    )
+    .orderBy(desc(cdrs.startedAt))
+    .limit(1);
+  return row;
 }
 
 function systemEvent(
@@ -189,7 +231,11 @@ async function statementsFor(
     }
     case "call.started": {
       const owner = await deviceOwner(db, event.deviceId);
-      const row = await findCdr(db, event.callId, event.twilioCallSid);
+      const row =
+        (await findCdr(db, event.callId, event.twilioCallSid)) ??
+        (event.twilioCallSid === null ? await findOutboundCdr(db, event) : undefined);
+      // Another INVITE of the same Twilio call (ring group, next sequential step) already owns the row.
+      if (row && siblingLeg(row, event.callId)) return { statements: [] };
       if (!row) {
         return {
           statements: [
@@ -243,7 +289,23 @@ async function statementsFor(
     }
     case "call.ended": {
       const owner = await deviceOwner(db, event.deviceId);
-      const row = await findCdr(db, event.callId, event.twilioCallSid);
+      const row =
+        (await findCdr(db, event.callId, event.twilioCallSid)) ??
+        (event.twilioCallSid === null ? await findOutboundCdr(db, event) : undefined);
+      const answered = event.answeredAt !== null;
+      // A leg of a ring group that did not answer says nothing about the call: the answering leg, or
+      // Twilio's dial-result, does. It gives the row back so the next leg (sequential step) can own it.
+      if (row && !answered && (siblingLeg(row, event.callId) || twilioTracked(row))) {
+        if (siblingLeg(row, event.callId)) return { statements: [] };
+        return {
+          statements: [
+            db
+              .update(cdrs)
+              .set({ relayCallId: null, sipStatus: row.sipStatus ?? event.sipStatus })
+              .where(eq(cdrs.id, row.id)),
+          ],
+        };
+      }
       const ended = {
         status: "ended" as const,
         endedAt: new Date(event.endedAt),

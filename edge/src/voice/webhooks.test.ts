@@ -8,12 +8,14 @@ import {
   dids,
   jobs,
   processedWebhooks,
+  type RelayEvent,
   routingRules,
   settings,
   systemEvents,
 } from "@gosip/drizzle";
 import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { applyRelayEvent } from "../relay/events.ts";
 import type { TestEdge } from "../test-support.ts";
 import {
   callSid,
@@ -501,5 +503,102 @@ describe("sip-outbound (the SIP Domain's Voice URL)", () => {
     expect(row.id).toBe(relayRow?.id);
     expect(row.relayCallId).toBe("relay-call-1");
     expect(await t.db.select().from(cdrs)).toHaveLength(1);
+  });
+});
+
+describe("one CDR per call, with the relay's events merged in", () => {
+  const ladder = [{ t: 0, leg: "a", dir: "in" as const, label: "INVITE" }];
+  const apply = (event: RelayEvent) =>
+    applyRelayEvent(t.deps, { key: crypto.randomUUID(), at: new Date().toISOString(), event });
+
+  it("a ring group rings two phones; the second answers: one row, answered by that phone", async () => {
+    await register(t, seed.desk.id, "101");
+    await register(t, seed.soft.id, "102");
+    const sid = callSid();
+    const xml = await voice(sid);
+    expect(sipUris(xml)).toHaveLength(2);
+    const leg = (callId: string) => ({
+      callId,
+      direction: "inbound" as const,
+      from: CALLER,
+      to: callId === "leg-a" ? "101" : "102",
+      deviceId: null,
+      twilioCallSid: sid,
+      startedAt: "2026-01-15T12:00:00.000Z",
+    });
+    await apply({ kind: "call.started", ...leg("leg-a") });
+    await apply({ kind: "call.started", ...leg("leg-b") });
+    await apply({
+      kind: "call.answered",
+      callId: "leg-b",
+      deviceId: seed.soft.id,
+      answeredAt: "2026-01-15T12:00:03.000Z",
+    });
+    await apply({
+      kind: "call.ended",
+      ...leg("leg-a"),
+      deviceId: seed.desk.id,
+      answeredAt: null,
+      endedAt: "2026-01-15T12:00:03.000Z",
+      disposition: "canceled",
+      sipStatus: 487,
+      durationSeconds: 0,
+      hangupBy: null,
+      rtp: null,
+      ladder,
+    });
+    // The losing leg's end does not end the call.
+    expect((await cdrOf(sid)).status).not.toBe("ended");
+    await apply({
+      kind: "call.ended",
+      ...leg("leg-b"),
+      deviceId: seed.soft.id,
+      answeredAt: "2026-01-15T12:00:03.000Z",
+      endedAt: "2026-01-15T12:01:03.000Z",
+      disposition: "answered",
+      sipStatus: 200,
+      durationSeconds: 60,
+      hangupBy: "caller",
+      rtp: { toCaller: 10, toCallee: 10 },
+      ladder,
+    });
+    await postWebhook(t, pathOf(dialAction(xml)), {
+      CallSid: sid,
+      DialCallStatus: "completed",
+      DialCallDuration: "60",
+    });
+    expect(await t.db.select().from(cdrs)).toHaveLength(1);
+    expect(await cdrOf(sid)).toMatchObject({
+      status: "ended",
+      disposition: "answered",
+      deviceId: seed.soft.id,
+      userId: seed.aliceId,
+      relayCallId: "leg-b",
+      durationSeconds: 60,
+      fromNumber: CALLER,
+      toNumber: "+15550001000",
+    });
+  });
+
+  it("an outbound call the edge saw first is merged when the relay reports it", async () => {
+    const sid = callSid();
+    await postWebhook(t, "/api/webhooks/twilio/sip-outbound", {
+      CallSid: sid,
+      From: "sip:u101@gosip-home.sip.twilio.com",
+      To: "sip:+15551112222@gosip-home.sip.twilio.com",
+      "SipHeader_X-GoSIP-Device": seed.desk.id,
+    });
+    await apply({
+      kind: "call.started",
+      callId: "out-1",
+      direction: "outbound",
+      from: "101",
+      to: "+15551112222",
+      deviceId: seed.desk.id,
+      twilioCallSid: null,
+      startedAt: new Date(t.deps.clock.now()).toISOString(),
+    });
+    expect(await t.db.select().from(cdrs)).toHaveLength(1);
+    expect(await cdrOf(sid)).toMatchObject({ relayCallId: "out-1", didId: seed.did.id });
   });
 });
