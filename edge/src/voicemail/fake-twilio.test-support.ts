@@ -194,6 +194,13 @@ export class FakeTwilio {
       return json(202, this.transcriptJson(t, "queued"));
     }
     const transcript = /^\/v2\/Transcripts\/(GT[0-9a-f]{32})(\/Sentences)?$/.exec(url.pathname);
+    if (transcript && !transcript[2] && method === "DELETE") {
+      if (!this.transcripts.delete(transcript[1] ?? ""))
+        return error(404, 20404, "The requested resource was not found");
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     if (transcript && method === "GET") {
       const t = this.transcripts.get(transcript[1] ?? "");
       if (!t) return error(404, 20404, "The requested resource was not found");

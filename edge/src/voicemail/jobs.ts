@@ -13,8 +13,9 @@
  *   stored and the transcript settled (404 counts as done).
  * - voicemail.transcript-hold: a transcript that arrived before its recording;
  *   read by the recording intake, and when due attached or dropped.
- * - voicemail.intelligence-transcript / -poll: Conversational Intelligence
- *   transcript of a message over 120 s, polled until done.
+ * - voicemail.intelligence-transcript / -poll / -delete: Conversational
+ *   Intelligence transcript of a message over 120 s, polled until done, then
+ *   removed from Twilio once its text is copied.
  */
 import { voicemails } from "@gosip/drizzle";
 import { and, eq } from "drizzle-orm";
@@ -62,6 +63,7 @@ export const INTELLIGENCE_POLL_MS = 60_000;
 export const INTELLIGENCE_MAX_POLLS = 60;
 
 const id = z.string().min(1).max(64);
+const TRANSCRIPT_SID = z.string().regex(/^GT[0-9a-fA-F]{32}$/);
 const downloadPayload = z.object({ v: z.literal(1), voicemailId: id, recordingUrl: z.url() });
 const voicemailPayload = z.object({ v: z.literal(1), voicemailId: id });
 const deletePayload = z.object({
@@ -78,7 +80,7 @@ const intelligencePayload = z.object({
 const pollPayload = z.object({
   v: z.literal(1),
   voicemailId: id,
-  transcriptSid: z.string().regex(/^GT[0-9a-fA-F]{32}$/),
+  transcriptSid: TRANSCRIPT_SID,
   poll: z.int().min(1),
 });
 
@@ -315,6 +317,7 @@ const intelligencePoll: JobHandler = {
       const text = await transcriptText(client, p.transcriptSid);
       if (!(await attachTranscript(deps, vm.id, { status: "completed", text })))
         await afterTranscriptSettled(deps, vm.id);
+      await enqueueIntelligenceDelete(deps, p.transcriptSid);
       return;
     }
     if (
@@ -325,6 +328,7 @@ const intelligencePoll: JobHandler = {
     ) {
       deps.logger.warn({ voicemailId: vm.id, status, polls: p.poll }, "Intelligence transcript not produced");
       await afterTranscriptSettled(deps, vm.id);
+      await enqueueIntelligenceDelete(deps, p.transcriptSid);
       return;
     }
     // Not done yet: a new job for the next look (waiting is not a failure, so no retry/backoff).
@@ -337,6 +341,28 @@ const intelligencePoll: JobHandler = {
   },
 };
 
+/** The text is ours now (or none will come): the transcript leaves Twilio like the recording. */
+function enqueueIntelligenceDelete(deps: EdgeDeps, transcriptSid: string): Promise<{ created: boolean }> {
+  return enqueueJob(deps, {
+    kind: VOICEMAIL_JOBS.intelligenceDelete,
+    payload: { v: 1, transcriptSid },
+    idempotencyKey: `${VOICEMAIL_JOBS.intelligenceDelete}:${transcriptSid}`,
+  });
+}
+
+const intelligenceDelete: JobHandler = {
+  service: "twilio",
+  async run(ctx) {
+    const p = payloadOf(z.object({ v: z.literal(1), transcriptSid: TRANSCRIPT_SID }), ctx);
+    const client = await rest(ctx.deps);
+    try {
+      await client.request("DELETE", "intelligence", `/v2/Transcripts/${p.transcriptSid}`);
+    } catch (err) {
+      if (!(err instanceof TwilioApiError && err.status === 404)) throw err;
+    }
+  },
+};
+
 export const voicemailJobs: Record<string, JobHandler> = {
   [VOICEMAIL_JOBS.download]: download,
   [VOICEMAIL_JOBS.notify]: notifyFirst,
@@ -345,4 +371,5 @@ export const voicemailJobs: Record<string, JobHandler> = {
   [VOICEMAIL_JOBS.transcriptHold]: transcriptHold,
   [VOICEMAIL_JOBS.intelligence]: intelligence,
   [VOICEMAIL_JOBS.intelligencePoll]: intelligencePoll,
+  [VOICEMAIL_JOBS.intelligenceDelete]: intelligenceDelete,
 };

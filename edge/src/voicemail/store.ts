@@ -52,6 +52,7 @@ export const VOICEMAIL_JOBS = {
   transcriptHold: "voicemail.transcript-hold",
   intelligence: "voicemail.intelligence-transcript",
   intelligencePoll: "voicemail.intelligence-poll",
+  intelligenceDelete: "voicemail.intelligence-delete",
 } as const;
 
 /** processed_webhooks kinds used as once-only markers for the emails of a voicemail. */

@@ -523,6 +523,9 @@ describe("messages over two minutes", () => {
     expect(mails).toHaveLength(2);
     expect(mails[1]?.text).toContain("First sentence.\nSecond sentence.");
     expect(twilio.deletedRecordings).toEqual([recordingSid]);
+    // The transcript's text is copied: it leaves Twilio too.
+    expect(twilio.hits("DELETE", /^\/v2\/Transcripts\/GT/)).toHaveLength(1);
+    expect(twilio.transcripts.size).toBe(0);
   });
 
   it("a retried Intelligence job finds the transcript it made instead of making a second one", async () => {
