@@ -273,15 +273,33 @@ describe("ambiguous attempts and leases", () => {
       call === 1 ? new Promise<void>((resolve) => (release = resolve)) : undefined,
     );
     const row = await job("test.slow");
-    const first = runDueJobs(t.deps, quiet({ "test.slow": slow }, { leaseMs: 1_000 }));
+    const first = runDueJobs(t.deps, quiet({ "test.slow": slow }, { leaseMs: 60_000 }));
     await vi.waitFor(() => expect(slow.calls).toHaveLength(1));
-    clock.advance(1_001);
+    clock.advance(60_001);
     expect(await runDueJobs(t.deps, quiet({ "test.slow": slow }))).toMatchObject({ succeeded: 1 });
     release();
     await first;
     // The second runner's success stands; the late first attempt changed nothing.
     expect(await rowOf(row.id)).toMatchObject({ status: "succeeded", attempts: 2 });
     expect(t.logs.some((l) => l.msg.includes("lease expired"))).toBe(true);
+  });
+
+  it("a hung attempt is abandoned after its timeout and counted ambiguous, so the outbox moves on", async () => {
+    const hung = scripted("twilio", (_ctx, call) =>
+      call === 1 ? new Promise<void>(() => undefined) : undefined,
+    );
+    const other = scripted("internal", () => undefined);
+    const row = await job("test.hung");
+    await job("test.other");
+    const res = await runDueJobs(
+      t.deps,
+      quiet({ "test.hung": hung, "test.other": other }, { attemptTimeoutMs: 50, random: () => 0 }),
+    );
+    expect(res).toMatchObject({ ran: 2, retried: 1, succeeded: 1 });
+    expect((await rowOf(row.id)).lastError).toMatch(/^ambiguous: .*did not finish within 50 ms/);
+    await runDueJobs(t.deps, quiet({ "test.hung": hung }, { random: () => 0 }));
+    expect(hung.calls.map((c) => c.ambiguous)).toEqual([false, true]);
+    expect((await rowOf(row.id)).status).toBe("succeeded");
   });
 
   it("parks a job of an unknown kind as dead with a clear error, without running anything", async () => {

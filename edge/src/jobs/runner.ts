@@ -40,6 +40,11 @@ export interface RunDueJobsOptions {
   /** At most this many jobs in one call (default 100); the rest wait for the next tick. */
   maxJobs?: number;
   leaseMs?: number;
+  /**
+   * Real time an attempt may take before the runner stops waiting for it (default 90 % of
+   * the lease): it counts as an ambiguous failure, so a hung handler cannot stall the outbox.
+   */
+  attemptTimeoutMs?: number;
   /** Uniform [0, 1) source for the jitter (tests make it deterministic). */
   random?: () => number;
   /** Breaker state (default: one per `deps`, i.e. per process or isolate). */
@@ -128,6 +133,7 @@ export async function runDueJobs(deps: EdgeDeps, options: RunDueJobsOptions = {}
   const handlers = options.handlers ?? jobHandlers;
   const random = options.random ?? Math.random;
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? Math.floor(leaseMs * 0.9);
   const maxJobs = options.maxJobs ?? 100;
   const breakers = options.breakers ?? breakersFor(deps);
   const result: RunDueJobsResult = { ran: 0, succeeded: 0, retried: 0, dead: 0 };
@@ -165,7 +171,7 @@ export async function runDueJobs(deps: EdgeDeps, options: RunDueJobsOptions = {}
       }
       result.ran += 1;
       const outcome = handler
-        ? await runClaimed(deps, claimed.row, claimed.lease, claimed.recovered, handler, breakers, random)
+        ? await runClaimed(deps, claimed, handler, { breakers, random, attemptTimeoutMs })
         : await parkUnknown(deps, claimed.row, claimed.lease);
       result[outcome] += 1;
     }
@@ -236,15 +242,36 @@ async function parkUnknown(deps: EdgeDeps, row: JobRow, lease: Date): Promise<"d
   return "dead";
 }
 
+/** Runs the handler, giving up waiting after `timeoutMs` (the attempt may still be under way: ambiguous). */
+async function runWithTimeout(handler: JobHandler, ctx: JobContext, timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new RetryableJobError(`the attempt did not finish within ${timeoutMs} ms`, { ambiguous: true }),
+        ),
+      timeoutMs,
+    );
+  });
+  const attempt = handler.run(ctx);
+  // A late failure of an abandoned attempt must not surface as an unhandled rejection.
+  attempt.catch(() => undefined);
+  try {
+    await Promise.race([attempt, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function runClaimed(
   deps: EdgeDeps,
-  row: JobRow,
-  lease: Date,
-  recovered: boolean,
+  claimed: { row: JobRow; lease: Date; recovered: boolean },
   handler: JobHandler,
-  breakers: ServiceBreakers,
-  random: () => number,
+  opts: { breakers: ServiceBreakers; random: () => number; attemptTimeoutMs: number },
 ): Promise<"succeeded" | "retried" | "dead"> {
+  const { row, lease, recovered } = claimed;
+  const { breakers, random } = opts;
   const ambiguous = recovered || isAmbiguous(row.lastError);
   const ctx: JobContext<JobPayload> = {
     deps,
@@ -259,7 +286,7 @@ async function runClaimed(
   };
   const maxAttempts = handler.maxAttempts ?? row.maxAttempts;
   try {
-    await handler.run(ctx);
+    await runWithTimeout(handler, ctx, opts.attemptTimeoutMs);
   } catch (err) {
     const failure = classify(err);
     // Once an attempt may have reached the service, every later attempt checks first (sticky).
