@@ -140,7 +140,8 @@ const names = (...columns: SQLiteColumn[]): SQL =>
 /**
  * The auto-reply's three statements: claim the ledger (only if the last reply is
  * older than the window), then the reply message and its send job, each only if
- * the previous statement changed a row.
+ * the previous statement changed a row. The reply is stamped 1 ms after the
+ * message it answers, so the conversation shows it after that message.
  */
 function autoReplyStatements(
   db: Db,
@@ -175,7 +176,7 @@ function autoReplyStatements(
       messages.createdAt,
       messages.updatedAt,
     )})
-      select ${replyId}, 'outbound', ${didId}, ${didE164}, ${sender}, ${sender}, ${text}, 'queued', 1, ${nowMs}, ${nowMs}
+      select ${replyId}, 'outbound', ${didId}, ${didE164}, ${sender}, ${sender}, ${text}, 'queued', 1, ${nowMs + 1}, ${nowMs + 1}
       where changes() = 1`),
     db.run(sql`insert into ${jobs} (${names(
       jobs.id,

@@ -279,7 +279,9 @@ async function listConversations(
       count: sql<number>`count(*)`,
       total: sql<number>`count(*) over ()`,
       lastAt: sql<number>`max(${messages.createdAt})`,
-      lastId: sql<string>`(select m2.id from messages m2 where m2.did_id is ${messages.didId} and m2.peer_number = ${messages.peerNumber} order by m2.created_at desc, m2.id desc limit 1)`,
+      // Qualified by hand: drizzle leaves a single-table select's columns unqualified, which inside
+      // the subquery would name m2's own columns.
+      lastId: sql<string>`(select m2.id from messages m2 where m2.did_id is "messages"."did_id" and m2.peer_number = "messages"."peer_number" order by m2.created_at desc, m2.id desc limit 1)`,
     })
     .from(messages)
     .where(where)
