@@ -7,6 +7,9 @@
  * COOLDOWN_MAX_MS). Independently, ALERT_AFTER consecutive failures raise one admin
  * alert per episode, and the first success after it records "recovered".
  *
+ * "internal" work (database-only jobs) has no breaker and no alert: its failures are
+ * bugs or bad rows of one job, not an outage, and must not hold back the other jobs.
+ *
  * The state lives in memory, one set per database handle (one per Node process,
  * per Workers isolate, per test edge). That is enough: the breaker only saves
  * pointless calls; the jobs themselves and their backoff are durable in the table.
@@ -36,6 +39,20 @@ interface ServiceState {
   cooldownMs: number;
   trialInFlight: boolean;
   alerted: boolean;
+}
+
+/** Services without a breaker or alert (see the module comment). */
+const EXEMPT: ReadonlySet<JobService> = new Set(["internal"]);
+
+/** One service's breaker as a dashboard shows it. */
+export interface BreakerSnapshot {
+  service: JobService;
+  state: BreakerState;
+  consecutiveFailures: number;
+  /** While open: when the next trial may run (ms since the epoch). */
+  openUntil: number | null;
+  /** A degraded alert was raised and the service has not recovered since. */
+  degraded: boolean;
 }
 
 export class ServiceBreakers {
@@ -73,8 +90,23 @@ export class ServiceBreakers {
     return s.state;
   }
 
+  /** Every service seen so far, for the health page. */
+  snapshot(now: number): BreakerSnapshot[] {
+    return [...this.services.entries()].map(([service, s]) => {
+      const state = this.state(service, now);
+      return {
+        service,
+        state,
+        consecutiveFailures: s.consecutiveFailures,
+        openUntil: state === "open" ? s.openUntil : null,
+        degraded: s.alerted,
+      };
+    });
+  }
+
   /** May a job of `service` run now? A "go" on a half-open breaker reserves the one trial. */
   admit(service: JobService, now: number): Admission {
+    if (EXEMPT.has(service)) return "go";
     const s = this.get(service);
     if (s.state === "closed") return "go";
     if (s.state === "open") {
@@ -95,6 +127,7 @@ export class ServiceBreakers {
 
   /** The service answered: the breaker closes and a degraded episode ends. */
   success(service: JobService, _now: number): BreakerTransition {
+    if (EXEMPT.has(service)) return "none";
     const s = this.get(service);
     s.consecutiveFailures = 0;
     s.state = "closed";
@@ -112,6 +145,7 @@ export class ServiceBreakers {
    * breaker like any other but never raise the admin alert.
    */
   failure(service: JobService, now: number, silent = false): BreakerTransition {
+    if (EXEMPT.has(service)) return "none";
     const s = this.get(service);
     s.consecutiveFailures += 1;
     const cooldownMax = this.options.cooldownMaxMs ?? COOLDOWN_MAX_MS;

@@ -437,6 +437,42 @@ describe("circuit breaker and the degraded alert", () => {
     expect(await t.db.select().from(systemEvents)).toEqual([]);
   });
 
+  it("internal jobs have no breaker and no alert: one bad job does not hold back the others", async () => {
+    const bad = scripted("internal", () => {
+      throw new TypeError("cannot read properties of undefined");
+    });
+    const good = scripted("internal", () => undefined);
+    const breakers = new ServiceBreakers();
+    for (let i = 0; i < 6; i += 1) await job("test.bad");
+    await job("test.good");
+    const res = await runDueJobs(t.deps, {
+      handlers: { "test.bad": bad, "test.good": good },
+      breakers,
+      random: () => 0,
+    });
+    expect(res).toMatchObject({ ran: 7, retried: 6, succeeded: 1 });
+    expect(breakers.state("internal", clock.now())).toBe("closed");
+    expect(await t.db.select().from(systemEvents)).toEqual([]);
+  });
+
+  it("reports each service's breaker for the health page", async () => {
+    const h = scripted("gotify", () => {
+      throw new RetryableJobError("down");
+    });
+    const breakers = new ServiceBreakers({ openAfter: 2 });
+    for (let i = 0; i < 2; i += 1) await job("test.gotify");
+    await runDueJobs(t.deps, { handlers: { "test.gotify": h }, breakers, random: () => 0 });
+    expect(breakers.snapshot(clock.now())).toEqual([
+      {
+        service: "gotify",
+        state: "open",
+        consecutiveFailures: 2,
+        openUntil: clock.now() + 30_000,
+        degraded: false,
+      },
+    ]);
+  });
+
   it("silent (Gotify) failures never raise the admin alert", async () => {
     const h = scripted(
       "gotify",
