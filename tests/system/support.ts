@@ -91,11 +91,13 @@ export class SystemEdge {
   private constructor(
     readonly dataDir: string,
     readonly port: number,
+    private readonly extraEnv: Record<string, string>,
   ) {}
 
-  static async start(): Promise<SystemEdge> {
+  /** `env` adds variables to the edge's environment (e.g. TWILIO_API_BASE for the Twilio simulator). */
+  static async start(opts: { env?: Record<string, string> } = {}): Promise<SystemEdge> {
     const dataDir = await mkdtemp(join(tmpdir(), "gosip-system-"));
-    const e = new SystemEdge(dataDir, await freeTcpPort());
+    const e = new SystemEdge(dataDir, await freeTcpPort(), opts.env ?? {});
     await e.up();
     return e;
   }
@@ -113,6 +115,7 @@ export class SystemEdge {
         GOSIP_DATA_DIR: this.dataDir,
         PUBLIC_URL: this.url,
         LOG_LEVEL: "warn",
+        ...this.extraEnv,
       },
       { logger: quiet },
     );

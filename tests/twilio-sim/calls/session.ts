@@ -366,6 +366,7 @@ export class CallSession {
         return "end";
       }
       case "Hangup":
+        this.transcript.add({ type: "hangup-verb" });
         await this.answer();
         await this.endCall("twilio");
         return "end";

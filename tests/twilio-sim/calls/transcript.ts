@@ -68,6 +68,8 @@ export type TranscriptEntry =
   | { type: "redirect"; url: string }
   | { type: "reject"; reason: "rejected" | "busy" }
   | { type: "hangup"; by: "twilio" | "caller" | "api" }
+  /** The <Hangup> verb itself (the "hangup" entry says who ended the call). */
+  | { type: "hangup-verb" }
   | { type: "application-error"; message: string }
   | { type: "note"; message: string };
 
@@ -107,7 +109,7 @@ export class Transcript {
       else if (e.type === "dial") out.push("Dial");
       else if (e.type === "redirect") out.push("Redirect");
       else if (e.type === "reject") out.push("Reject");
-      else if (e.type === "hangup") out.push("Hangup");
+      else if (e.type === "hangup-verb") out.push("Hangup");
     }
     return out;
   }
