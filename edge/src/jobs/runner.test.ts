@@ -308,6 +308,8 @@ describe("ambiguous attempts and leases", () => {
     const parked = await rowOf(row.id);
     expect(parked.status).toBe("dead");
     expect(parked.lastError).toContain('unknown job kind "nobody.handles.this"');
+    const [event] = await t.db.select().from(systemEvents).where(eq(systemEvents.type, "job.dead"));
+    expect(event?.data).toMatchObject({ kind: "nobody.handles.this", jobId: row.id });
   });
 
   it("two runners at once run every job exactly once", async () => {

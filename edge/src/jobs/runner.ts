@@ -233,12 +233,20 @@ async function finish(deps: EdgeDeps, id: string, lease: Date, values: Partial<J
 async function parkUnknown(deps: EdgeDeps, row: JobRow, lease: Date): Promise<"dead"> {
   const error = `unknown job kind "${row.kind}": no handler is registered for it (parked, not run)`;
   deps.logger.error({ jobId: row.id, kind: row.kind }, "job of an unknown kind parked as dead");
-  await finish(deps, row.id, lease, {
+  const parked = await finish(deps, row.id, lease, {
     status: "dead",
     lockedUntil: null,
     lastError: error,
     completedAt: new Date(deps.clock.now()),
   });
+  // Work that will never run is a deployment problem the admin must see on the event log.
+  if (parked)
+    await deps.db.insert(systemEvents).values({
+      type: "job.dead",
+      severity: "error",
+      data: { v: 1, message: error, jobId: row.id, kind: row.kind },
+      at: new Date(deps.clock.now()),
+    });
   return "dead";
 }
 
