@@ -400,8 +400,14 @@ describe("circuit breaker and the degraded alert", () => {
     const breakers = new ServiceBreakers({ openAfter: 1_000 });
     for (let i = 0; i < 6; i += 1) await job("test.twilio");
 
+    // Two failures: no alert yet.
+    await runDueJobs(t.deps, { handlers, breakers, random: () => 0, maxJobs: 2 });
+    expect(twilio.calls).toHaveLength(2);
+    expect(await t.db.select().from(systemEvents)).toEqual([]);
+    expect(mail.calls).toHaveLength(0);
+    // The third consecutive failure raises it; the rest of the run adds none.
     await runDueJobs(t.deps, { handlers, breakers, random: () => 0 });
-    expect(twilio.calls).toHaveLength(6);
+    expect(twilio.calls).toHaveLength(8);
     const degraded = await t.db.select().from(systemEvents).where(eq(systemEvents.type, "twilio.degraded"));
     expect(degraded).toHaveLength(1);
     expect(degraded[0]?.severity).toBe("error");
