@@ -12,7 +12,7 @@ import { cdrs, type Db, processedWebhooks, type SettingValue, systemEvents } fro
 import type { BatchItem } from "drizzle-orm/batch";
 import { isUniqueViolation } from "../http/resource-api.ts";
 import type { EdgeDeps } from "../platform/types.ts";
-import { decideSafely } from "../routing/evaluate.ts";
+import { decideSafely, isWithheldCaller } from "../routing/evaluate.ts";
 import { loadRoutingSnapshot } from "../routing/snapshot.ts";
 import type { InboundCall, RoutingDecision, RoutingSnapshot } from "../routing/types.ts";
 import { readSetting } from "../settings/store.ts";
@@ -64,6 +64,16 @@ function ownerOf(snapshot: RoutingSnapshot, decision: RoutingDecision): string |
   return mailboxOwner(snapshot, snapshot.did.defaultDeviceIds);
 }
 
+/**
+ * The caller as routing sees it: a number, a withheld marker as Twilio sent it, or "anonymous"
+ * for anything else (a From that is no phone number cannot be shown, matched or called back).
+ */
+export function routingCaller(from: string): string {
+  const value = from.trim();
+  if (callerE164(value) !== null || isWithheldCaller(value)) return value.slice(0, 64);
+  return "anonymous";
+}
+
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).slice(0, 300);
 
 /**
@@ -97,7 +107,7 @@ export async function answerInboundCall(deps: VoiceDeps, params: WebhookParams):
   const at = new Date(deps.clock.now());
   const call: InboundCall = {
     callSid,
-    from: params.From ?? "",
+    from: routingCaller(params.From ?? ""),
     to: (params.To ?? "").trim(),
     callerName: params.CallerName,
     stirVerstat: params.StirVerstat,
