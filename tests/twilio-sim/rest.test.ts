@@ -15,6 +15,7 @@ let rest: TwilioRest;
 
 interface Received {
   path: string;
+  idempotencyToken: string | undefined;
   params: Record<string, string>;
   signature: string | undefined;
   url: string;
@@ -33,8 +34,13 @@ async function startReceiver(reply = '<?xml version="1.0" encoding="UTF-8"?><Res
         path: req.url ?? "",
         params,
         signature: req.headers["x-twilio-signature"] as string | undefined,
+        idempotencyToken: req.headers["i-twilio-idempotency-token"] as string | undefined,
         url: `http://127.0.0.1:${port}${req.url ?? ""}`,
       });
+      if (req.url?.startsWith("/fail")) {
+        res.writeHead(500).end("down");
+        return;
+      }
       if (req.url?.startsWith("/image")) {
         res.writeHead(200, { "Content-Type": "image/png" }).end(Buffer.from([0x89, 0x50, 0x4e, 0x47]));
         return;
@@ -485,6 +491,42 @@ describe("messages", () => {
       ).toBe(true);
       const media = await rest.download(got?.params.MediaUrl0 ?? "");
       expect([...new Uint8Array(await media.arrayBuffer())]).toEqual([0xff, 0xd8, 0xff]);
+    } finally {
+      await receiver.close();
+    }
+  });
+});
+
+describe("inbound SMS fallback", () => {
+  it("tries the SMS fallback URL when the SMS URL answers 500, each POST signed for its own URL", async () => {
+    const receiver = await startReceiver("<Response/>");
+    try {
+      const smsUrl = `${receiver.base}/fail/sms`;
+      const fallbackUrl = `${receiver.base}/fallback/sms`;
+      sim.state.addIncomingNumber({ phoneNumber: "+14155550160", smsUrl, smsFallbackUrl: fallbackUrl });
+      const { webhook } = await sim.deliverInboundMessage({
+        from: "+15005550778",
+        to: "+14155550160",
+        body: "hi",
+      });
+      expect(webhook?.status).toBe(200);
+      expect(receiver.received.map((r) => r.path)).toEqual(["/fail/sms", "/fallback/sms"]);
+      const [first, second] = receiver.received;
+      expect(
+        await verifyTwilioSignature(sim.state.authToken, smsUrl, first?.params ?? {}, first?.signature),
+      ).toBe(true);
+      expect(
+        await verifyTwilioSignature(
+          sim.state.authToken,
+          fallbackUrl,
+          second?.params ?? {},
+          second?.signature,
+        ),
+      ).toBe(true);
+      expect(first?.idempotencyToken).toMatch(/^[0-9a-f-]{36}$/);
+      expect(sim.state.webhooks.filter((w) => w.params.To === "+14155550160").map((w) => w.status)).toEqual([
+        500, 200,
+      ]);
     } finally {
       await receiver.close();
     }

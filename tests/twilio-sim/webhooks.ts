@@ -5,6 +5,7 @@
  * message status callbacks and inbound SMS here, and by the call driver for
  * voice webhooks. Every attempt lands in `state.webhooks`.
  */
+import { randomUUID } from "node:crypto";
 import { twilioSignature } from "../../edge/src/twilio/signature.ts";
 import type { SimState } from "./state.ts";
 
@@ -22,7 +23,13 @@ export async function postSignedWebhook(
   url: string,
   params: Record<string, string>,
   authToken: string,
-  options: { method?: "GET" | "POST"; timeoutMs?: number; state?: SimState } = {},
+  options: {
+    method?: "GET" | "POST";
+    timeoutMs?: number;
+    state?: SimState;
+    /** I-Twilio-Idempotency-Token to send (a fresh one when absent). */
+    idempotencyToken?: string;
+  } = {},
 ): Promise<WebhookResult> {
   const method = options.method ?? "POST";
   let target = url;
@@ -45,6 +52,8 @@ export async function postSignedWebhook(
       headers: {
         "X-Twilio-Signature": signature,
         "User-Agent": "TwilioProxy/1.1",
+        // Twilio sends one per delivery attempt; a retried webhook keeps it.
+        "I-Twilio-Idempotency-Token": options.idempotencyToken ?? randomUUID(),
         Accept: "*/*",
         ...(body === undefined ? {} : { "Content-Type": "application/x-www-form-urlencoded; charset=utf-8" }),
       },

@@ -101,13 +101,17 @@ function listMessages(req: SimRequest) {
   const to = q.get("To");
   const from = q.get("From");
   const sent = dateFilter(q, "DateSent");
-  const items = newestFirst(req.state.messages.values()).filter(
-    (m) =>
-      m.account_sid === req.account.sid &&
-      (to === undefined || m.to === to) &&
-      (from === undefined || m.from === from) &&
-      sent(m.date_sent),
-  );
+  // Twilio lists messages by DateSent, most recent first (unsent ones by creation).
+  const sentAt = (m: MessageResource) => Date.parse(m.date_sent ?? m.date_created);
+  const items = newestFirst(req.state.messages.values())
+    .sort((a, b) => sentAt(b) - sentAt(a))
+    .filter(
+      (m) =>
+        m.account_sid === req.account.sid &&
+        (to === undefined || m.to === to) &&
+        (from === undefined || m.from === from) &&
+        sent(m.date_sent),
+    );
   return listV2010(req, "messages", items, renderMessage);
 }
 
