@@ -16,6 +16,7 @@
  * - voicemail.intelligence-transcript / -poll / -delete: Conversational
  *   Intelligence transcript of a message over 120 s, polled until done, then
  *   removed from Twilio once its text is copied.
+ * - voicemail.retention: the daily retention run (retention.ts).
  */
 import { voicemails } from "@gosip/drizzle";
 import { and, eq } from "drizzle-orm";
@@ -41,6 +42,7 @@ import {
   transcriptStatus,
   transcriptText,
 } from "./intelligence.ts";
+import { applyRetention, scheduleRetention } from "./retention.ts";
 import {
   afterTranscriptSettled,
   attachTranscript,
@@ -115,6 +117,8 @@ export function recordingMediaUrl(recordingUrl: string): string {
 
 /** Once the audio is ours (or will never be): the email, and when the recording may leave Twilio. */
 async function afterAudio(deps: EdgeDeps, voicemailId: string): Promise<void> {
+  // Keeps the daily retention run going while voicemails arrive (one job per day).
+  await scheduleRetention(deps);
   await enqueueJob(deps, {
     kind: VOICEMAIL_JOBS.notify,
     payload: { v: 1, voicemailId },
@@ -363,6 +367,14 @@ const intelligenceDelete: JobHandler = {
   },
 };
 
+const retention: JobHandler = {
+  service: "internal",
+  async run(ctx) {
+    await applyRetention(ctx.deps);
+    await scheduleRetention(ctx.deps);
+  },
+};
+
 export const voicemailJobs: Record<string, JobHandler> = {
   [VOICEMAIL_JOBS.download]: download,
   [VOICEMAIL_JOBS.notify]: notifyFirst,
@@ -372,4 +384,5 @@ export const voicemailJobs: Record<string, JobHandler> = {
   [VOICEMAIL_JOBS.intelligence]: intelligence,
   [VOICEMAIL_JOBS.intelligencePoll]: intelligencePoll,
   [VOICEMAIL_JOBS.intelligenceDelete]: intelligenceDelete,
+  [VOICEMAIL_JOBS.retention]: retention,
 };

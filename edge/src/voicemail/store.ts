@@ -53,6 +53,7 @@ export const VOICEMAIL_JOBS = {
   intelligence: "voicemail.intelligence-transcript",
   intelligencePoll: "voicemail.intelligence-poll",
   intelligenceDelete: "voicemail.intelligence-delete",
+  retention: "voicemail.retention",
 } as const;
 
 /** processed_webhooks kinds used as once-only markers for the emails of a voicemail. */
