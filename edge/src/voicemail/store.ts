@@ -136,9 +136,10 @@ async function heldTranscript(db: Db, recordingSid: string): Promise<TranscriptH
 
 /**
  * Applies a recording status callback (already claimed as new by the webhook):
- * discards a short one (and removes it from Twilio), ignores absent/failed (the
- * CDR stays "missed"), else creates the voicemail, links the CDR and enqueues the
- * download. Safe to run again for the same recording: the row is keyed by its SID.
+ * a short one is discarded (and removed from Twilio) and an absent/failed one
+ * stores nothing, the CDR then being a missed call; otherwise the voicemail is
+ * created, linked to the CDR, and its download enqueued. Safe to run again for the
+ * same recording: the row is keyed by its SID.
  */
 export async function acceptRecording(deps: StoreDeps, cb: RecordingCallback): Promise<RecordingOutcome> {
   const cdr = await findCdr(deps.db, cb.cdrId, cb.callSid);
