@@ -10,6 +10,7 @@ import { TwilioApiError, TwilioNetworkError } from "../twilio/rest.ts";
 import { ServiceBreakers } from "./breaker.ts";
 import { enqueueJob } from "./queue.ts";
 import { AMBIGUOUS_PREFIX, BACKOFF_CAP_MS, type RunDueJobsOptions, runDueJobs } from "./runner.ts";
+import { outboxStatus } from "./status.ts";
 import { type JobContext, type JobHandler, PermanentJobError, RetryableJobError } from "./types.ts";
 
 let t: TestEdge;
@@ -497,5 +498,33 @@ describe("circuit breaker and the degraded alert", () => {
     });
     expect(h.calls).toHaveLength(4);
     expect(await t.db.select().from(systemEvents)).toEqual([]);
+  });
+});
+
+describe("outboxStatus", () => {
+  it("counts waiting, due and given-up work and shows the breakers", async () => {
+    const failing = scripted("email", () => {
+      throw new PermanentJobError("bad address");
+    });
+    await job("test.dead");
+    await runDueJobs(t.deps, { handlers: { "test.dead": failing } });
+    await job("test.waiting");
+    await enqueueJob(t.deps, {
+      kind: "test.waiting",
+      payload: { v: 1 },
+      idempotencyKey: "tomorrow",
+      runAt: new Date(clock.now() + 86_400_000),
+    });
+    clock.advance(5_000);
+    expect(await outboxStatus(t.deps)).toEqual({
+      pending: 2,
+      running: 0,
+      due: 1,
+      oldestDueMs: 5_000,
+      deadLastDay: 1,
+      services: [
+        { service: "email", state: "closed", consecutiveFailures: 0, openUntil: null, degraded: false },
+      ],
+    });
   });
 });
