@@ -236,6 +236,7 @@ async function concrete(op: SubsetOperation): Promise<{ path: string; call: Call
   const key = `${op.method} ${op.path.replace(/^\/2010-04-01\/Accounts\/\{AccountSid\}/, "")}`;
   const forms: Record<string, () => Form> = {
     "POST /2010-04-01/Accounts/{Sid}.json": () => ({ FriendlyName: "GoSIP" }),
+    "POST /2010-04-01/Accounts.json": () => ({ FriendlyName: unique("Branch ") }),
     "POST /Calls.json": () => ({
       From: FROM,
       To: "+15005550102",

@@ -547,6 +547,17 @@ describe("numbers", () => {
       },
     );
     expect(local.available_phone_numbers.map((n) => n.phone_number)).toEqual(["+12125550105"]);
+    const denver = await rest.request<Available>(
+      "GET",
+      "api",
+      rest.accountPath("/AvailablePhoneNumbers/US/Local.json"),
+      { query: { InRegion: "CO", PageSize: 3 } },
+    );
+    expect(denver.available_phone_numbers.map((n) => n.phone_number.slice(0, 5))).toEqual([
+      "+1720",
+      "+1720",
+      "+1720",
+    ]);
     const tollFree = await rest.request<Available>(
       "GET",
       "api",

@@ -266,9 +266,15 @@ function searchAvailable(req: SimRequest, type: AvailableNumber["type"]) {
     if (!/^(\\d|\d|\+)+$/.test(digits)) throw new SimError(400, 21451, `Invalid Contains ${contains}`);
     pattern = new RegExp(digits.replace(/\+/g, "\\+"));
   }
+  const region = req.query.get("InRegion");
+  const postal = req.query.get("InPostalCode");
+  const locality = req.query.get("InLocality");
   const items = req.state.availableNumbers.filter(
     (n) =>
       n.iso_country === country &&
+      (region === undefined || n.region === region) &&
+      (postal === undefined || n.postal_code === postal) &&
+      (locality === undefined || n.locality?.toLowerCase() === locality.toLowerCase()) &&
       n.type === type &&
       (area === undefined || n.phone_number.startsWith(`+1${area}`)) &&
       (!pattern || pattern.test(n.phone_number)) &&
@@ -451,10 +457,24 @@ export function registerCoreRoutes(router: Router, ctx: SimContext): void {
   const { state } = ctx;
   router
     .get(`${A}.json`, (req) => {
+      const name = req.query.get("FriendlyName");
+      const status = req.query.get("Status");
       const visible = [...state.accounts.values()].filter(
-        (a) => a.sid === req.account.sid || a.owner_account_sid === req.account.sid,
+        (a) =>
+          (a.sid === req.account.sid || a.owner_account_sid === req.account.sid) &&
+          (name === undefined || a.friendly_name === name) &&
+          (status === undefined || a.status === status),
       );
       return listV2010(req, "accounts", visible, renderAccount);
+    })
+    .post(`${A}.json`, (req) => {
+      // Creating a subaccount is for the main account only.
+      if (req.account.sid !== state.accountSid)
+        throw new SimError(403, 20005, "Subaccounts cannot create subaccounts");
+      const name = req.form.get("FriendlyName") ?? `SubAccount Created at ${rfc2822(new Date())}`;
+      if (name.length > 64)
+        throw new SimError(400, 21502, "FriendlyName is too long (64 characters at most)");
+      return ok(renderAccount(state.addSubaccount(name)), 201);
     })
     .get(`${A}/:AccountSid.json`, (req) => ok(renderAccount(req.account)))
     .post(`${A}/:AccountSid.json`, (req) => {
