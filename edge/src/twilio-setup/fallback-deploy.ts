@@ -29,17 +29,34 @@ export interface DeployedFallback {
   buildSid: string;
 }
 
-export interface FallbackDeployer {
-  deploy(
-    plan: FallbackDeployPlan,
-    credentials: { accountSid: string; authToken: string },
-  ): Promise<DeployedFallback>;
+export interface DeployCredentials {
+  accountSid: string;
+  authToken: string;
+  /** TWILIO_API_BASE, when REST calls go elsewhere than Twilio (the simulator). */
+  apiBase: string | undefined;
 }
 
-/** The deployer could not run here; `reason` tells the admin what to do instead. */
+export interface FallbackDeployer {
+  /** Deploys the plan; throws FallbackDeployUnavailable when it cannot run here. */
+  deploy(plan: FallbackDeployPlan, credentials: DeployCredentials): Promise<DeployedFallback>;
+}
+
+/** Why a deployment was skipped: "api_base" (the simulator) or "runtime" (no Node here). */
+export type SkipKind = "api_base" | "runtime";
+
+/** The deployer cannot run here; the message tells the admin what to do instead. */
 export class FallbackDeployUnavailable extends Error {
   override name = "FallbackDeployUnavailable";
+  constructor(
+    message: string,
+    readonly kind: SkipKind,
+  ) {
+    super(message);
+  }
 }
+
+export const SKIPPED_FOR_API_BASE =
+  "TWILIO_API_BASE is set: @twilio-labs/serverless-api only talks to Twilio's own hosts, so the fallback function was not deployed";
 
 /** Source code of each planned function, read from twilio-functions/ (Node). */
 export async function readFallbackSources(
@@ -47,8 +64,11 @@ export async function readFallbackSources(
   root: URL = functionsRoot(),
 ): Promise<Map<string, string>> {
   const { readFile } = await import("node:fs/promises");
+  const { fileURLToPath } = await import("node:url");
   const out = new Map<string, string>();
-  for (const fn of plan.functions) out.set(fn.name, await readFile(new URL(fn.file, root), "utf8"));
+  for (const fn of plan.functions) {
+    out.set(fn.name, await readFile(fileURLToPath(new URL(fn.file, root).href), "utf8"));
+  }
   return out;
 }
 
@@ -91,6 +111,7 @@ async function loadServerlessApi(): Promise<ServerlessApiModule> {
   } catch {
     throw new FallbackDeployUnavailable(
       "@twilio-labs/serverless-api cannot run on this runtime (it needs Node): run the setup step from an edge on Node (npm start), or deploy twilio-functions/ with `npx twilio-run deploy`",
+      "runtime",
     );
   }
 }
@@ -98,6 +119,9 @@ async function loadServerlessApi(): Promise<ServerlessApiModule> {
 /** The real deployer: @twilio-labs/serverless-api against Twilio's hosts. */
 export const serverlessApiDeployer: FallbackDeployer = {
   async deploy(plan, credentials) {
+    // The library has no base URL option: it cannot deploy to the simulator.
+    if (credentials.apiBase !== undefined)
+      throw new FallbackDeployUnavailable(SKIPPED_FOR_API_BASE, "api_base");
     const api = await loadServerlessApi();
     const sources = await readFallbackSources(plan);
     const client = new api.TwilioServerlessApiClient({

@@ -4,7 +4,8 @@
  * Fallback URL, and re-points the numbers' fallback URLs when the webhooks step
  * already ran. With TWILIO_API_BASE set the deployment cannot reach the
  * simulator (see fallback-deploy.ts): the step records that it was skipped and
- * why, and counts as done so a test installation can finish the wizard.
+ * why, and counts as done so a test installation can finish the wizard. Where
+ * the deployer cannot run at all (Workers) the step answers why and stays to do.
  */
 import { systemEvents } from "@gosip/drizzle";
 import { AppError } from "../http/errors.ts";
@@ -15,6 +16,7 @@ import {
   type DeployedFallback,
   type FallbackDeployer,
   FallbackDeployUnavailable,
+  type SkipKind,
   serverlessApiDeployer,
 } from "./fallback-deploy.ts";
 import { type FallbackDeployPlan, fallbackDeployPlan, fallbackUrlOf } from "./fallback-plan.ts";
@@ -35,9 +37,6 @@ export interface FallbackResult {
   plan: { functions: string[]; env: string[]; runtime: string };
   progress: SetupProgress;
 }
-
-export const SKIPPED_FOR_API_BASE =
-  "TWILIO_API_BASE is set: @twilio-labs/serverless-api only talks to Twilio's own hosts, so the fallback function was not deployed";
 
 function planSummary(plan: FallbackDeployPlan): FallbackResult["plan"] {
   return {
@@ -69,21 +68,17 @@ export async function deployFallbackStep(
   });
 
   let deployed: DeployedFallback | null = null;
-  let skipped: string | null = null;
-  if (credentials.apiBase !== undefined) {
-    skipped = SKIPPED_FOR_API_BASE;
-  } else {
-    try {
-      deployed = await deployer.deploy(plan, credentials);
-    } catch (err) {
-      if (!(err instanceof FallbackDeployUnavailable)) {
-        // The library's errors can carry request options; only the message is kept.
-        const message = err instanceof Error ? err.message : String(err);
-        deps.logger.warn({ err: message }, "setup: fallback deployment failed");
-        throw new AppError(502, "unavailable", `Deploying the fallback function failed: ${message}`);
-      }
-      skipped = err.message;
+  let skipped: { reason: string; kind: SkipKind } | null = null;
+  try {
+    deployed = await deployer.deploy(plan, credentials);
+  } catch (err) {
+    if (!(err instanceof FallbackDeployUnavailable)) {
+      // The library's errors can carry request options; only the message is kept.
+      const message = err instanceof Error ? err.message : String(err);
+      deps.logger.warn({ err: message }, "setup: fallback deployment failed");
+      throw new AppError(502, "unavailable", `Deploying the fallback function failed: ${message}`);
     }
+    skipped = { reason: err.message, kind: err.kind };
   }
 
   await deps.db.insert(systemEvents).values({
@@ -97,7 +92,7 @@ export async function deployFallbackStep(
           serviceSid: deployed.serviceSid,
           domain: deployed.domain,
         }
-      : { v: 1, message: skipped ?? "not deployed" },
+      : { v: 1, message: skipped?.reason ?? "not deployed" },
   });
 
   let numbers: PointedNumber[] = [];
@@ -108,15 +103,15 @@ export async function deployFallbackStep(
     await writeSetting(deps, "twilio", { ...latest, fallbackServiceSid: deployed.serviceSid, fallbackUrl });
     if ((await readProgress(deps)).completedSteps.includes("webhooks")) numbers = await pointNumbers(deps);
   }
-  deps.logger.info({ deployed: deployed !== null, skipped }, "setup: fallback step");
+  deps.logger.info({ deployed: deployed !== null, skipped: skipped?.kind ?? null }, "setup: fallback step");
   // Skipped for the simulator: done (nothing can be deployed there). Unavailable runtime: still to do.
   const progress =
-    deployed || skipped === SKIPPED_FOR_API_BASE
+    deployed || skipped?.kind === "api_base"
       ? await completeStep(deps, "fallback")
       : await readProgress(deps);
   return {
     deployed: deployed !== null,
-    skipped,
+    skipped: skipped?.reason ?? null,
     serviceName: plan.serviceName,
     serviceSid: deployed?.serviceSid ?? saved.fallbackServiceSid ?? null,
     fallbackUrl,
