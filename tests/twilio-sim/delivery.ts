@@ -60,7 +60,14 @@ export class Deliveries {
     await this.step(message, "sent");
     await this.wait();
     if (this.closed || !this.state.messages.has(sid)) return;
-    const failure = this.state.deliveryFailures.get(message.to);
+    // US long codes need A2P 10DLC registration to reach US handsets; carriers drop the rest.
+    const unregistered =
+      !this.state.a2pRegistered &&
+      message.to.startsWith("+1") &&
+      this.state.incomingNumberByPhone(message.from)?.type === "local";
+    const failure = unregistered
+      ? { status: "undelivered" as const, errorCode: 30034 }
+      : this.state.deliveryFailures.get(message.to);
     if (failure) await this.step(message, failure.status, failure.errorCode);
     else await this.step(message, "delivered");
   }

@@ -312,6 +312,33 @@ describe("messages", () => {
     expect(sim.state.messages.size).toBe(before);
   });
 
+  it("refuses landlines (21614) and non-US senders to US numbers (21612)", async () => {
+    sim.state.lookups.set("+15005550131", { lineType: "landline" });
+    sim.state.addIncomingNumber({ phoneNumber: "+447700900555" });
+    const send = (From: string, To: string) =>
+      rest.request("POST", "api", rest.accountPath("/Messages.json"), { form: { From, To, Body: "hi" } });
+    expect(apiError(await rejection(send(FROM, "+15005550131"))).code).toBe(21614);
+    expect(apiError(await rejection(send("+447700900555", "+15005550132"))).code).toBe(21612);
+  });
+
+  it("ends a US long code's message undelivered with 30034 while A2P 10DLC is unregistered", async () => {
+    sim.state.a2pRegistered = false;
+    try {
+      const m = await rest.request<{ sid: string }>("POST", "api", rest.accountPath("/Messages.json"), {
+        form: { From: FROM, To: "+15005550133", Body: "unregistered" },
+      });
+      await sim.idle();
+      const after = await rest.request<{ status: string; error_code: number }>(
+        "GET",
+        "api",
+        rest.accountPath(`/Messages/${m.sid}.json`),
+      );
+      expect([after.status, after.error_code]).toEqual(["undelivered", 30034]);
+    } finally {
+      sim.state.a2pRegistered = true;
+    }
+  });
+
   it("refuses to text a recipient who sent STOP (21610) until START", async () => {
     await sim.deliverInboundMessage({ from: "+15005550999", to: FROM, body: "STOP" });
     const form = { From: FROM, To: "+15005550999", Body: "hello?" };

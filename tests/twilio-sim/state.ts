@@ -604,6 +604,12 @@ export class SimState {
   readonly serverlessBuilds = new Map<string, ServerlessBuild>();
   readonly serverlessDeployments = new Map<string, ServerlessDeployment>();
   readonly serverlessVariables = new Map<string, ServerlessVariable>();
+  /**
+   * Whether the account's US local numbers are registered for A2P 10DLC; when
+   * false their messages to US numbers end undelivered with 30034, as carriers
+   * block unregistered traffic.
+   */
+  a2pRegistered = true;
   /** Status polls a new build answers "building" before "completed". */
   buildPolls = 1;
   readonly requests: RequestLogEntry[] = [];
@@ -1230,4 +1236,5 @@ export const MESSAGE_ERRORS: Record<number, string> = {
   30006: "Landline or unreachable carrier",
   30007: "Message filtered",
   30008: "Unknown error",
+  30034: "US A2P 10DLC - Message from an Unregistered Number",
 };

@@ -80,6 +80,15 @@ function createMessage(req: SimRequest, ctx: SimContext) {
   if (from !== undefined && state.unsubscribed.get(from)?.has(to))
     throw new SimError(400, 21610, "Attempt to send to unsubscribed recipient");
   if (from === to) throw new SimError(400, 21266, "'To' and 'From' number cannot be the same");
+  if (state.lookups.get(to)?.lineType === "landline")
+    throw new SimError(400, 21614, `'To' number ${to} is not a valid mobile number`);
+  // Non-US numbers cannot text US numbers (TWILIO.md, Messaging).
+  if (from !== undefined && !from.startsWith("+1") && to.startsWith("+1"))
+    throw new SimError(
+      400,
+      21612,
+      `The 'To' phone number: ${to}, is not currently reachable using the 'From' phone number: ${from} via SMS.`,
+    );
   const statusCallback = f.urlOr("StatusCallback", null) ?? undefined;
   const message = state.createMessage({
     accountSid: req.account.sid,
