@@ -180,6 +180,10 @@ const putRoute = createRoute({
       description: "Larger than 5 MB",
       content: { "application/json": { schema: errorEnvelopeSchema } },
     },
+    415: {
+      description: "Neither JSON nor audio/wav or audio/mpeg",
+      content: { "application/json": { schema: errorEnvelopeSchema } },
+    },
   },
 });
 
