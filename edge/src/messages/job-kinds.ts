@@ -2,7 +2,7 @@
  * The outbox job kinds of SMS/MMS, their payloads and idempotency keys, in one
  * place so the webhook, the API and the handlers (jobs.ts) agree on them.
  */
-import type { JobPayload, jobs } from "@gosip/drizzle";
+import type { JobPayload } from "@gosip/drizzle";
 
 /** Sends one outbound message (POST Messages.json), checking Twilio first after an ambiguous attempt. */
 export const SMS_SEND = "sms.send";
@@ -38,9 +38,6 @@ export const smsSendKey = (messageId: string, attempt?: string): string =>
 export const smsMediaKey = (messageId: string, index: number): string =>
   `${SMS_MEDIA_DOWNLOAD}:${messageId}:${index}`;
 export const smsForwardKey = (messageId: string): string => `${SMS_FORWARD}:${messageId}`;
-
-/** Columns a job row needs when it is inserted by plain SQL (inside a conditional batch). */
-export type JobRowValues = typeof jobs.$inferInsert;
 
 /** Parses a payload field that must be a non-empty string (payloads are JSON from the database). */
 export function payloadString(payload: JobPayload, field: string): string {

@@ -278,6 +278,31 @@ describe("POST /api/messages/{id}/resend", () => {
   });
 });
 
+describe("resend after an ambiguous attempt", () => {
+  it("adopts the resent message, not the failed original", async () => {
+    const dto = await sent({ to: PEER, body: "Call me" });
+    await runJobs(w.t);
+    const original = w.twilio.messages[0]?.sid ?? "";
+    await postWebhook(w.t, "/sms-status", {
+      MessageSid: original,
+      MessageStatus: "undelivered",
+      ErrorCode: "30003",
+    });
+    w.clock.advance(20_000);
+    w.twilio.nextSends.push({ kind: "reset" });
+    expect(
+      (await request(w.t, "POST", `/api/messages/${dto.id}/resend`, { as: w.alice.session })).status,
+    ).toBe(202);
+    expect(await runJobs(w.t)).toMatchObject({ retried: 1 });
+    expect(await later()).toMatchObject({ succeeded: 1 });
+    expect(w.twilio.sendAttempts.map((a) => a.outcome)).toEqual(["accept", "reset"]);
+    const resent = w.twilio.messages[1]?.sid;
+    expect(resent).toBeDefined();
+    expect((await row(dto.id)).twilioMessageSid).toBe(resent);
+    expect((await row(dto.id)).status).toBe("queued");
+  });
+});
+
 describe("MMS images", () => {
   async function upload(body: Uint8Array, type: string, as = w.alice.session): Promise<Response> {
     return w.t.app.request("http://localhost:8080/api/messages/media", {

@@ -688,7 +688,8 @@ export const messagesRouter = createRouter()
           fromNumber: did.e164,
           toNumber: input.to,
           peerNumber: input.to,
-          body: input.body ?? "",
+          // Whitespace alone beside an image is no text.
+          body: (input.body ?? "").trim() === "" ? "" : (input.body ?? ""),
           status: "queued",
           sentByUserId: me.id,
           createdAt: now,

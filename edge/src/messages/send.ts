@@ -4,9 +4,9 @@
  * Twilio's send is NOT idempotent: a blind retry after a request that timed out
  * (or whose connection broke) after reaching Twilio would text the person twice.
  * So when the runner flags the attempt ambiguous, the job first lists the
- * messages Twilio has from this DID to this peer since the message was created
- * and adopts a matching one (same body, created after our row, not already
- * linked to another row) instead of sending again.
+ * messages Twilio has from this DID to this peer since the message was queued
+ * and adopts a matching one (same body, created after that, not already linked
+ * to another row) instead of sending again.
  *
  * Outcomes: success stores the MessageSid and Twilio's status; a 4xx (21211
  * invalid number, 21610 unsubscribed, …) marks the message failed with the
@@ -27,7 +27,7 @@ import { errorMessageFor, statusFromTwilio } from "./status.ts";
 export const SMS_STATUS_PATH = "/api/webhooks/twilio/sms-status";
 
 /** How far Twilio's clock may be behind ours when matching a message it created. */
-const CLOCK_SKEW_MS = 5 * 60_000;
+const CLOCK_SKEW_MS = 60_000;
 
 /** What the send job needs of Twilio's message resource. */
 interface TwilioMessage {
@@ -50,7 +50,8 @@ interface MessageRow {
   body: string;
   status: (typeof messages.$inferSelect)["status"];
   twilioMessageSid: string | null;
-  createdAt: Date;
+  /** When it was queued: created, or reset by a resend (a queued row is not updated otherwise). */
+  queuedAt: Date;
 }
 
 async function loadMessage(db: Db, id: string): Promise<MessageRow | undefined> {
@@ -63,7 +64,7 @@ async function loadMessage(db: Db, id: string): Promise<MessageRow | undefined> 
       body: messages.body,
       status: messages.status,
       twilioMessageSid: messages.twilioMessageSid,
-      createdAt: messages.createdAt,
+      queuedAt: messages.updatedAt,
     })
     .from(messages)
     .where(eq(messages.id, id));
@@ -109,7 +110,8 @@ async function findEarlierSend(
   rest: TwilioRest,
   row: MessageRow,
 ): Promise<TwilioMessage | undefined> {
-  const since = row.createdAt.getTime() - CLOCK_SKEW_MS;
+  // Since this send was queued: a resent message's earlier, failed copy at Twilio is not this attempt.
+  const since = row.queuedAt.getTime() - CLOCK_SKEW_MS;
   const page = await rest.request<{ messages?: TwilioMessage[] }>(
     "GET",
     "api",
@@ -136,8 +138,10 @@ async function findEarlierSend(
     );
   const takenSids = new Set(taken.map((t) => t.sid));
   const free = candidates.filter((m) => !takenSids.has(m.sid));
-  // The oldest free one: two identical sends adopt Twilio's messages in the order they were made.
-  free.sort((a, b) => Date.parse(a.date_created ?? "") - Date.parse(b.date_created ?? ""));
+  // The newest free one: the attempt that just failed made the latest message. (A resend shortly
+  // after a failure would otherwise adopt the failed original; two identical rows may swap
+  // Twilio's messages between them, but each is sent exactly once.)
+  free.sort((a, b) => Date.parse(b.date_created ?? "") - Date.parse(a.date_created ?? ""));
   return free[0];
 }
 

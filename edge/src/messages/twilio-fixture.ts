@@ -99,8 +99,9 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** Starts the fixture on a free loopback port. */
-export async function startTwilioFixture(): Promise<TwilioFixture> {
+/** Starts the fixture on a free loopback port; `now` is Twilio's clock (default the real one). */
+export async function startTwilioFixture(opts: { now?: () => number } = {}): Promise<TwilioFixture> {
+  const clock = opts.now ?? Date.now;
   const state: Omit<TwilioFixture, "baseUrl" | "addMedia" | "close"> = {
     requests: [],
     sendAttempts: [],
@@ -142,7 +143,7 @@ export async function startTwilioFixture(): Promise<TwilioFixture> {
           const headers = behaviour.retryAfter ? { "Retry-After": behaviour.retryAfter } : {};
           return twilioError(res, behaviour.status, behaviour.code, behaviour.message ?? "Error", headers);
         }
-        const now = Date.now();
+        const now = clock();
         const message: FixtureMessage = {
           sid: sid("SM"),
           account_sid: FIXTURE_ACCOUNT_SID,
