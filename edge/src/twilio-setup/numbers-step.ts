@@ -203,7 +203,8 @@ export async function buyNumber(
   progress: SetupProgress;
 }> {
   const rest = await requireTwilio(deps);
-  const [existing] = await callTwilio("looking for the number in the account", () =>
+  // Twilio's PhoneNumber filter also matches partial numbers: the exact one is picked out.
+  const matches = await callTwilio("looking for the number in the account", () =>
     listAll<TwilioIncomingNumber>(
       rest,
       rest.accountPath("/IncomingPhoneNumbers.json"),
@@ -213,8 +214,9 @@ export async function buyNumber(
       },
     ),
   );
+  const existing = matches.find((n) => n.phone_number === phoneNumber);
   const owned =
-    existing?.phone_number === phoneNumber
+    existing !== undefined
       ? existing
       : await callTwilio(`buying ${phoneNumber}`, () =>
           rest.request<TwilioIncomingNumber>("POST", "api", rest.accountPath("/IncomingPhoneNumbers.json"), {

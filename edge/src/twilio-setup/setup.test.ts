@@ -316,6 +316,7 @@ describe("POST /sip-domain", () => {
       voice_url: `${PUBLIC_URL}/api/webhooks/twilio/sip-outbound`,
       voice_method: "POST",
       sip_registration: false,
+      emergency_calling_enabled: true,
     });
     const created = twilio.made("POST", "/SIP/Domains.json")[0];
     expect(created?.form.get("SipRegistration")).toBe("false");

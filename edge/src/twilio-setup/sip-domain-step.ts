@@ -90,7 +90,14 @@ async function ensureDomain(
     domains.find((d) => d.sid === wanted.savedSid) ??
     domains.find((d) => d.domain_name === wanted.domainName) ??
     domains.find((d) => d.friendly_name === SIP_DOMAIN_FRIENDLY_NAME);
-  const settings = { VoiceUrl: wanted.voiceUrl, VoiceMethod: "POST", SipRegistration: false };
+  // Emergency calling on: 911 from a phone must go out (SPEC §1); Twilio then allows it from
+  // caller IDs that have an emergency address registered in the account.
+  const settings = {
+    VoiceUrl: wanted.voiceUrl,
+    VoiceMethod: "POST",
+    SipRegistration: false,
+    EmergencyCallingEnabled: true,
+  };
   if (!found) {
     const created = await callTwilio(`creating the SIP Domain ${wanted.domainName}`, () =>
       rest.request<TwilioSipDomain>("POST", "api", rest.accountPath("/SIP/Domains.json"), {
@@ -107,7 +114,8 @@ async function ensureDomain(
   const current =
     found.voice_url === wanted.voiceUrl &&
     (found.voice_method ?? "POST").toUpperCase() === "POST" &&
-    found.sip_registration !== true;
+    found.sip_registration !== true &&
+    found.emergency_calling_enabled === true;
   if (!current) {
     await callTwilio("updating the SIP Domain's Voice URL", () =>
       rest.request<TwilioSipDomain>("POST", "api", rest.accountPath(`/SIP/Domains/${found.sid}.json`), {

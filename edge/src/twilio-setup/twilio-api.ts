@@ -180,6 +180,7 @@ export interface TwilioSipDomain {
   voice_url: string | null;
   voice_method: string | null;
   sip_registration: boolean | null;
+  emergency_calling_enabled?: boolean | null;
 }
 
 export interface TwilioCredentialList {

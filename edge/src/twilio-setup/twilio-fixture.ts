@@ -284,6 +284,7 @@ export class TwilioFixture {
         voice_url: form.get("VoiceUrl"),
         voice_method: form.get("VoiceMethod") ?? "POST",
         sip_registration: form.get("SipRegistration") === "true",
+        emergency_calling_enabled: form.get("EmergencyCallingEnabled") === "true",
       };
       this.domains.push(row);
       this.mappings.set(row.sid, []);
@@ -296,6 +297,9 @@ export class TwilioFixture {
       if (form.has("VoiceUrl")) row.voice_url = form.get("VoiceUrl");
       if (form.has("VoiceMethod")) row.voice_method = form.get("VoiceMethod");
       if (form.has("SipRegistration")) row.sip_registration = form.get("SipRegistration") === "true";
+      if (form.has("EmergencyCallingEnabled")) {
+        row.emergency_calling_enabled = form.get("EmergencyCallingEnabled") === "true";
+      }
       return [200, row];
     }
     m = rest.match(/^\/SIP\/Domains\/(SD[0-9a-f]{32})\/Auth\/Calls\/CredentialListMappings\.json$/);
