@@ -308,7 +308,11 @@ export function registerServerlessRoutes(router: Router, ctx: SimContext): void 
       const deps = req.form.get("Dependencies");
       if (deps !== undefined) {
         try {
-          const parsed: unknown = JSON.parse(deps);
+          // @twilio-labs/serverless-api sends the array wrapped in bare quotes ("[{"name":…}]",
+          // inner quotes not escaped); Twilio accepts that as well as the array itself.
+          const unwrapped = /^"\[[\s\S]*\]"$/.test(deps) ? deps.slice(1, -1) : deps;
+          let parsed: unknown = JSON.parse(unwrapped);
+          if (typeof parsed === "string") parsed = JSON.parse(parsed);
           if (!Array.isArray(parsed)) throw new Error("not an array");
           dependencies = parsed;
         } catch {
