@@ -174,6 +174,7 @@ export class CallDriver {
   readonly pstn: PstnNetwork;
   private readonly options: SessionOptions;
   private readonly live = new Map<string, CallSession>();
+  private readonly running = new Set<Promise<unknown>>();
   private readonly onEndedByApi = (call: CallResource): void => {
     this.live.get(call.sid)?.endByApi();
   };
@@ -279,13 +280,20 @@ export class CallDriver {
         this.live.delete(call.sid);
         peer.close();
       });
+    const tracked = done.then(
+      () => session.settled(),
+      () => session.settled(),
+    );
+    this.running.add(tracked);
+    void tracked.finally(() => this.running.delete(tracked));
     return new InboundCall(call.sid, session, caller, done);
   }
 
   async close(): Promise<void> {
     this.state.events.off("call-ended-by-api", this.onEndedByApi);
+    // Calls still running end as if hung up over REST; wait for them and their late callbacks.
     for (const s of this.live.values()) s.endByApi();
-    await Promise.allSettled([...this.live.values()].map((s) => s.settled()));
+    await Promise.allSettled([...this.running]);
     this.pstn.close();
   }
 }

@@ -797,7 +797,11 @@ export class CallSession {
         log("out", "INVITE");
         if (canceled) {
           log("out", "CANCEL");
-          r.cancel(() => undefined);
+          try {
+            r.cancel(() => undefined);
+          } catch {
+            // answered or failed meanwhile: the result handler deals with it
+          }
         }
       },
       cbProvisional: (res) => {

@@ -15,6 +15,7 @@ import { RtpPeer, sdpMediaTarget } from "../../../relay/src/testing/rtp-peer.ts"
 import { SimState } from "../state.ts";
 import { startTwilioSimCalls, type TwilioSimCalls } from "./index.ts";
 import { SimSip, sipStatusOf } from "./sip.ts";
+import { mediaProblem } from "./sip-domain.ts";
 
 const ACCOUNT = "AC6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b";
 const TOKEN = "abcdefabcdefabcdefabcdefabcdef12";
@@ -178,6 +179,15 @@ describe("the simulator's SIP Domain", () => {
     expect(party.endedBy).toBe("twilio");
     const status = posted.filter((p) => p.path === "/call-status").at(-1);
     expect(status?.params).toMatchObject({ CallStatus: "completed", CallSid: call?.callSid });
+  });
+
+  it("media Twilio cannot take is refused with 488: no G.711, or SRTP over plain UDP", () => {
+    const offer = (m: string): string => `v=0\r\nc=IN IP4 127.0.0.1\r\n${m}\r\na=sendrecv\r\n`;
+    expect(mediaProblem(offer("m=audio 4000 RTP/AVP 0 101"))).toBeUndefined();
+    expect(mediaProblem(offer("m=audio 4000 RTP/AVP 8"))).toBeUndefined();
+    expect(mediaProblem(offer("m=audio 4000 RTP/AVP 9 101"))).toMatch(/PCMU\/PCMA/);
+    expect(mediaProblem(offer("m=audio 4000 RTP/SAVP 0"))).toMatch(/32209/);
+    expect(mediaProblem("v=0\r\n")).toMatch(/no audio/);
   });
 
   it("a busy number with answerOnBridge: the relay's INVITE gets 486", async () => {

@@ -53,6 +53,19 @@ function rawHeaders(raw: string): [string, string][] {
   return out;
 }
 
+/**
+ * Why Twilio would refuse an offer's media (TWILIO.md): only G.711 is generally available, and SRTP
+ * without TLS signalling (or the reverse) is error 32209. Undefined when the offer is acceptable.
+ */
+export function mediaProblem(sdp: string): string | undefined {
+  const m = /^m=audio \d+ (\S+) ([\d ]+)/m.exec(sdp);
+  if (!m?.[1] || !m[2]) return "Not Acceptable Here (no audio offered)";
+  if (/SAVP/.test(m[1])) return "Not Acceptable Here (SRTP without TLS: Twilio error 32209)";
+  const pts = m[2].trim().split(/\s+/);
+  if (!pts.includes("0") && !pts.includes("8")) return "Not Acceptable Here (only PCMU/PCMA)";
+  return undefined;
+}
+
 /** The relay's INVITE into the Domain as the executor's caller. */
 class SipCaller implements CallerLeg {
   readonly kind = "sip" as const;
@@ -227,6 +240,11 @@ export class SipDomainSide {
     this.nonces.delete(nonce);
     if (!domain.voice_url) {
       this.refuse(req, res, 404, "Not Found");
+      return;
+    }
+    const media = mediaProblem(req.body ?? "");
+    if (media) {
+      this.refuse(req, res, 488, media);
       return;
     }
     res.send(180, "Ringing", {});

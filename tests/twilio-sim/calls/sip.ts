@@ -25,6 +25,8 @@ export class SimSip {
       sipHost: opts.host ?? "127.0.0.1",
       sipPort: opts.port ?? 0,
       logLevel: "silent",
+      // Nobody measures the simulator's first answers; skip the JIT warm-up (a few seconds of CPU).
+      warmUp: false,
     });
     const srf = new Srf();
     srf.on("error", () => undefined);
