@@ -11,8 +11,8 @@ import { eq } from "drizzle-orm";
 import { notFound } from "../http/errors.ts";
 import type { EdgeDeps } from "../platform/types.ts";
 import { decideSafely } from "./evaluate.ts";
-import { loadRoutingSnapshot } from "./snapshot.ts";
-import { MAX_ADDONS_LENGTH } from "./spam.ts";
+import { loadRoutingSnapshot, StoredRuleError } from "./snapshot.ts";
+import { MAX_ADDONS_LENGTH, spamScore } from "./spam.ts";
 import { summarizeDecision } from "./summary.ts";
 import type { RoutingDecision, RoutingSnapshot } from "./types.ts";
 
@@ -106,15 +106,15 @@ export const dryRunResponseSchema = z
   .openapi("RoutingDryRunResult");
 export type DryRunResponse = z.infer<typeof dryRunResponseSchema>;
 
-/** The DID's number for `to` (E.164 as given, or looked up by id); 404 when there is no such DID. */
-async function didNumber(deps: Pick<EdgeDeps, "db">, to: string): Promise<string> {
-  if (to.startsWith("+")) {
-    if (!e164Schema.safeParse(to).success) throw notFound("DID");
-    return to;
-  }
-  const [row] = await deps.db.select({ e164: dids.e164 }).from(dids).where(eq(dids.id, to));
+/** The DID `to` names (E.164 number or id); 404 when there is no such DID. */
+async function didOf(deps: Pick<EdgeDeps, "db">, to: string): Promise<{ id: string; e164: string }> {
+  if (to.startsWith("+") && !e164Schema.safeParse(to).success) throw notFound("DID");
+  const [row] = await deps.db
+    .select({ id: dids.id, e164: dids.e164 })
+    .from(dids)
+    .where(to.startsWith("+") ? eq(dids.e164, to) : eq(dids.id, to));
   if (!row) throw notFound("DID");
-  return row.e164;
+  return row;
 }
 
 function assumingRegistered(s: RoutingSnapshot): RoutingSnapshot {
@@ -127,19 +127,46 @@ export async function dryRunRouting(
   deps: Pick<EdgeDeps, "db" | "clock" | "relayChannel" | "logger">,
   body: DryRunRequest,
 ): Promise<DryRunResponse> {
-  const e164 = await didNumber(deps, body.to);
+  const did = await didOf(deps, body.to);
   const now = new Date(deps.clock.now());
-  const loaded = await loadRoutingSnapshot(deps, e164, now, { caller: body.from });
-  if (!loaded) throw notFound("DID");
-  const snapshot = body.assumeRegistered ? assumingRegistered(loaded) : loaded;
   const at = body.at ? new Date(body.at) : now;
   const addOns =
     typeof body.addOns === "string" || body.addOns === undefined ? body.addOns : JSON.stringify(body.addOns);
+  let loaded: RoutingSnapshot | null;
+  try {
+    loaded = await loadRoutingSnapshot(deps, did.e164, now, { caller: body.from });
+  } catch (err) {
+    // A stored rule that cannot be evaluated rejects every call: that is the answer to show.
+    if (!(err instanceof StoredRuleError)) throw err;
+    const decision: RoutingDecision = {
+      action: "reject",
+      reason: "error",
+      rejectAs: "busy",
+      spamScore: spamScore(body.stirVerstat, addOns),
+      ruleId: null,
+      trace: [
+        {
+          step: "error",
+          outcome: "match",
+          detail: `${err.message}: every call is rejected until it is fixed`,
+        },
+      ],
+    };
+    return {
+      did,
+      at: at.toISOString(),
+      decision,
+      summary: "Rejected with a busy signal: routing failed (fail closed)",
+      reasons: decision.trace.map((s) => s.detail),
+    };
+  }
+  if (!loaded) throw notFound("DID");
+  const snapshot = body.assumeRegistered ? assumingRegistered(loaded) : loaded;
   const decision: RoutingDecision = decideSafely(
     {
       callSid: "dry-run",
       from: body.from,
-      to: e164,
+      to: did.e164,
       at,
       ...(body.stirVerstat === undefined ? {} : { stirVerstat: body.stirVerstat }),
       ...(addOns === undefined ? {} : { addOns }),

@@ -3,7 +3,15 @@
 // the admin would see for a call, with the reasons, and that bad requests and
 // unknown DIDs change nothing and say why.
 import { readdirSync, readFileSync } from "node:fs";
-import { contactNumbers, contacts, holidays, registrations, users } from "@gosip/drizzle";
+import {
+  contactNumbers,
+  contacts,
+  holidays,
+  type RoutingRule,
+  registrations,
+  routingRules,
+  users,
+} from "@gosip/drizzle";
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
@@ -17,7 +25,7 @@ import {
   useAdminEdge,
 } from "../test-support.ts";
 import type { DryRunResponse } from "./dry-run.ts";
-import { loadRoutingSnapshot, routeInboundCall } from "./snapshot.ts";
+import { loadRoutingSnapshot, routeInboundCall, StoredRuleError } from "./snapshot.ts";
 
 const NOW = Date.UTC(2026, 0, 15, 15, 0, 0); // Thursday 10:00 in New York
 const clock = new TestClock(NOW);
@@ -162,6 +170,53 @@ describe("loadRoutingSnapshot", () => {
     expect(s?.rules.map((r) => r.name)).toEqual(["did early", "global early", "global late", "did late"]);
     // Stored documents come back with their defaults filled.
     expect(s?.rules[0]?.rule).toMatchObject({ v: 1, record: false });
+  });
+
+  it("an edited rule routes the next call (nothing stale is reused)", async () => {
+    const doc = (action: Record<string, unknown>) => ({ v: 1, conditions: [{ type: "default" }], action });
+    const created = await post<{ id: string }>("/api/routes", {
+      name: "R",
+      didId,
+      rule: doc({ type: "voicemail" }),
+    });
+    const first = await loadRoutingSnapshot(t.deps, DID, new Date(NOW));
+    expect(first?.rules[0]?.rule.action).toEqual({ type: "voicemail" });
+    const patch = await request(t, "PATCH", `/api/routes/${created.id}`, {
+      as: admin,
+      body: { rule: doc({ type: "reject", reason: "disconnected" }) },
+    });
+    expect(patch.status).toBe(200);
+    const second = await loadRoutingSnapshot(t.deps, DID, new Date(NOW));
+    expect(second?.rules[0]?.rule.action).toEqual({ type: "reject", reason: "disconnected" });
+    // Shared parsed documents cannot be changed by one caller for the next.
+    const shared = second?.rules[0]?.rule;
+    expect(() => {
+      if (shared) shared.record = true;
+    }).toThrow(TypeError);
+  });
+
+  it("a stored rule that is not a valid document fails the load, and the call is rejected", async () => {
+    await t.db.insert(routingRules).values({
+      name: "corrupt",
+      didId,
+      // Written around the API (an old bug, a hand edit): a forward without a number.
+      rule: {
+        v: 1,
+        conditions: [{ type: "default" }],
+        action: { type: "forward" },
+      } as unknown as RoutingRule,
+    });
+    await expect(loadRoutingSnapshot(t.deps, DID, new Date(NOW))).rejects.toThrow(StoredRuleError);
+    const d = await routeInboundCall(t.deps, {
+      callSid: "CA3",
+      from: "+15557654321",
+      to: DID,
+      at: new Date(NOW),
+    });
+    expect(d).toMatchObject({ action: "reject", reason: "error", rejectAs: "busy" });
+    const dry = await dryRunOk({ to: DID, from: "+15557654321" });
+    expect(dry.decision).toMatchObject({ action: "reject", reason: "error" });
+    expect(dry.reasons[0]).toContain("is not valid");
   });
 
   it("routeInboundCall decides for a known DID and is null for an unknown one", async () => {
