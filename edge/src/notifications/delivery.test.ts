@@ -11,7 +11,15 @@ import { eq } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { runDueJobs } from "../jobs/runner.ts";
 import { writeSetting } from "../settings/store.ts";
-import { createTestEdge, createUser, TestClock, type TestEdge } from "../test-support.ts";
+import {
+  createTestEdge,
+  createUser,
+  type ErrorJson,
+  loginAs,
+  request,
+  TestClock,
+  type TestEdge,
+} from "../test-support.ts";
 import { notify } from "./notify.ts";
 import { startTestSmtpServer, type TestSmtpServer, useTestSmtp } from "./test-smtp.ts";
 
@@ -348,5 +356,65 @@ describe("Gotify push", () => {
     expect(await jobOf(t, "gotify.push")).toMatchObject({ status: "dead", attempts: 3 });
     expect(await t.db.select().from(systemEvents)).toEqual([]);
     expect(await t.db.select().from(jobs).where(eq(jobs.kind, "email.send"))).toEqual([]);
+  });
+});
+
+describe("POST /api/notifications/test", () => {
+  it("sends a test email to the signed-in admin at once and says so", async () => {
+    const { t } = await edge();
+    const smtp = await smtpServer();
+    await useTestSmtp(t, smtp);
+    const { user, session } = await loginAs(t, "admin");
+    const res = await request(t, "POST", "/api/notifications/test", {
+      as: session,
+      body: { channel: "email" },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ channel: "email", delivered: true });
+    expect(smtp.received.map((r) => r.to)).toEqual([[user.email]]);
+    expect(smtp.received[0]?.mail.subject).toBe("GoSIP test notification");
+    // Not through the outbox: nothing queued.
+    expect(await t.db.select().from(jobs)).toEqual([]);
+  });
+
+  it("sends a test push; a wrong token is a 400 naming Gotify's answer, a down server a 502", async () => {
+    const gotify = await httpServer([401, 503]);
+    const { t } = await edge();
+    await writeSetting(t.deps, "gotify", { v: 1, enabled: true, url: gotify.url, appToken: "tok" });
+    const { session } = await loginAs(t, "admin");
+    const send = () =>
+      request(t, "POST", "/api/notifications/test", { as: session, body: { channel: "gotify" } });
+    const wrong = await send();
+    expect(wrong.status).toBe(400);
+    expect(((await wrong.json()) as ErrorJson).error.message).toContain("Gotify answered 401");
+    const down = await send();
+    expect(down.status).toBe(502);
+    expect(((await down.json()) as ErrorJson).error.code).toBe("unavailable");
+    expect(await send()).toHaveProperty("status", 200);
+    expect(gotify.requests).toHaveLength(3);
+    expect(gotify.requests[2]?.body).toMatchObject({ title: "GoSIP test notification" });
+  });
+
+  it("says when the channel is not set up, and is for admins only", async () => {
+    const { t } = await edge();
+    const { session } = await loginAs(t, "admin");
+    const res = await request(t, "POST", "/api/notifications/test", {
+      as: session,
+      body: { channel: "email" },
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as ErrorJson).error.message).toContain("email is not configured");
+    const user = await loginAs(t, "user");
+    const denied = await request(t, "POST", "/api/notifications/test", {
+      as: user.session,
+      body: { channel: "email" },
+    });
+    expect(denied.status).toBe(403);
+    const bad = await request(t, "POST", "/api/notifications/test", {
+      as: session,
+      body: { channel: "sms" },
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as ErrorJson).error.code).toBe("validation_failed");
   });
 });

@@ -80,9 +80,13 @@ async function readAttachments(deps: EdgeDeps, payload: EmailJobPayload) {
   return { attachments, missing };
 }
 
-/** The message as the recipient sees it. */
-export async function buildEmail(deps: EdgeDeps, ctx: JobContext, from: string): Promise<OutgoingEmail> {
-  const payload = parsePayload(ctx);
+/** The message as the recipient sees it; `messageKey` makes its Message-ID (the job's idempotency key). */
+export async function buildEmail(
+  deps: EdgeDeps,
+  payload: EmailJobPayload,
+  messageKey: string,
+  from: string,
+): Promise<OutgoingEmail> {
   const installation = await readSetting(deps.db, "installation");
   const { attachments, missing } = await readAttachments(deps, payload);
   let text = payload.text;
@@ -97,7 +101,7 @@ export async function buildEmail(deps: EdgeDeps, ctx: JobContext, from: string):
     text,
     ...(payload.html !== undefined ? { html: payload.html } : {}),
     attachments,
-    messageId: `<${(await sha256Hex(ctx.job.idempotencyKey)).slice(0, 32)}@gosip>`,
+    messageId: `<${(await sha256Hex(messageKey)).slice(0, 32)}@gosip>`,
   };
 }
 
@@ -161,43 +165,56 @@ function smtpFailure(err: unknown): Error {
   return new RetryableJobError(message);
 }
 
+/**
+ * Sends one email now by the configured provider. Throws PermanentJobError (not
+ * configured, refused for good) or RetryableJobError (try later); the outbox job and
+ * the "send a test email" API both use it.
+ */
+export async function deliverEmail(
+  deps: EdgeDeps,
+  payload: EmailJobPayload,
+  messageKey: string,
+): Promise<void> {
+  const settings = await readSetting(deps.db, "email");
+  if (settings.provider === "none" || !settings.from)
+    throw new PermanentJobError("email is not configured (settings email.provider is none)");
+  if (settings.provider === "smtp") {
+    const server = settings.smtp;
+    if (!server) throw new PermanentJobError("email.provider is smtp but no SMTP server is set");
+    if (!deps.mail)
+      throw new PermanentJobError(
+        "SMTP is not available on this runtime (Cloudflare Workers): choose Postmark as the email provider",
+      );
+    const email = await buildEmail(deps, payload, messageKey, settings.from);
+    try {
+      await deps.mail.send(
+        {
+          host: server.host,
+          port: server.port,
+          secure: server.secure,
+          ...(server.username !== undefined ? { username: server.username } : {}),
+          ...(server.password !== undefined ? { password: server.password } : {}),
+        },
+        email,
+      );
+    } catch (err) {
+      throw smtpFailure(err);
+    }
+    return;
+  }
+  if (!settings.postmarkToken) throw new PermanentJobError("email.provider is postmark but no token is set");
+  await sendViaPostmark(
+    deps,
+    settings.postmarkToken,
+    await buildEmail(deps, payload, messageKey, settings.from),
+  );
+}
+
 export const emailSendJob: JobHandler = {
   service: "email",
   maxAttempts: EMAIL_MAX_ATTEMPTS,
   backoffBaseMs: EMAIL_BACKOFF_MS,
-  async run(ctx) {
-    const { deps } = ctx;
-    const settings = await readSetting(deps.db, "email");
-    if (settings.provider === "none" || !settings.from)
-      throw new PermanentJobError("email is not configured (settings email.provider is none)");
-    if (settings.provider === "smtp") {
-      const server = settings.smtp;
-      if (!server) throw new PermanentJobError("email.provider is smtp but no SMTP server is set");
-      if (!deps.mail)
-        throw new PermanentJobError(
-          "SMTP is not available on this runtime (Cloudflare Workers): choose Postmark as the email provider",
-        );
-      const email = await buildEmail(deps, ctx, settings.from);
-      try {
-        await deps.mail.send(
-          {
-            host: server.host,
-            port: server.port,
-            secure: server.secure,
-            ...(server.username !== undefined ? { username: server.username } : {}),
-            ...(server.password !== undefined ? { password: server.password } : {}),
-          },
-          email,
-        );
-      } catch (err) {
-        throw smtpFailure(err);
-      }
-      return;
-    }
-    if (!settings.postmarkToken)
-      throw new PermanentJobError("email.provider is postmark but no token is set");
-    await sendViaPostmark(deps, settings.postmarkToken, await buildEmail(deps, ctx, settings.from));
-  },
+  run: (ctx) => deliverEmail(ctx.deps, parsePayload(ctx), ctx.job.idempotencyKey),
   async onGiveUp(ctx, error) {
     const payload = emailJobPayloadSchema.safeParse(ctx.job.payload);
     await ctx.deps.db.insert(systemEvents).values({

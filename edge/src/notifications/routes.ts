@@ -3,14 +3,20 @@
  * GET lists every event type (defaults filled in where the user saved nothing);
  * PUT changes the event types it names, all or nothing. Quiet hours are HH:MM in
  * the installation's time zone (answered alongside, so the UI can say which).
+ * POST /test (admin) sends a test email or push to the admin right away, not
+ * through the outbox, so the settings page can show at once whether it works.
  */
 import { clockTimeSchema, type Db, notificationEventTypes, notificationPreferences } from "@gosip/drizzle";
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq, sql } from "drizzle-orm";
-import { currentUser, requireUser } from "../auth/middleware.ts";
-import { errorResponses, jsonBody, jsonResponse } from "../http/resource-api.ts";
+import { currentUser, requireAdmin, requireUser } from "../auth/middleware.ts";
+import { AppError } from "../http/errors.ts";
+import { errorEnvelopeSchema, errorResponses, jsonBody, jsonResponse } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
+import { PermanentJobError } from "../jobs/types.ts";
 import { readSetting } from "../settings/store.ts";
+import { deliverEmail } from "./email.ts";
+import { deliverPush } from "./gotify.ts";
 import { DEFAULT_PREFERENCE } from "./notify.ts";
 
 const quietTime = clockTimeSchema.nullable().openapi({ example: "22:00" });
@@ -123,6 +129,33 @@ const putRoute = createRoute({
   },
 });
 
+const testBody = z
+  .object({ channel: z.enum(["email", "gotify"]) })
+  .strict()
+  .openapi("NotificationTest");
+
+const testRoute = createRoute({
+  method: "post",
+  path: "/test",
+  tags: ["notifications"],
+  summary: "Send a test email or push to me now (admin)",
+  middleware: [requireAdmin] as const,
+  request: { body: jsonBody(testBody) },
+  responses: {
+    200: jsonResponse(
+      z
+        .object({ channel: z.enum(["email", "gotify"]), delivered: z.literal(true) })
+        .openapi("NotificationTestResult"),
+      "The server accepted it",
+    ),
+    ...errorResponses(400, 401, 403),
+    502: {
+      description: "The mail or push server could not be reached or failed (unavailable)",
+      content: { "application/json": { schema: errorEnvelopeSchema } },
+    },
+  },
+});
+
 export const notificationsRouter = createRouter()
   .openapi(getRoute, async (c) => {
     return c.json(await preferencesOf(c.get("deps").db, currentUser(c).id), 200);
@@ -149,4 +182,27 @@ export const notificationsRouter = createRouter()
     // One batch: every listed type changes, or none does.
     if (first) await db.batch([first, ...rest]);
     return c.json(await preferencesOf(db, user.id), 200);
+  })
+  .openapi(testRoute, async (c) => {
+    const user = currentUser(c);
+    const deps = c.get("deps");
+    const { channel } = c.req.valid("json");
+    const subject = "GoSIP test notification";
+    const text = `This is a test ${channel === "email" ? "email" : "push"} from GoSIP. If you can read it, notifications work.`;
+    try {
+      if (channel === "email")
+        await deliverEmail(
+          deps,
+          { v: 1, type: "test", to: user.email, toName: user.name, subject, text, attachments: [] },
+          `notification-test:${crypto.randomUUID()}`,
+        );
+      else await deliverPush(deps, { v: 1, type: "test", title: subject, message: text, priority: 5 });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      // Permanent: the settings are wrong (fix them); otherwise the server is down or slow right now.
+      if (err instanceof PermanentJobError)
+        throw new AppError(400, "bad_request", `Not delivered: ${message}`);
+      throw new AppError(502, "unavailable", `Not delivered: ${message}`);
+    }
+    return c.json({ channel, delivered: true as const }, 200);
   });
