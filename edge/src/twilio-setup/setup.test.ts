@@ -6,6 +6,7 @@
 import { cdrs, devices, dids, jobs, settings, systemEvents, voicemails } from "@gosip/drizzle";
 import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runDueJobs } from "../jobs/runner.ts";
 import { readSetting, writeSetting } from "../settings/store.ts";
 import {
   createTestEdge,
@@ -642,6 +643,31 @@ describe("POST /reconcile", () => {
       ["+15551112222", "missed"],
     ]);
     expect(await t.db.select().from(jobs).where(eq(jobs.kind, "voicemail.download"))).toHaveLength(1);
+  });
+
+  it("copies the reconciled audio into GoSIP and then removes it from Twilio", async () => {
+    await saveCredentials();
+    await didWithOwner("+15550001111");
+    const c = twilio.addCall("+15557654321", "+15550001111", now - 3_600_000);
+    const rec = twilio.addRecording(c.sid, 12, now - 3_590_000);
+    const res = await call<{ created: { voicemailId: string }[] }>("POST", "/reconcile", {});
+    const voicemailId = res.json.created[0]?.voicemailId;
+    expect(voicemailId).toBeDefined();
+
+    // The outbox runs the voicemail feature's jobs: download, notify, delete from Twilio.
+    for (let i = 0; i < 5; i++) await runDueJobs(t.deps);
+    const [vm] = await t.db
+      .select()
+      .from(voicemails)
+      .where(eq(voicemails.id, String(voicemailId)));
+    expect(vm?.audioStatus).toBe("stored");
+    expect(vm?.sizeBytes).toBe(44 + 12 * 8000 * 2);
+    expect(twilio.made("GET", `/Recordings/${rec.sid}.wav`)).toHaveLength(1);
+    expect(twilio.made("DELETE", `/Recordings/${rec.sid}.json`)).toHaveLength(1);
+    expect(twilio.recordings).toHaveLength(0);
+    const audio = await request(t, "GET", `/api/voicemails/${voicemailId}/audio`, { as: admin });
+    expect(audio.status).toBe(200);
+    expect((await audio.arrayBuffer()).byteLength).toBe(44 + 12 * 8000 * 2);
   });
 
   it("leaves a fresh recording of a call the edge handled to its status callback", async () => {

@@ -29,6 +29,26 @@ function rfc2822(ms: number): string {
   return new Date(ms).toUTCString().replace("GMT", "+0000");
 }
 
+/** A mono 8 kHz 16-bit WAV of silence, as Twilio serves a recording's .wav media. */
+export function silentWav(seconds: number): Buffer {
+  const samples = Math.max(1, Math.round(seconds * 8000));
+  const data = samples * 2;
+  const wav = Buffer.alloc(44 + data);
+  wav.write("RIFF", 0, "ascii");
+  wav.writeUInt32LE(36 + data, 4);
+  wav.write("WAVEfmt ", 8, "ascii");
+  wav.writeUInt32LE(16, 16);
+  wav.writeUInt16LE(1, 20);
+  wav.writeUInt16LE(1, 22);
+  wav.writeUInt32LE(8000, 24);
+  wav.writeUInt32LE(16000, 28);
+  wav.writeUInt16LE(2, 32);
+  wav.writeUInt16LE(16, 34);
+  wav.write("data", 36, "ascii");
+  wav.writeUInt32LE(data, 40);
+  return wav;
+}
+
 class TwilioFault extends Error {
   constructor(
     readonly status: number,
@@ -173,8 +193,16 @@ export class TwilioFixture {
         if (f) throw new TwilioFault(f.status, f.code, f.message);
       }
       const [status, body] = this.route(method, url, form);
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(body));
+      if (status === 204) {
+        res.writeHead(204);
+        res.end();
+      } else if (body instanceof Buffer) {
+        res.writeHead(status, { "content-type": "audio/x-wav", "content-length": String(body.length) });
+        res.end(body);
+      } else {
+        res.writeHead(status, { "content-type": "application/json" });
+        res.end(JSON.stringify(body));
+      }
     } catch (err) {
       const fault = err instanceof TwilioFault ? err : new TwilioFault(500, 20500, "Internal Server Error");
       res.writeHead(fault.status, { "content-type": "application/json" });
@@ -366,6 +394,18 @@ export class TwilioFixture {
       const from = after ? Date.parse(after) : 0;
       const rows = this.recordings.filter((r) => Date.parse(String(r.date_created)) >= from);
       return [200, this.page(url, "recordings", rows)];
+    }
+    m = rest.match(/^\/Recordings\/(RE[0-9a-f]{32})(\.wav|\.json)$/);
+    if (m) {
+      const i = this.recordings.findIndex((r) => r.sid === m?.[1]);
+      if (i < 0) throw new TwilioFault(404, 20404, "The requested resource was not found");
+      if (method === "DELETE" && m[2] === ".json") {
+        this.recordings.splice(i, 1);
+        return [204, null];
+      }
+      if (method === "GET" && m[2] === ".wav")
+        return [200, silentWav(Number(this.recordings[i]?.duration ?? 1))];
+      if (method === "GET") return [200, this.recordings[i]];
     }
     m = rest.match(/^\/Calls\/(CA[0-9a-f]{32})\.json$/);
     if (m && method === "GET") {
