@@ -794,6 +794,9 @@ describe("SIP", () => {
       ),
     );
     expect(taken.code).toBe(21232);
+    const debug = JSON.stringify(await (await fetch(`${sim.baseUrl}/__sim/state`)).json());
+    expect(debug).not.toContain("Sup3rSecretPass");
+    expect(debug).not.toContain(sim.state.authToken);
   });
 });
 

@@ -1221,7 +1221,10 @@ export class SimState {
         builds: [...this.serverlessBuilds.values()].map(({ pollsUntilDone: _p, ...b }) => b),
         deployments: [...this.serverlessDeployments.values()],
       },
-      requests: this.requests,
+      // SIP credential passwords travel in forms: masked here as everywhere Twilio shows them.
+      requests: this.requests.map((r) =>
+        r.form.Password === undefined ? r : { ...r, form: { ...r.form, Password: "***" } },
+      ),
       webhooks: this.webhooks,
     };
   }
