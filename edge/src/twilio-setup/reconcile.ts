@@ -111,7 +111,8 @@ export async function reconcileFallbackVoicemails(
   const since = options.since ?? new Date(now - DEFAULT_RECONCILE_WINDOW_MS);
   const recordings = await callTwilio("listing recordings", () =>
     listAll<TwilioRecording>(rest, rest.accountPath("/Recordings.json"), "recordings", {
-      "DateCreated>": since.toISOString(),
+      // ISO 8601 in whole seconds, as Twilio's own SDKs send date-time filters.
+      "DateCreated>": since.toISOString().replace(/\.\d{3}Z$/, "Z"),
     }),
   );
   const result: ReconcileResult = {

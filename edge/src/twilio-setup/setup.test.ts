@@ -599,7 +599,7 @@ describe("POST /reconcile", () => {
     );
     expect(res.json.skipped.map((s) => s.recordingSid)).not.toContain(old.sid);
     const since = twilio.made("GET", "/Recordings.json")[0]?.query.get("DateCreated>");
-    expect(since).toBe(new Date(now - 24 * 3_600_000).toISOString());
+    expect(since).toBe(new Date(now - 24 * 3_600_000).toISOString().replace(/\.\d{3}Z$/, "Z"));
 
     // The voicemail is in the DID owner's mailbox, from the caller, without a pending transcript.
     const [vm] = await t.db.select().from(voicemails);
