@@ -341,9 +341,11 @@ async function databasePart(
     for (const scoped of [true, false]) {
       const load: number[] = [];
       const total: number[] = [];
+      const cpu: number[] = [];
       for (let i = 0; i < LOADS; i++) {
         const call = list[i % list.length];
         if (!call) break;
+        const c0 = process.cpuUsage();
         const t0 = process.hrtime.bigint();
         const snapshot = await loadRoutingSnapshot(
           deps,
@@ -355,12 +357,15 @@ async function databasePart(
         if (!snapshot) throw new Error("DID not found");
         decideInboundCall(call, snapshot);
         const t2 = process.hrtime.bigint();
+        const c = process.cpuUsage(c0);
         load.push(Number(t1 - t0) / 1000);
         total.push(Number(t2 - t0) / 1000);
+        cpu.push(c.user + c.system);
       }
       const what = scoped ? "caller's candidate entries (webhook)" : "whole blocklist (no caller given)";
       console.log(`   load, ${what.padEnd(38)} ${ms(stats(load))}`);
       console.log(`   load + decide, ${what.padEnd(30)} ${ms(stats(total))}`);
+      console.log(`   CPU time of load + decide         ${ms(stats(cpu))}`);
     }
   } finally {
     client.close();
