@@ -15,6 +15,7 @@ import {
   type SmsWorld,
   useSmsWorld,
 } from "./sms-test-support.ts";
+import { FIXTURE_AUTH_TOKEN } from "./twilio-fixture.ts";
 
 let w: SmsWorld;
 useSmsWorld((world) => {
@@ -71,5 +72,10 @@ describe("SMS in → one auto-reply → email forward", () => {
     await drain();
     expect(w.twilio.sendAttempts).toHaveLength(1);
     expect(smtp.received).toHaveLength(1);
+
+    // Nothing logged along the way names the caller, the line or the Twilio secret.
+    const logged = JSON.stringify(w.t.logs);
+    expect(w.t.logs.length).toBeGreaterThan(0);
+    for (const secret of [PEER, ALICE_DID, FIXTURE_AUTH_TOKEN]) expect(logged).not.toContain(secret);
   });
 });

@@ -150,6 +150,43 @@ describe("POST /api/webhooks/twilio/sms", () => {
     expect(await runJobs(w.t)).toMatchObject({ ran: 0 });
   });
 
+  it("keeps nothing of a webhook whose write failed, and applies Twilio's retry in full", async () => {
+    await addAutoReply(w.t, w.aliceDid.id, { trigger: "always", text: "Away" });
+    // The database refuses the batch's last statement (the reply's send job).
+    await w.t.client.execute(
+      "create trigger refuse_jobs before insert on jobs begin select raise(abort, 'disk full'); end",
+    );
+    const params = inboundParams();
+    const failed = await postWebhook(w.t, "/sms", params);
+    expect(failed.status).toBe(500);
+    expect(await allMessages()).toHaveLength(0);
+    expect(await w.t.db.select().from(processedWebhooks)).toHaveLength(0);
+    await w.t.client.execute("drop trigger refuse_jobs");
+    expect((await postWebhook(w.t, "/sms", params)).status).toBe(200);
+    expect((await allMessages()).map((m) => [m.direction, m.isAutoReply])).toEqual([
+      ["inbound", false],
+      ["outbound", true],
+    ]);
+    expect(await w.t.db.select().from(jobs).where(eq(jobs.kind, "sms.send"))).toHaveLength(1);
+  });
+
+  it("does not keep media over 5 MB (and leaves it at Twilio)", async () => {
+    const sid = `MM${crypto.randomUUID().replaceAll("-", "")}`;
+    const big = new Uint8Array(5 * 1024 * 1024 + 1);
+    big.set(PNG);
+    const url = w.twilio.addMedia("image/png", big, sid);
+    await postWebhook(
+      w.t,
+      "/sms",
+      inboundParams({ MessageSid: sid, NumMedia: "1", MediaUrl0: url, MediaContentType0: "image/png" }),
+    );
+    expect(await runJobs(w.t)).toMatchObject({ succeeded: 1, dead: 0 });
+    expect(await w.t.db.select().from(messageMedia)).toHaveLength(0);
+    expect(w.twilio.deletedMedia).toHaveLength(0);
+    // The message itself is there.
+    expect(await allMessages()).toHaveLength(1);
+  });
+
   it("stores a duplicate webhook once and auto-replies once, even when both arrive together", async () => {
     await addAutoReply(w.t, w.aliceDid.id, { trigger: "always", text: "Thanks, we will call you back." });
     const params = inboundParams();
