@@ -41,7 +41,11 @@ export interface RoutingDevice {
 /** Everything a decision reads, loaded once per call (or built by tests and the benchmark). */
 export interface RoutingSnapshot {
   did: { id: string; e164: string; dnd: boolean; defaultDeviceIds: readonly string[] };
-  /** Compiled blocklist (see blocklist matcher): answers the first entry matching a number. */
+  /**
+   * Compiled blocklist (routing/blocklist.ts): the entry that decides for a number.
+   * When the loader was given the caller, it holds only that caller's candidate
+   * entries and throws if asked about another number (fail closed).
+   */
   blocklist: BlocklistMatcher;
   screening: { rejectAnonymous: boolean; spamFilter: boolean; spamThreshold: number };
   globalDnd: boolean;
