@@ -9,8 +9,9 @@
  * Idempotent on (CallSid, step): a repeated action changes nothing and gets the same
  * kind of answer (the next step is worked out again from the registrations of now).
  */
-import { type CallDisposition, cdrs, devices, registrations, users } from "@gosip/drizzle";
-import { and, eq, gt, inArray } from "drizzle-orm";
+import { type CallDisposition, cdrs, devices, processedWebhooks, registrations, users } from "@gosip/drizzle";
+import { and, eq, gt, inArray, sql } from "drizzle-orm";
+import { isUniqueViolation } from "../http/resource-api.ts";
 import type { EdgeDeps } from "../platform/types.ts";
 import type { RingTarget } from "../routing/types.ts";
 import { readSetting } from "../settings/store.ts";
@@ -68,32 +69,47 @@ export async function answerDialResult(
   if (!step) return { ok: false, message: "The dial-result URL is not one this edge wrote" };
   const status = params.DialCallStatus ?? "";
   const at = new Date(deps.clock.now());
-  const first = await claimWebhook(deps.db, DIAL_RESULT_KIND, `${callSid}:${step.step}`);
+  const key = `${callSid}:${step.step}`;
+  const sipStatus = seconds(params.DialSipResponseCode) || null;
+
+  if (status === "completed") {
+    // The common case, answered while the caller waits for the hang-up: claim and CDR in one transaction,
+    // no read first (a duplicate fails the claim and rolls the update back; a URL naming another call's
+    // CDR matches no row).
+    const talk = seconds(params.DialCallDuration);
+    const answeredAt = at.getTime() - talk * 1000;
+    try {
+      await deps.db.batch([
+        deps.db.insert(processedWebhooks).values({ kind: DIAL_RESULT_KIND, sid: key }),
+        deps.db
+          .update(cdrs)
+          .set({
+            status: "ended",
+            disposition: step.kind === "forward" ? "forwarded" : "answered",
+            durationSeconds: talk,
+            answeredAt: sql`coalesce(${cdrs.answeredAt}, ${answeredAt})`,
+            endedAt: at,
+            ...(sipStatus !== null ? { sipStatus } : {}),
+          })
+          .where(and(eq(cdrs.id, step.cdrId), eq(cdrs.twilioCallSid, callSid))),
+      ]);
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+    }
+    return { ok: true, verbs: [el("Hangup")] };
+  }
+
+  const first = await claimWebhook(deps.db, DIAL_RESULT_KIND, key);
   const cdr = await cdrById(deps.db, step.cdrId);
   // The URL names a CDR; it must be this call's (a URL is only ever used for its own call).
   const own = cdr !== undefined && cdr.twilioCallSid === callSid;
   if (!own) deps.logger.warn({ cdrId: step.cdrId }, "dial-result for an unknown CDR: nothing recorded");
   const write = first && own;
-  const sipStatus = seconds(params.DialSipResponseCode) || null;
   const update = (set: Partial<typeof cdrs.$inferInsert>) =>
     deps.db
       .update(cdrs)
       .set({ ...set, ...(sipStatus !== null ? { sipStatus } : {}) })
       .where(eq(cdrs.id, step.cdrId));
-
-  if (status === "completed" || status === "answered") {
-    if (write && cdr) {
-      const talk = seconds(params.DialCallDuration);
-      await update({
-        status: "ended",
-        disposition: step.kind === "forward" ? "forwarded" : "answered",
-        durationSeconds: talk,
-        answeredAt: cdr.answeredAt ?? new Date(at.getTime() - talk * 1000),
-        endedAt: at,
-      });
-    }
-    return { ok: true, verbs: [el("Hangup")] };
-  }
 
   if (status === "canceled") {
     // The caller hung up while it rang: nobody to ring next, nobody to take a message from.
