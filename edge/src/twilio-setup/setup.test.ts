@@ -548,6 +548,31 @@ describe("GET /status and the whole wizard", () => {
   });
 });
 
+describe("the OpenAPI document", () => {
+  it("describes every wizard route", async () => {
+    const res = await request(t, "GET", "/api/openapi.json");
+    const doc = (await res.json()) as { paths: Record<string, Record<string, unknown>> };
+    const routes = Object.entries(doc.paths)
+      .filter(([path]) => path.startsWith("/api/setup/twilio/"))
+      .flatMap(([path, ops]) =>
+        Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.slice("/api/setup/twilio".length)}`),
+      )
+      .sort();
+    expect(routes).toEqual([
+      "GET /numbers",
+      "GET /numbers/available",
+      "GET /status",
+      "POST /credentials",
+      "POST /fallback",
+      "POST /numbers/buy",
+      "POST /numbers/select",
+      "POST /reconcile",
+      "POST /sip-domain",
+      "POST /webhooks",
+    ]);
+  });
+});
+
 describe("POST /reconcile", () => {
   const now = Date.now();
 
