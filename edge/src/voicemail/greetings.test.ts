@@ -143,6 +143,21 @@ describe("uploaded greeting", () => {
     expect(await playableAudioUrl(t.deps, { kind: "tts", text: "hi" })).toBeNull();
   });
 
+  it("never publishes private audio: a prompt naming a voicemail or recording blob gets no URL", async () => {
+    const bytes = makeWav(1);
+    await t.deps.blobs.put("voicemails/secret.wav", bytes, { contentType: "audio/x-wav" });
+    expect(await playableAudioUrl(t.deps, { kind: "audio", blobKey: "voicemails/secret.wav" })).toBeNull();
+    expect(await playableAudioUrl(t.deps, { kind: "audio", blobKey: "recordings/call.wav" })).toBeNull();
+    // A signature minted for a prompt does not open another key either.
+    const good = new URL(
+      (await playableAudioUrl(t.deps, { kind: "audio", blobKey: "greetings/x.wav" })) ?? "http://x/",
+    );
+    good.searchParams.set("key", "voicemails/secret.wav");
+    const res = await t.app.request(`${good.pathname}${good.search}`);
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(new Uint8Array(await res.arrayBuffer())).not.toEqual(bytes);
+  });
+
   it("a new upload replaces the old file; MP3 is accepted", async () => {
     await upload(makeWav(1), "audio/wav");
     const [first] = await t.db.select({ greeting: dids.greeting }).from(dids).where(eq(dids.id, didId));

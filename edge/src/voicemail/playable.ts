@@ -17,6 +17,15 @@ import { el, type TwimlElement } from "../twiml/builder.ts";
 export const PLAYABLE_AUDIO_PATH = "/api/voicemails/prompt-audio";
 
 const HOUR_MS = 3_600_000;
+
+/**
+ * Only prompt audio is ever made public: uploaded greetings and messages. A rule or a DID
+ * naming any other blob (a voicemail, a call recording) gets no URL, so no private audio can
+ * be published by pointing a prompt at it.
+ */
+const PROMPT_KEY_PREFIXES = ["greetings/", "prompts/"] as const;
+export const isPromptKey = (blobKey: string): boolean =>
+  PROMPT_KEY_PREFIXES.some((p) => blobKey.startsWith(p)) && !blobKey.includes("..");
 const KEY_LABEL = "gosip playable audio url v1";
 const encoder = new TextEncoder();
 
@@ -52,7 +61,7 @@ async function signatureOf(key: Uint8Array, blobKey: string, exp: number): Promi
  * hour gets the same URL and Twilio's media cache can serve it.
  */
 export async function playableAudioUrl(deps: SignDeps, source: AudioSource): Promise<string | null> {
-  if (source.kind !== "audio") return null;
+  if (source.kind !== "audio" || !isPromptKey(source.blobKey)) return null;
   const key = await signingKey(deps);
   if (!key) return null;
   const exp = Math.ceil((deps.clock.now() + HOUR_MS) / HOUR_MS) * (HOUR_MS / 1000);
@@ -66,7 +75,7 @@ export async function verifyPlayableAudio(
   deps: SignDeps,
   params: { key: string; exp: number; sig: string },
 ): Promise<boolean> {
-  if (params.exp * 1000 < deps.clock.now()) return false;
+  if (params.exp * 1000 < deps.clock.now() || !isPromptKey(params.key)) return false;
   const key = await signingKey(deps);
   if (!key) return false;
   return constantTimeEqual(await signatureOf(key, params.key, params.exp), params.sig);
