@@ -3,8 +3,8 @@
  * GoSIP SMS fallback (a Twilio Function, the numbers' SMS Fallback URL).
  *
  * Twilio calls it when the edge's SMS webhook fails: the message is then only in
- * Twilio's message log. With FORWARD_SMS_TO set (an E.164 number, chosen in the
- * setup wizard) the message is forwarded there from the number it was sent to,
+ * Twilio's message log. With FORWARD_SMS_TO an E.164 number (chosen in the setup
+ * wizard; "none" otherwise) the message is forwarded there from the number it was sent to,
  * as "From +1555…: text", with its media (up to 10). Without it the answer is an
  * empty <Response/>: nothing is sent back to the sender and nothing is
  * forwarded (there is no email from here: the function has no mail account and

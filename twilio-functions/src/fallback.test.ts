@@ -90,6 +90,8 @@ describe("sms-fallback", () => {
   it("answers nothing without a forwarding number, or with an invalid one", async () => {
     expect(await invoke(sms, {}, message)).toBe(`${XML}<Response/>`);
     expect(await invoke(sms, { FORWARD_SMS_TO: "555-1234" }, message)).toBe(`${XML}<Response/>`);
+    // What the wizard deploys when the admin chose no forwarding.
+    expect(await invoke(sms, { FORWARD_SMS_TO: "none" }, message)).toBe(`${XML}<Response/>`);
   });
 
   it("does not forward a reply from the forwarding number back to it", async () => {

@@ -17,6 +17,9 @@ export const FALLBACK_ENVIRONMENT = "";
 /** Longest voicemail the fallback records, as the edge's own `<Record>` (SPEC §3). */
 export const FALLBACK_MAX_RECORDING_SECONDS = 180;
 
+/** FORWARD_SMS_TO when nothing is forwarded (not a number, so the function forwards nothing). */
+export const FORWARD_SMS_NONE = "none";
+
 export interface FallbackFunction {
   name: string;
   /** URL path on the service's domain. */
@@ -73,8 +76,9 @@ export function fallbackDeployPlan(input: FallbackPlanInput): FallbackDeployPlan
   const env: Record<string, string> = {
     GREETING: fallbackGreeting(input.installationName),
     MAX_RECORDING_SECONDS: String(FALLBACK_MAX_RECORDING_SECONDS),
+    // Always set: the library only adds and updates variables, so an unset one would keep the old number.
+    FORWARD_SMS_TO: input.forwardSmsTo ?? FORWARD_SMS_NONE,
   };
-  if (input.forwardSmsTo) env.FORWARD_SMS_TO = input.forwardSmsTo;
   return {
     serviceName: FALLBACK_SERVICE_NAME,
     serviceSid: input.serviceSid,

@@ -50,6 +50,7 @@ describe("fallbackDeployPlan", () => {
       GREETING:
         "You have reached Smith Office. Nobody can take your call right now. Please leave a message after the tone.",
       MAX_RECORDING_SECONDS: "180",
+      FORWARD_SMS_TO: "none",
     });
     const forwarding = fallbackDeployPlan({
       installationName: "x",
