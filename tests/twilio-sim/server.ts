@@ -271,7 +271,7 @@ export async function startTwilioSim(options: TwilioSimOptions = {}): Promise<Tw
         send(res, await simEndpoint(method, path, body));
         return;
       }
-      state.requests.push(entry);
+      state.log(state.requests, entry);
       const fault = faults.take(method, path);
       if (fault) entry.fault = fault.kind;
       if (fault?.kind === "reset") {

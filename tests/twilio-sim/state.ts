@@ -482,6 +482,9 @@ export interface SimStateOptions {
   baseUrl?: string;
 }
 
+/** Most entries kept in `requests` and `webhooks` (far beyond any test). */
+export const LOG_LIMIT = 50_000;
+
 /** The fake defaults: obviously not a real account. */
 export const DEFAULT_ACCOUNT_SID = "AC0000000000000000000000000000c0de";
 export const DEFAULT_AUTH_TOKEN = "5151515151515151515151515151515a";
@@ -1193,6 +1196,15 @@ export class SimState {
     };
     this.intelligenceServices.set(service.sid, service);
     return service;
+  }
+
+  /**
+   * Appends to a log, dropping the oldest entries past LOG_LIMIT so a simulator
+   * left running (npm run twilio-sim) does not grow without bound.
+   */
+  log<T>(list: T[], entry: T): void {
+    list.push(entry);
+    if (list.length > LOG_LIMIT) list.splice(0, list.length - LOG_LIMIT);
   }
 
   /** A plain-data snapshot for GET /__sim/state (no audio bytes, no passwords). */

@@ -45,7 +45,7 @@ export async function postSignedWebhook(
   }
   const signature = await twilioSignature(authToken, target, signed);
   const entry: SimState["webhooks"][number] = { at: new Date(), url, params, status: undefined };
-  options.state?.webhooks.push(entry);
+  options.state?.log(options.state.webhooks, entry);
   try {
     const res = await fetch(target, {
       method,
