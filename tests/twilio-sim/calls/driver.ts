@@ -12,7 +12,7 @@
  *   const result = await call.done;                // status, duration, transcript
  */
 import { RtpPeer, sdpMediaTarget } from "../../../relay/src/testing/rtp-peer.ts";
-import type { CallResource, CallStatus, SimState } from "../state.ts";
+import type { CallInstructions, CallResource, CallStatus, SimState } from "../state.ts";
 import { PstnNetwork } from "./pstn.ts";
 import {
   type Bridge,
@@ -178,6 +178,9 @@ export class CallDriver {
   private readonly onEndedByApi = (call: CallResource): void => {
     this.live.get(call.sid)?.endByApi();
   };
+  private readonly onRedirected = (call: CallResource, instructions: CallInstructions): void => {
+    this.live.get(call.sid)?.redirect(instructions);
+  };
 
   constructor(
     readonly state: SimState,
@@ -191,6 +194,7 @@ export class CallDriver {
       maxBridgeMs: options.maxBridgeMs ?? 120_000,
     };
     state.events.on("call-ended-by-api", this.onEndedByApi);
+    state.events.on("call-redirected", this.onRedirected);
   }
 
   /** Session options the SIP Domain shares. */
@@ -291,6 +295,7 @@ export class CallDriver {
 
   async close(): Promise<void> {
     this.state.events.off("call-ended-by-api", this.onEndedByApi);
+    this.state.events.off("call-redirected", this.onRedirected);
     // Calls still running end as if hung up over REST; wait for them and their late callbacks.
     for (const s of this.live.values()) s.endByApi();
     await Promise.allSettled([...this.running]);

@@ -36,6 +36,13 @@ import {
 } from "./twiml.ts";
 import { callWebhook, succeeded, type WebhookOutcome } from "./webhook.ts";
 
+/** What a REST update of a live call carries (the state's CallInstructions). */
+export interface CallInstructionsLike {
+  url?: string;
+  method?: string;
+  twiml?: string;
+}
+
 /** How the caller behaves, chosen by the test. */
 export interface CallerScript {
   /** Digits the caller presses, one entry per <Gather> in order. */
@@ -140,6 +147,10 @@ export class CallSession {
   private finalStatus: CallStatus | undefined;
   private apiEnded = false;
   private apiEndSignal: Promise<void>;
+  /** A REST update (Url/Twiml) waiting to replace the running document. */
+  private pendingRedirect: CallInstructionsLike | undefined;
+  private redirectSignal: Promise<"redirected"> = new Promise<"redirected">(() => undefined);
+  private redirectResolve: (() => void) | undefined;
   private apiEndResolve: (() => void) | undefined;
   private digitsLeft: string[];
   private readonly background: Promise<unknown>[] = [];
@@ -161,6 +172,7 @@ export class CallSession {
     this.apiEndSignal = new Promise<void>((r) => {
       this.apiEndResolve = r;
     });
+    this.armRedirect();
   }
 
   /** The next <Dial> leg that answers. */
@@ -171,6 +183,22 @@ export class CallSession {
         clearTimeout(t);
         resolve(b);
       });
+    });
+  }
+
+  /**
+   * New instructions over REST (`Url` or `Twiml` on a live call): whatever runs now stops (a ringing or
+   * bridged <Dial> leg is canceled or hung up) and the new document takes over, as Twilio does.
+   */
+  redirect(instructions: CallInstructionsLike): void {
+    if (this.over) return;
+    this.pendingRedirect = instructions;
+    this.redirectResolve?.();
+  }
+
+  private armRedirect(): void {
+    this.redirectSignal = new Promise<"redirected">((r) => {
+      this.redirectResolve = () => r("redirected");
     });
   }
 
@@ -188,7 +216,13 @@ export class CallSession {
 
   /** Everything scheduled after the call (transcription callbacks) has been sent. */
   async settled(): Promise<void> {
-    while (this.background.length > 0) await Promise.allSettled(this.background.splice(0));
+    // Several callers may wait at once (the driver and a test): nobody takes jobs away from the others.
+    let waited = 0;
+    while (waited < this.background.length) {
+      const batch = this.background.slice(waited);
+      waited = this.background.length;
+      await Promise.allSettled(batch);
+    }
   }
 
   private params(extra: Record<string, string> = {}): Record<string, string> {
@@ -325,6 +359,21 @@ export class CallSession {
     let docUrl = firstUrl;
     let i = 0;
     while (!this.over) {
+      const redirect = this.pendingRedirect;
+      if (redirect) {
+        this.pendingRedirect = undefined;
+        this.armRedirect();
+        const doc = await this.redirected(redirect, docUrl);
+        if (doc === "end") return;
+        if ("error" in doc) {
+          await this.applicationError(doc.error);
+          return;
+        }
+        verbs = doc.verbs;
+        docUrl = doc.url;
+        i = 0;
+        continue;
+      }
       const verb = verbs[i++];
       if (!verb) {
         await this.endCall("twilio");
@@ -342,6 +391,31 @@ export class CallSession {
         i = 0;
       }
     }
+  }
+
+  /** The document a REST update names: its TwiML as given, or fetched from its URL. */
+  private async redirected(
+    to: CallInstructionsLike,
+    docUrl: string,
+  ): Promise<{ verbs: TwimlVerb[]; url: string } | { error: string } | "end"> {
+    if (to.twiml !== undefined) {
+      this.transcript.add({ type: "redirect", url: "(TwiML given over REST)" });
+      try {
+        const verbs = parseTwiml(to.twiml, docUrl);
+        this.transcript.add({ type: "twiml", url: docUrl, verbs: verbs.map((v) => v.verb) });
+        return { verbs, url: docUrl };
+      } catch (err) {
+        return { error: err instanceof Error ? err.message : String(err) };
+      }
+    }
+    if (!to.url) return { error: "a REST update without Url or Twiml" };
+    this.transcript.add({ type: "redirect", url: to.url });
+    return this.follow(
+      "redirect",
+      to.url,
+      to.method?.toUpperCase() === "GET" ? "GET" : "POST",
+      this.params(),
+    );
   }
 
   /**
@@ -653,6 +727,17 @@ export class CallSession {
       dialCallStatus = "completed";
     } else if (outcome.kind === "caller-gone") {
       dialCallStatus = "canceled";
+      if (this.pendingRedirect && !this.over) {
+        // Redirected over REST while ringing: the legs are canceled and the new document takes over.
+        this.transcript.add({
+          type: "dial-result",
+          dialCallStatus,
+          dialCallSid: undefined,
+          durationSeconds: 0,
+          sipResponseCode: undefined,
+        });
+        return undefined;
+      }
     } else {
       dialCallStatus = outcome.status;
       winner = outcome.branch;
@@ -956,7 +1041,7 @@ export class CallSession {
     | { kind: "failed"; status: "busy" | "no-answer" | "failed"; branch: DialBranch | undefined }
   > {
     type Settled = { branch: DialBranch; r: Awaited<DialBranch["result"]> };
-    const callerGone = Promise.race([this.caller.hangupSignal, this.apiEndSignal]).then(
+    const callerGone = Promise.race([this.caller.hangupSignal, this.apiEndSignal, this.redirectSignal]).then(
       () => "caller-gone" as const,
     );
     while (pending.size > 0) {
@@ -1027,6 +1112,7 @@ export class CallSession {
     const by = await Promise.race([
       this.caller.hangupSignal.then(() => "caller" as const),
       this.apiEndSignal.then(() => "api" as const),
+      this.redirectSignal.then(() => "api" as const),
       branch.calleeEnded.then(() => "callee" as const),
       new Promise<"time-limit">((r) => {
         limitTimer = setTimeout(() => r("time-limit"), limitMs);

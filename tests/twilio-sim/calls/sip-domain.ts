@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { computeDigestResponse, computeHa1 } from "@gosip/drizzle";
 import type Srf from "drachtio-srf";
-import type { SimState } from "../state.ts";
+import type { CallInstructions, CallResource, SimState } from "../state.ts";
 import { MediaAnchor } from "./media.ts";
 import type { PstnNetwork } from "./pstn.ts";
 import { type CallerLeg, CallSession, type SessionOptions } from "./session.ts";
@@ -165,7 +165,13 @@ export class SipDomainSide {
   private readonly nonces = new Set<string>();
   private waiters: ((c: DomainCall) => void)[] = [];
   private readonly anchors: MediaAnchor[] = [];
-  private readonly sessions = new Set<CallSession>();
+  private readonly sessions = new Map<string, CallSession>();
+  private readonly onEndedByApi = (call: CallResource): void => {
+    this.sessions.get(call.sid)?.endByApi();
+  };
+  private readonly onRedirected = (call: CallResource, instructions: CallInstructions): void => {
+    this.sessions.get(call.sid)?.redirect(instructions);
+  };
 
   constructor(
     private readonly state: SimState,
@@ -173,6 +179,8 @@ export class SipDomainSide {
     private readonly pstn: PstnNetwork,
     private readonly options: SessionOptions,
   ) {
+    state.events.on("call-ended-by-api", this.onEndedByApi);
+    state.events.on("call-redirected", this.onRedirected);
     sip.onInvite((req, res) => {
       this.onInvite(req, res).catch(() => {
         try {
@@ -296,7 +304,7 @@ export class SipDomainSide {
           }
         : undefined,
     );
-    this.sessions.add(session);
+    this.sessions.set(call.sid, session);
     const done = session
       .run({
         url: domain.voice_url,
@@ -305,7 +313,7 @@ export class SipDomainSide {
         fallbackMethod: domain.voice_fallback_method === "GET" ? "GET" : "POST",
       })
       .finally(() => {
-        this.sessions.delete(session);
+        this.sessions.delete(call.sid);
         anchor.close();
       });
     const entry: DomainCall = {
@@ -322,7 +330,9 @@ export class SipDomainSide {
   }
 
   async close(): Promise<void> {
-    for (const s of this.sessions) s.endByApi();
+    this.state.events.off("call-ended-by-api", this.onEndedByApi);
+    this.state.events.off("call-redirected", this.onRedirected);
+    for (const s of this.sessions.values()) s.endByApi();
     await Promise.allSettled([...this.calls.map((c) => c.done)]);
     for (const a of this.anchors) a.close();
   }
