@@ -540,6 +540,11 @@ export function registerCoreRoutes(router: Router, ctx: SimContext): void {
     .get(`${A}/:AccountSid/Recordings/:Sid.json`, (req) => ok(renderRecording(ownRecording(req))))
     .get(`${A}/:AccountSid/Recordings/:Sid.wav`, recordingAudio)
     .get(`${A}/:AccountSid/Recordings/:Sid`, recordingAudio)
+    .get(`${A}/:AccountSid/Recordings/:Sid.mp3`, (req) => {
+      ownRecording(req);
+      // No MP3 encoder here: say so rather than answer a bare 404 a test would misread.
+      throw new SimError(404, 20404, "The simulator serves recordings as WAV only (.wav or no extension)");
+    })
     .delete(`${A}/:AccountSid/Recordings/:Sid.json`, deleteRecording)
     .delete(`${A}/:AccountSid/Recordings/:Sid`, deleteRecording)
     .get(`${A}/:AccountSid/Recordings/:RecordingSid/Transcriptions.json`, (req) =>
