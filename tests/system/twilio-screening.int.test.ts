@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { twilioSignature } from "../../edge/src/twilio/signature.ts";
 import { freeUdpPort } from "../../relay/src/pbx/media/rtpengine-process.ts";
 import type { InboundCallResult } from "../twilio-sim/calls/index.ts";
+import { specViolations } from "../twilio-sim/openapi/conformance.ts";
 import { postSignedWebhook } from "../twilio-sim/webhooks.ts";
 import { BaresipPhone, freeTcpPort, RelayProcess, until, wait } from "./support.ts";
 import {
@@ -351,5 +352,11 @@ describe("screening through the Twilio simulator", () => {
     const ended = await endedCdr(w.edge, sid);
     expect(ended.from).toBe("+15557657000");
     expect(await cdrsOfCall(w.edge, sid)).toHaveLength(1);
+  });
+});
+
+describe("what the edge asked of Twilio", () => {
+  it("every REST request (if any) is one Twilio's API description knows, with parameters it documents", () => {
+    expect(specViolations(w.sim.rest.state.requests)).toEqual([]);
   });
 });

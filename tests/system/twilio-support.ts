@@ -8,6 +8,8 @@
  * The admin (owner@example.com) owns the device, so every email about the DID (voicemail, SMS
  * forward) lands in that one mailbox.
  */
+import { join } from "node:path";
+import { createClient } from "@libsql/client";
 import { startTestSmtpServer, type TestSmtpServer } from "../../edge/src/notifications/test-smtp.ts";
 import { type FullTwilioSim, startFullTwilioSim } from "../twilio-sim/index.ts";
 import { type CreatedDevice, SystemEdge, until } from "./support.ts";
@@ -116,4 +118,22 @@ export function endedCdr(edge: SystemEdge, callSid: string, timeoutMs = 20_000):
     const [c] = await cdrsOfCall(edge, callSid);
     return c?.status === "ended" ? c : undefined;
   });
+}
+
+/**
+ * The Twilio SID stored on a message row, read from the edge's database file (the API does not show
+ * it): what lets the edge match Twilio's status callbacks and never send the message again.
+ */
+export async function storedMessageSid(edge: SystemEdge, messageId: string): Promise<string | null> {
+  const db = createClient({ url: `file:${join(edge.dataDir, "gosip.db")}` });
+  try {
+    const r = await db.execute({
+      sql: "SELECT twilio_message_sid FROM messages WHERE id = ?",
+      args: [messageId],
+    });
+    const v = r.rows[0]?.twilio_message_sid;
+    return typeof v === "string" ? v : null;
+  } finally {
+    db.close();
+  }
 }
