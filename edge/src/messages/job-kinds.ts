@@ -10,6 +10,8 @@ export const SMS_SEND = "sms.send";
 export const SMS_MEDIA_DOWNLOAD = "sms.media-download";
 /** Emails an inbound message (with its stored media) to the DID's users. */
 export const SMS_FORWARD = "sms.forward";
+/** Removes an uploaded image that was never sent (a day after its upload). */
+export const SMS_UPLOAD_EXPIRE = "sms.upload-expire";
 
 export interface SmsSendPayload extends JobPayload {
   v: 1;
@@ -33,11 +35,18 @@ export interface SmsForwardPayload extends JobPayload {
   messageId: string;
 }
 
+export interface SmsUploadExpirePayload extends JobPayload {
+  v: 1;
+  userId: string;
+  uploadId: string;
+}
+
 export const smsSendKey = (messageId: string, attempt?: string): string =>
   attempt === undefined ? `${SMS_SEND}:${messageId}` : `${SMS_SEND}:${messageId}:${attempt}`;
 export const smsMediaKey = (messageId: string, index: number): string =>
   `${SMS_MEDIA_DOWNLOAD}:${messageId}:${index}`;
 export const smsForwardKey = (messageId: string): string => `${SMS_FORWARD}:${messageId}`;
+export const smsUploadExpireKey = (uploadId: string): string => `${SMS_UPLOAD_EXPIRE}:${uploadId}`;
 
 /** Parses a payload field that must be a non-empty string (payloads are JSON from the database). */
 export function payloadString(payload: JobPayload, field: string): string {

@@ -10,6 +10,7 @@
  *   stored media attached. For an MMS it is enqueued by whichever media job
  *   finishes last (each one marks its item done, then counts), so the email
  *   carries every file that could be stored.
+ * - `sms.upload-expire`: removes an uploaded image nobody sent, a day later.
  */
 import { contactNumbers, contacts, dids, messageMedia, messages, processedWebhooks } from "@gosip/drizzle";
 import { and, count, eq, isNull, like } from "drizzle-orm";
@@ -30,16 +31,20 @@ import {
   SMS_FORWARD,
   SMS_MEDIA_DOWNLOAD,
   SMS_SEND,
+  SMS_UPLOAD_EXPIRE,
   type SmsForwardPayload,
   type SmsMediaPayload,
+  type SmsUploadExpirePayload,
   smsForwardKey,
 } from "./job-kinds.ts";
 import {
   extensionFor,
   inboundMediaKey,
+  isMediaId,
   isStorableInboundType,
   MAX_MEDIA_BYTES,
   mediaTypeOf,
+  uploadKey,
 } from "./media.ts";
 import { createSmsSendHandler } from "./send.ts";
 
@@ -244,8 +249,20 @@ const forward: JobHandler<SmsForwardPayload> = {
   },
 };
 
+/** Deletes an upload that was never attached to a message (a sent one was moved already: no-op). */
+const uploadExpire: JobHandler<SmsUploadExpirePayload> = {
+  service: "internal",
+  async run(ctx) {
+    const userId = payloadString(ctx.job.payload, "userId");
+    const uploadId = payloadString(ctx.job.payload, "uploadId");
+    if (!isMediaId(uploadId)) throw new PermanentJobError("upload id is not a media id");
+    await ctx.deps.blobs.delete(uploadKey(userId, uploadId));
+  },
+};
+
 export const messagesJobs: Record<string, JobHandler> = {
   [SMS_SEND]: createSmsSendHandler(),
   [SMS_MEDIA_DOWNLOAD]: mediaDownload,
   [SMS_FORWARD]: forward,
+  [SMS_UPLOAD_EXPIRE]: uploadExpire,
 };

@@ -20,6 +20,9 @@ export const MAX_MEDIA_BYTES = 5 * 1024 * 1024;
 /** Twilio sends at most 10 media items per message. */
 export const MAX_MEDIA_PER_MESSAGE = 10;
 
+/** An uploaded image not sent within this time is removed. */
+export const UPLOAD_TTL_MS = 24 * 60 * 60_000;
+
 /** How long a public media link works; each send attempt signs fresh links. */
 export const PUBLIC_MEDIA_TTL_MS = 2 * 60 * 60_000;
 

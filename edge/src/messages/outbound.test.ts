@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { jobHandlers } from "../jobs/registry.ts";
 import { runDueJobs } from "../jobs/runner.ts";
 import { writeSetting } from "../settings/store.ts";
-import { type ErrorJson, request } from "../test-support.ts";
+import { type ErrorJson, request, signIn } from "../test-support.ts";
 import type { MessageDto } from "./routes.ts";
 import { createSmsSendHandler } from "./send.ts";
 import {
@@ -363,6 +363,12 @@ describe("MMS images", () => {
     // Bob cannot attach Alice's upload.
     const { id } = (await multipart.json()) as { id: string };
     expect((await send({ to: PEER, body: "x", mediaIds: [id] }, w.bob.session)).status).toBe(400);
+    // An upload nobody sends is removed a day later.
+    w.clock.advance(24 * 60 * 60_000 + 1);
+    expect(await runJobs(w.t)).toMatchObject({ succeeded: 1 });
+    // (A day later the old session has expired too: sign in again.)
+    const fresh = await signIn(w.t, w.alice.user);
+    expect((await send({ to: PEER, body: "x", mediaIds: [id] }, fresh)).status).toBe(400);
     // Without a session nothing is stored.
     const anonymous = await w.t.app.request("http://localhost:8080/api/messages/media", {
       method: "POST",

@@ -9,7 +9,8 @@
  * - POST / sends a message (text and/or uploaded images): stored as queued and
  *   sent by the outbox (`sms.send`), answered 202 at once.
  * - POST /{id}/resend queues a failed or undelivered message again.
- * - POST /media uploads an image to attach (raw body or multipart "file"; 5 MB);
+ * - POST /media uploads an image to attach (raw body or multipart "file"; 5 MB; removed
+ *   after a day when it was never sent);
  *   GET /media/{mediaId} serves stored media to those who may see its message;
  *   GET /media/{mediaId}/public is the signed, expiring link Twilio fetches.
  * - /auto-replies: the DIDs' auto-reply rules (admin), see auto-reply-routes.ts.
@@ -45,12 +46,20 @@ import {
 } from "../http/resource-api.ts";
 import { createRouter } from "../http/router.ts";
 import type { SelectedRow } from "../http/selected-rows.ts";
+import { enqueueJob } from "../jobs/queue.ts";
 import type { EdgeDeps } from "../platform/types.ts";
 import { readSetting } from "../settings/store.ts";
 import { twilioCredentials } from "../twilio/credentials.ts";
 import { type DidRef, visibleDids } from "./access.ts";
 import { autoRepliesRouter } from "./auto-reply-routes.ts";
-import { SMS_SEND, type SmsSendPayload, smsSendKey } from "./job-kinds.ts";
+import {
+  SMS_SEND,
+  SMS_UPLOAD_EXPIRE,
+  type SmsSendPayload,
+  type SmsUploadExpirePayload,
+  smsSendKey,
+  smsUploadExpireKey,
+} from "./job-kinds.ts";
 import {
   extensionFor,
   inboundMediaKey,
@@ -59,6 +68,7 @@ import {
   MAX_MEDIA_PER_MESSAGE,
   mediaTypeOf,
   SENDABLE_IMAGE_TYPES,
+  UPLOAD_TTL_MS,
   uploadKey,
   verifyMediaSignature,
 } from "./media.ts";
@@ -764,6 +774,13 @@ export const messagesRouter = createRouter()
     const meta = await deps.blobs.put(uploadKey(me.id, id), bytes, {
       contentType: type,
       maxBytes: MAX_MEDIA_BYTES,
+    });
+    const expire: SmsUploadExpirePayload = { v: 1, userId: me.id, uploadId: id };
+    await enqueueJob(deps, {
+      kind: SMS_UPLOAD_EXPIRE,
+      payload: expire,
+      idempotencyKey: smsUploadExpireKey(id),
+      runAt: new Date(deps.clock.now() + UPLOAD_TTL_MS),
     });
     return c.json({ id, contentType: type, sizeBytes: meta.size }, 201);
   })
