@@ -144,7 +144,7 @@ export async function runDueJobs(deps: EdgeDeps, options: RunDueJobsOptions = {}
   while (result.ran < maxJobs) {
     const now = new Date(deps.clock.now());
     const candidates = await deps.db
-      .select({ id: jobs.id, kind: jobs.kind })
+      .select({ id: jobs.id, kind: jobs.kind, status: jobs.status })
       .from(jobs)
       .where(seen.size > 0 ? and(claimable(now), notInArray(jobs.id, [...seen])) : claimable(now))
       .orderBy(asc(jobs.nextAttemptAt))
@@ -163,7 +163,7 @@ export async function runDueJobs(deps: EdgeDeps, options: RunDueJobsOptions = {}
           continue;
         }
       }
-      const claimed = await claim(deps, candidate.id, leaseMs);
+      const claimed = await claim(deps, candidate, leaseMs);
       if (!claimed) {
         // Another runner took it, or it is no longer due; the breaker slot we may hold goes back.
         if (handler) breakers.release(handler.service);
@@ -201,21 +201,20 @@ async function deferPending(deps: EdgeDeps, id: string, until: Date): Promise<vo
 
 async function claim(
   deps: EdgeDeps,
-  id: string,
+  candidate: { id: string; status: JobRow["status"] },
   leaseMs: number,
 ): Promise<{ row: JobRow; lease: Date; recovered: boolean } | null> {
   const now = new Date(deps.clock.now());
   const lease = new Date(now.getTime() + leaseMs);
-  // Read the status first so a recovered lease (crashed runner) is known; the UPDATE below is the real claim.
-  const [before] = await deps.db.select({ status: jobs.status }).from(jobs).where(eq(jobs.id, id));
-  if (!before) return null;
+  // The status the candidate was read with is part of the condition, so a claim of a "running" row
+  // (a crashed runner's expired lease) is known to be a recovery; the UPDATE is the real claim.
   const [row] = await deps.db
     .update(jobs)
     .set({ status: "running", lockedUntil: lease, attempts: sql`${jobs.attempts} + 1`, updatedAt: now })
-    .where(and(eq(jobs.id, id), eq(jobs.status, before.status), claimable(now)))
+    .where(and(eq(jobs.id, candidate.id), eq(jobs.status, candidate.status), claimable(now)))
     .returning();
   if (!row) return null;
-  return { row, lease, recovered: before.status === "running" };
+  return { row, lease, recovered: candidate.status === "running" };
 }
 
 /** Writes the outcome of our attempt, unless another runner took the job over (lease expired). */
