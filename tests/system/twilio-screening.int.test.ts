@@ -132,7 +132,7 @@ describe("screening through the Twilio simulator", () => {
     expect(cdr.disposition).toBe("answered");
   });
 
-  it("blocklisted callers (an exact number and a prefix) are rejected; the history says blocked by the blocklist", async () => {
+  it("blocklisted callers (an exact number and a prefix) are rejected, the history says blocked by the blocklist; a voicemail entry takes a message without ringing", async () => {
     const exact = await w.edge.api("POST", "/api/blocklist", {
       pattern: "+15557652000",
       matchType: "exact",
@@ -148,6 +148,24 @@ describe("screening through the Twilio simulator", () => {
       const cdr = await endedCdr(w.edge, result.callSid);
       expect(cdr).toMatchObject({ from, disposition: "blocked", reason: "blocklist" });
     }
+    // An entry that sends to voicemail instead: the caller may leave a message, the phone stays silent.
+    const toVoicemail = await w.edge.api("POST", "/api/blocklist", {
+      pattern: "+15557652500",
+      matchType: "exact",
+      action: "voicemail",
+    });
+    expect(toVoicemail.status).toBe(201);
+    const since = phone.output.length;
+    const screened = await callFrom("+15557652500", { speak: { seconds: 4 } });
+    expect(screened.transcript.story()).toContain("Record");
+    expect(screened.transcript.story()).not.toContain("Dial");
+    const screenedCdr = await until("the blocklisted caller's voicemail", 20_000, async () => {
+      const [c] = await cdrsOfCall(w.edge, screened.callSid);
+      return c?.status === "ended" && c.voicemailId ? c : undefined;
+    });
+    expect(screenedCdr).toMatchObject({ disposition: "voicemail", reason: "blocklist" });
+    expect(phoneRangSince(since)).toBe(false);
+
     // A neighbour of the blocked number is not caught by the exact entry.
     const neighbour = await w.sim.calls.driver.placeInboundCall({ from: "+15557652001", to: DID });
     await neighbour.nextBridge(20_000);
