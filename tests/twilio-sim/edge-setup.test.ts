@@ -54,13 +54,14 @@ describe("the setup wizard against the simulator", () => {
     expect(creds.status, JSON.stringify(creds.json)).toBe(200);
     expect(creds.json.account.sid).toBe(sim.state.accountSid);
 
-    const available = await call<{ items: Array<{ phoneNumber: string }> }>(
-      "GET",
-      "/numbers/available?areaCode=415",
-    );
+    const available = await call<{
+      items: Array<{ phoneNumber: string; capabilities: { voice: boolean; sms: boolean; mms: boolean } }>;
+    }>("GET", "/numbers/available?areaCode=415");
     expect(available.status, JSON.stringify(available.json)).toBe(200);
     const first = available.json.items[0]?.phoneNumber ?? "";
     expect(first).toMatch(/^\+1415/);
+    // The live API spells these SMS/MMS (upper case): the wizard must still show them.
+    expect(available.json.items[0]?.capabilities).toEqual({ voice: true, sms: true, mms: true });
 
     const bought = await call<{ action: string }>("POST", "/numbers/buy", { phoneNumber: first });
     expect(bought.status, JSON.stringify(bought.json)).toBe(200);

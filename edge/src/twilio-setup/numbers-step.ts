@@ -56,7 +56,11 @@ export interface SelectedDid {
 }
 
 function capabilities(c: TwilioCapabilities | undefined): Capabilities {
-  return { voice: c?.voice === true, sms: c?.sms === true, mms: c?.mms === true };
+  return {
+    voice: c?.voice === true,
+    sms: (c?.sms ?? c?.SMS) === true,
+    mms: (c?.mms ?? c?.MMS) === true,
+  };
 }
 
 async function didIdsByTwilioSid(deps: Pick<EdgeDeps, "db">): Promise<Map<string, string>> {

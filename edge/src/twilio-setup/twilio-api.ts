@@ -146,11 +146,17 @@ export interface TwilioAccount {
   type?: string;
 }
 
+/**
+ * Capabilities of a number. The live AvailablePhoneNumbers API answers `SMS`/`MMS` in
+ * upper case (IncomingPhoneNumbers in lower case), whatever the OpenAPI spec says: read both.
+ */
 export interface TwilioCapabilities {
   voice?: boolean;
   sms?: boolean;
   mms?: boolean;
   fax?: boolean;
+  SMS?: boolean;
+  MMS?: boolean;
 }
 
 export interface TwilioIncomingNumber {
