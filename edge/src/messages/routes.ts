@@ -233,10 +233,10 @@ function scopeOf(me: AuthUser, visible: readonly DidRef[]): SQL | undefined {
 function conversationFilter(me: AuthUser, visible: readonly DidRef[], didId: string, peer: string): SQL {
   if (didId === "none") {
     if (me.role !== "admin") throw notFound("Conversation");
-    return and(isNull(messages.didId), eq(messages.peerNumber, peer)) as SQL;
+    return sql`${isNull(messages.didId)} and ${eq(messages.peerNumber, peer)}`;
   }
   if (me.role !== "admin" && !visible.some((d) => d.id === didId)) throw notFound("Conversation");
-  return and(eq(messages.didId, didId), eq(messages.peerNumber, peer)) as SQL;
+  return sql`${eq(messages.didId, didId)} and ${eq(messages.peerNumber, peer)}`;
 }
 
 /** Contact names for peers: the user's own contact first, then a shared one (first by name). */
