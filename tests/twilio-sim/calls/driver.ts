@@ -13,7 +13,7 @@
  */
 import { RtpPeer, sdpMediaTarget } from "../../../relay/src/testing/rtp-peer.ts";
 import type { CallInstructions, CallResource, CallStatus, SimState } from "../state.ts";
-import { PstnNetwork } from "./pstn.ts";
+import { PstnNetwork, type PstnParty } from "./pstn.ts";
 import {
   type Bridge,
   type CallerLeg,
@@ -22,8 +22,8 @@ import {
   type SessionOptions,
 } from "./session.ts";
 import type { SimSip } from "./sip.ts";
-import type { Transcript } from "./transcript.ts";
-import { TWILIO_WEBHOOK_TIMEOUT_MS } from "./webhook.ts";
+import { Transcript } from "./transcript.ts";
+import { callWebhook, TWILIO_WEBHOOK_TIMEOUT_MS } from "./webhook.ts";
 
 export interface InboundCallOptions extends CallerScript {
   /** The caller's number (E.164), or "anonymous" / "+266696687" as Twilio shows withheld numbers. */
@@ -111,6 +111,56 @@ class PstnCaller implements CallerLeg {
   }
 }
 
+/**
+ * The answering party of a call created over REST (Calls.json): from Twilio's side it is the call's
+ * only leg, already answered when the TwiML runs; its media is the PSTN party's RtpPeer.
+ */
+class PartyLeg implements CallerLeg {
+  readonly kind = "pstn" as const;
+  readonly answered = true;
+  hungUp = false;
+  endedBy: "caller" | "twilio" | undefined;
+  readonly hangupSignal: Promise<void>;
+
+  constructor(
+    private readonly party: PstnParty,
+    private readonly peer: RtpPeer,
+  ) {
+    this.hangupSignal = party.ended.then(() => {
+      this.hungUp = true;
+      this.endedBy ??= "caller";
+    });
+  }
+
+  async answer(mediaSdp?: string): Promise<void> {
+    if (mediaSdp) this.party.bridgeTo(mediaSdp);
+  }
+
+  async connectMedia(mediaSdp: string): Promise<void> {
+    this.party.bridgeTo(mediaSdp);
+  }
+
+  offerSdp(): string {
+    return this.peer.sdp({ codec: "PCMU", dtmf: true });
+  }
+
+  async reject(): Promise<void> {
+    await this.hangup();
+  }
+
+  async hangup(): Promise<void> {
+    if (this.hungUp) return;
+    this.endedBy = "twilio";
+    this.party.end("twilio");
+    await this.hangupSignal;
+  }
+
+  async callerHangsUp(): Promise<void> {
+    this.party.end("party");
+    await this.hangupSignal;
+  }
+}
+
 /** One inbound call in progress. */
 export class InboundCall {
   /** Resolves when the call is over and its status callback was sent. */
@@ -181,6 +231,13 @@ export class CallDriver {
   private readonly onRedirected = (call: CallResource, instructions: CallInstructions): void => {
     this.live.get(call.sid)?.redirect(instructions);
   };
+  private readonly onCreated = (call: CallResource, instructions: CallInstructions): void => {
+    const job = this.placeOutboundCall(call, instructions).catch(() => undefined);
+    this.running.add(job);
+    void job.finally(() => this.running.delete(job));
+  };
+  /** Outbound calls created over REST, by CallSid (their results, for tests). */
+  readonly outbound = new Map<string, Promise<InboundCallResult>>();
 
   constructor(
     readonly state: SimState,
@@ -195,6 +252,7 @@ export class CallDriver {
     };
     state.events.on("call-ended-by-api", this.onEndedByApi);
     state.events.on("call-redirected", this.onRedirected);
+    state.events.on("call-created", this.onCreated);
   }
 
   /** Session options the SIP Domain shares. */
@@ -293,9 +351,122 @@ export class CallDriver {
     return new InboundCall(call.sid, session, caller, done);
   }
 
+  /**
+   * A call created over REST (Calls.json) to a phone number: the simulated PSTN party rings, then the
+   * call's Url (or Twiml) runs with Direction outbound-api once it answers; busy, no answer (the
+   * call's Timeout, default 60 s) and failures end it with that status and its status callback.
+   */
+  private placeOutboundCall(call: CallResource, instructions: CallInstructions): Promise<InboundCallResult> {
+    const result = this.runOutbound(call, instructions);
+    this.outbound.set(call.sid, result);
+    return result;
+  }
+
+  private async runOutbound(call: CallResource, instructions: CallInstructions): Promise<InboundCallResult> {
+    const token = this.state.tokenOf(call.account_sid) ?? this.state.authToken;
+    const params: Record<string, string> = {
+      From: call.from,
+      To: call.to,
+      Caller: call.from,
+      Called: call.to,
+      Direction: "outbound-api",
+    };
+    const status = instructions.statusCallback
+      ? {
+          url: instructions.statusCallback,
+          method: (instructions.statusCallbackMethod?.toUpperCase() === "GET" ? "GET" : "POST") as
+            | "GET"
+            | "POST",
+        }
+      : undefined;
+    const party = this.pstn.dial({
+      number: call.to,
+      callerId: call.from,
+      callSid: call.sid,
+      parentCallSid: "",
+    });
+    const b = party.behaviour;
+    this.state.updateCall(call.sid, { status: "ringing" });
+    const ringLimitMs = (instructions.timeoutSeconds ?? 60) * 1000;
+    const outcome: CallStatus | "answer" =
+      b.outcome === "answer"
+        ? b.ringMs < ringLimitMs
+          ? "answer"
+          : "no-answer"
+        : b.outcome === "busy"
+          ? "busy"
+          : b.outcome === "failed"
+            ? "failed"
+            : "no-answer";
+    await new Promise((r) => setTimeout(r, outcome === "no-answer" ? ringLimitMs : b.ringMs));
+    if (outcome !== "answer") {
+      this.state.updateCall(call.sid, { status: outcome });
+      const transcript = new Transcript();
+      transcript.add({
+        type: "pstn",
+        callSid: call.sid,
+        number: call.to,
+        event: outcome === "busy" ? "busy" : outcome === "failed" ? "failed" : "no-answer",
+      });
+      if (status)
+        await callWebhook(
+          token,
+          {
+            url: status.url,
+            method: status.method,
+            params: {
+              AccountSid: call.account_sid,
+              ApiVersion: "2010-04-01",
+              CallSid: call.sid,
+              CallStatus: outcome,
+              CallDuration: "0",
+              ...params,
+            },
+            timeoutMs: this.options.webhookTimeoutMs,
+          },
+          this.state.webhooks,
+        );
+      return { callSid: call.sid, status: outcome, durationSeconds: 0, transcript, call };
+    }
+    const peer = await party.openMedia();
+    party.answeredAt = Date.now();
+    if (b.hangupAfterMs !== undefined) setTimeout(() => party.end("party"), b.hangupAfterMs);
+    this.state.updateCall(call.sid, { status: "in-progress" });
+    const leg = new PartyLeg(party, peer);
+    const session = new CallSession(
+      { state: this.state, sip: this.sip, pstn: this.pstn, authToken: token, options: this.options },
+      call,
+      leg,
+      params,
+      {},
+      status,
+    );
+    this.live.set(call.sid, session);
+    try {
+      const final = await session.run({
+        url: instructions.url ?? null,
+        method: instructions.method?.toUpperCase() === "GET" ? "GET" : "POST",
+        fallbackUrl: instructions.fallbackUrl ?? null,
+        fallbackMethod: "POST",
+        ...(instructions.twiml !== undefined ? { twiml: instructions.twiml } : {}),
+      });
+      const stored = this.state.getCall(call.sid) ?? call;
+      return {
+        callSid: call.sid,
+        status: final,
+        durationSeconds: Number(stored.duration ?? 0),
+        transcript: session.transcript,
+        call: stored,
+      };
+    } finally {
+      this.live.delete(call.sid);
+    }
+  }
+
   async close(): Promise<void> {
     this.state.events.off("call-ended-by-api", this.onEndedByApi);
     this.state.events.off("call-redirected", this.onRedirected);
+    this.state.events.off("call-created", this.onCreated);
     // Calls still running end as if hung up over REST; wait for them and their late callbacks.
     for (const s of this.live.values()) s.endByApi();
     await Promise.allSettled([...this.running]);

@@ -545,6 +545,59 @@ describe("live calls changed over the REST API", () => {
   });
 });
 
+describe("calls created over the REST API", () => {
+  it("Calls.json to a PSTN number: it rings, answers, the Url's TwiML runs as outbound-api; a busy number ends busy", async () => {
+    const sim = await startTwilioSim({ accountSid: ACCOUNT, authToken: TOKEN });
+    const network = new PstnNetwork()
+      .set("+12025550190", { outcome: "answer", ringMs: 100 })
+      .set("+12025550191", { outcome: "busy", ringMs: 50 });
+    const restDriver = new CallDriver(sim.state, sip, { pstn: network, webhookTimeoutMs: 1500 });
+    try {
+      sim.state.addIncomingNumber({ phoneNumber: NUMBER });
+      script["/outbound"] = twiml(`<Say>this is a reminder</Say><Hangup/>`);
+      const create = async (to: string): Promise<string> => {
+        const res = await fetch(`${sim.baseUrl}/2010-04-01/Accounts/${ACCOUNT}/Calls.json`, {
+          method: "POST",
+          headers: {
+            authorization: `Basic ${Buffer.from(`${ACCOUNT}:${TOKEN}`).toString("base64")}`,
+            "content-type": "application/x-www-form-urlencoded",
+          },
+          body: new URLSearchParams({
+            To: to,
+            From: NUMBER,
+            Url: `${appUrl}/outbound`,
+            StatusCallback: `${appUrl}/status`,
+          }).toString(),
+        });
+        expect(res.status).toBe(201);
+        return ((await res.json()) as { sid: string }).sid;
+      };
+      const answeredSid = await create("+12025550190");
+      await until(() => restDriver.outbound.has(answeredSid));
+      const answered = await restDriver.outbound.get(answeredSid);
+      expect(answered?.status).toBe("completed");
+      expect(at("/outbound")[0]?.params).toMatchObject({
+        CallSid: answeredSid,
+        Direction: "outbound-api",
+        CallStatus: "in-progress",
+        From: NUMBER,
+        To: "+12025550190",
+      });
+      expect(answered?.transcript.of("say").map((x) => x.text)).toEqual(["this is a reminder"]);
+      expect(network.parties[0]?.info.callerId).toBe(NUMBER);
+
+      const busySid = await create("+12025550191");
+      await until(() => restDriver.outbound.has(busySid));
+      expect((await restDriver.outbound.get(busySid))?.status).toBe("busy");
+      expect(sim.state.getCall(busySid)?.status).toBe("busy");
+      expect(at("/status").map((x) => x.params.CallStatus)).toEqual(["completed", "busy"]);
+    } finally {
+      await restDriver.close();
+      await sim.close();
+    }
+  });
+});
+
 async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {

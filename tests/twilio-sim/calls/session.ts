@@ -294,7 +294,14 @@ export class CallSession {
     method: HttpMethod;
     fallbackUrl: string | null;
     fallbackMethod: HttpMethod;
+    /** TwiML given with the call (REST `Twiml=`) instead of a URL. */
+    twiml?: string;
   }): Promise<CallStatus> {
+    // An outbound call is answered by the far end before Twilio asks for its TwiML.
+    if (this.caller.answered && this.answeredAt === undefined) {
+      this.answeredAt = Date.now();
+      this.transcript.add({ type: "answered" });
+    }
     void this.caller.hangupSignal.then(() => {
       if (this.caller.endedBy === "caller") this.transcript.add({ type: "hangup", by: "caller" });
     });
@@ -309,7 +316,19 @@ export class CallSession {
         code: 11200,
       };
       let docUrl = voice.url ?? "";
-      if (voice.url) doc = await this.fetchTwiml("voice", voice.url, voice.method, this.params());
+      if (voice.twiml !== undefined) {
+        try {
+          const verbs = parseTwiml(voice.twiml, this.ctx.state.baseUrl);
+          this.transcript.add({
+            type: "twiml",
+            url: "(TwiML given over REST)",
+            verbs: verbs.map((v) => v.verb),
+          });
+          doc = { verbs };
+        } catch (err) {
+          doc = { error: err instanceof Error ? err.message : String(err), code: 12100 };
+        }
+      } else if (voice.url) doc = await this.fetchTwiml("voice", voice.url, voice.method, this.params());
       if ("error" in doc && voice.fallbackUrl && !this.over) {
         docUrl = voice.fallbackUrl;
         doc = await this.fetchTwiml(
