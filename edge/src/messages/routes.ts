@@ -529,8 +529,9 @@ async function uploadedImage(req: Request): Promise<{ bytes: Uint8Array; type: s
     const form = await req.formData().catch(() => {
       throw new AppError(400, "bad_request", "The multipart body could not be read");
     });
-    const file = form.get("file");
-    if (!(file instanceof File))
+    // unknown: the Node and Workers typings of FormData.get differ; a file part is a Blob on both.
+    const file: unknown = form.get("file");
+    if (!(file instanceof Blob))
       throw new AppError(400, "bad_request", 'The multipart body needs a "file" field');
     type = mediaTypeOf(file.type);
     bytes = new Uint8Array(await file.arrayBuffer());
