@@ -12,8 +12,8 @@ import { defineProject } from "vitest/config";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 process.env.WRANGLER_SEND_METRICS ??= "false";
 
-const here = fileURLToPath(new URL(".", import.meta.url));
-const wranglerToml = fileURLToPath(new URL("../../wrangler.toml", import.meta.url));
+const here = fileURLToPath(new URL(".", import.meta.url).href);
+const wranglerToml = fileURLToPath(new URL("../../wrangler.toml", import.meta.url).href);
 
 export default defineProject({
   plugins: [

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HranaServer, startHranaServer } from "../../hrana/server.ts";
 
-const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+const repoRoot = fileURLToPath(new URL("../../../", import.meta.url).href);
 const wranglerBin = join(repoRoot, "node_modules", ".bin", "wrangler");
 
 let dir: string;
