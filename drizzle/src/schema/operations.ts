@@ -149,3 +149,17 @@ export const relayOutbox = sqliteTable(
   },
   (t) => [index("relay_outbox_pending_idx").on(t.ackedAt, t.seq)],
 );
+
+/** The revision counter of everything a routing decision reads that only admins change. */
+export const ROUTING_REVISION = "routing";
+
+/**
+ * Change counters kept by triggers (migration 0003): every insert, update or delete on
+ * blocklist, routing_rules, holidays, contacts, contact_numbers and settings bumps the
+ * `routing` row, so the edge can keep a compiled blocklist and parsed rules and check
+ * with one tiny query that they are current, whoever wrote (API, import, another isolate).
+ */
+export const revisions = sqliteTable("revisions", {
+  name: text("name").primaryKey(),
+  revision: integer("revision").notNull().default(0),
+});

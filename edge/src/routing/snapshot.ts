@@ -3,14 +3,13 @@
  * the DID, the blocklist, the screening / DND / installation settings, the
  * enabled rules of the DID and the global ones in evaluation order, devices with
  * their owner's DND and whether they are registered, holidays and contacts'
- * numbers, plus whether the relay is connected. Everything but the settings is
- * read in one batch (one round trip, one consistent read); nothing is cached
- * across calls, so an edit made a moment ago routes the next call.
+ * numbers, plus whether the relay is connected.
  *
- * Given the caller, only the blocklist entries that could match them are read
- * (their exact number, the prefixes of it, every regex) instead of all 10,000:
- * materialising every row costs far more than the decision. That blocklist then
- * answers for that caller only, and throws (fail closed) if asked about another.
+ * Live state (the DID, devices, registrations) is read on every call in one batch.
+ * What only admins change (10,000 blocklist entries compiled, 200 rules parsed,
+ * holidays, contacts, settings) is kept per database handle and reused while the
+ * `routing` revision — bumped by triggers on every write to those tables — is the
+ * same: the same batch reads it, so an edit made a moment ago routes the next call.
  *
  * `routeInboundCall` is what the voice webhook needs in one call: load, decide,
  * and fail closed on any error (including the database failing).
@@ -18,17 +17,19 @@
 import {
   blocklist,
   contactNumbers,
+  type Db,
   devices,
   dids,
   holidays,
   parseRoutingRule,
+  ROUTING_REVISION,
   type RoutingRule,
   registrations,
+  revisions,
   routingRules,
   users,
 } from "@gosip/drizzle";
-import { and, asc, count, eq, gt, inArray, isNull, or } from "drizzle-orm";
-import { normalizePhoneNumber } from "../blocklist/pattern.ts";
+import { asc, eq, gt } from "drizzle-orm";
 import type { EdgeDeps } from "../platform/types.ts";
 import { readSetting } from "../settings/store.ts";
 import { compileBlocklist } from "./blocklist.ts";
@@ -78,29 +79,117 @@ export class StoredRuleError extends Error {
 }
 
 export interface SnapshotOptions {
-  /** The caller (`From`): load only the blocklist entries that could match them. */
+  /** The caller (`From`). Kept for callers' clarity; the cached blocklist answers for anyone. */
   caller?: string;
 }
 
-/** Every prefix an E.164 prefix entry could be of `number` ("+1", "+15", … the whole number). */
-function prefixesOf(number: string): string[] {
-  if (!number.startsWith("+")) return [];
-  const out: string[] = [];
-  for (let length = 2; length <= Math.min(number.length, 16); length++) out.push(number.slice(0, length));
-  return out;
+/** A rule as cached: parsed once, or the reason it cannot be (only its own DID's calls fail). */
+interface CachedRule {
+  id: string;
+  name: string;
+  didId: string | null;
+  rule: RoutingRule | null;
+  error: string | null;
 }
 
-/** A blocklist loaded for one caller; asking it about anyone else is a bug, so it throws. */
-function scopedBlocklist(inner: BlocklistMatcher, caller: string, size: number): BlocklistMatcher {
-  const scope = normalizePhoneNumber(caller);
+/**
+ * The part of a snapshot that changes only when an admin edits something: the compiled
+ * blocklist (all entries), every enabled rule parsed, holidays, contacts, screening, DND
+ * and installation settings. Triggers (migration 0003) bump the `routing` revision on
+ * any write to those tables, so one tiny query per call tells whether this copy is
+ * current, whoever wrote (this process, another isolate, a hand edit).
+ */
+interface StaticRouting {
+  revision: number;
+  blocklist: BlocklistMatcher;
+  rules: CachedRule[];
+  holidays: RoutingSnapshot["holidays"];
+  contacts: Map<string, Set<string>>;
+  screening: RoutingSnapshot["screening"];
+  globalDnd: boolean;
+  timeZone: string;
+}
+
+const staticCache = new WeakMap<Db, StaticRouting>();
+
+/** The current revision of the routing data (0 when the counter row is missing). */
+function revisionQuery(db: Db) {
+  return db
+    .select({ revision: revisions.revision })
+    .from(revisions)
+    .where(eq(revisions.name, ROUTING_REVISION));
+}
+
+async function loadStatic(db: Db): Promise<StaticRouting> {
+  const [batch, screening, dnd, installation] = await Promise.all([
+    db.batch([
+      revisionQuery(db),
+      db
+        .select({
+          id: blocklist.id,
+          pattern: blocklist.pattern,
+          matchType: blocklist.matchType,
+          action: blocklist.action,
+        })
+        .from(blocklist)
+        .orderBy(asc(blocklist.createdAt), asc(blocklist.id)),
+      db
+        .select({
+          id: routingRules.id,
+          name: routingRules.name,
+          didId: routingRules.didId,
+          rule: routingRules.rule,
+        })
+        .from(routingRules)
+        .where(eq(routingRules.enabled, true))
+        .orderBy(asc(routingRules.priority), asc(routingRules.createdAt), asc(routingRules.id)),
+      db.select({ date: holidays.date, recurring: holidays.recurring }).from(holidays),
+      db.select({ contactId: contactNumbers.contactId, e164: contactNumbers.e164 }).from(contactNumbers),
+    ]),
+    readSetting(db, "callScreening"),
+    readSetting(db, "dnd"),
+    readSetting(db, "installation"),
+  ]);
+  const [revisionRows, blockRows, ruleRows, holidayRows, numberRows] = batch;
+
+  const dates = new Set<string>();
+  const recurring = new Set<string>();
+  for (const h of holidayRows) {
+    if (h.recurring) recurring.add(h.date.slice(5));
+    else dates.add(h.date);
+  }
+  const contacts = new Map<string, Set<string>>();
+  for (const n of numberRows) {
+    const set = contacts.get(n.contactId);
+    if (set) set.add(n.e164);
+    else contacts.set(n.contactId, new Set([n.e164]));
+  }
+  const rules = ruleRows.map((r): CachedRule => {
+    try {
+      return { id: r.id, name: r.name, didId: r.didId, rule: parsedRule(r.rule), error: null };
+    } catch (err) {
+      return {
+        id: r.id,
+        name: r.name,
+        didId: r.didId,
+        rule: null,
+        error: err instanceof Error ? err.message : String(err),
+      };
+    }
+  });
   return {
-    size,
-    match(number: string) {
-      if (normalizePhoneNumber(number) !== scope) {
-        throw new Error("this snapshot's blocklist was loaded for another caller");
-      }
-      return inner.match(number);
+    revision: revisionRows[0]?.revision ?? 0,
+    blocklist: compileBlocklist(blockRows),
+    rules,
+    holidays: { dates, recurring },
+    contacts,
+    screening: {
+      rejectAnonymous: screening.rejectAnonymous,
+      spamFilter: screening.spamFilter,
+      spamThreshold: screening.spamThreshold,
     },
+    globalDnd: dnd.enabled,
+    timeZone: installation.timeZone,
   };
 }
 
@@ -113,46 +202,17 @@ export async function loadRoutingSnapshot(
   deps: SnapshotDeps,
   didE164: string,
   at: Date,
-  opts: SnapshotOptions = {},
+  _opts: SnapshotOptions = {},
 ): Promise<RoutingSnapshot | null> {
   const { db } = deps;
-  const didOf = db.select({ id: dids.id }).from(dids).where(eq(dids.e164, didE164));
-  const caller = opts.caller === undefined ? undefined : normalizePhoneNumber(opts.caller);
-  const candidates =
-    caller === undefined
-      ? undefined
-      : or(
-          and(eq(blocklist.matchType, "exact"), eq(blocklist.pattern, caller)),
-          and(eq(blocklist.matchType, "prefix"), inArray(blocklist.pattern, [caller, ...prefixesOf(caller)])),
-          eq(blocklist.matchType, "regex"),
-        );
-  const [batch, screening, dnd, installation, relayOnline] = await Promise.all([
+  // Live state every call: the DID, devices with their owners' DND, registrations, the revision.
+  const [batch, relayOnline] = await Promise.all([
     db.batch([
+      revisionQuery(db),
       db
         .select({ id: dids.id, e164: dids.e164, dnd: dids.dnd, defaultTargets: dids.defaultTargets })
         .from(dids)
         .where(eq(dids.e164, didE164)),
-      db
-        .select({
-          id: blocklist.id,
-          pattern: blocklist.pattern,
-          matchType: blocklist.matchType,
-          action: blocklist.action,
-        })
-        .from(blocklist)
-        .where(candidates)
-        .orderBy(asc(blocklist.createdAt), asc(blocklist.id)),
-      db.select({ n: count() }).from(blocklist),
-      db
-        .select({ id: routingRules.id, name: routingRules.name, rule: routingRules.rule })
-        .from(routingRules)
-        .where(
-          and(
-            eq(routingRules.enabled, true),
-            or(isNull(routingRules.didId), inArray(routingRules.didId, didOf)),
-          ),
-        )
-        .orderBy(asc(routingRules.priority), asc(routingRules.createdAt), asc(routingRules.id)),
       db
         .select({
           id: devices.id,
@@ -169,17 +229,19 @@ export async function loadRoutingSnapshot(
         .selectDistinct({ deviceId: registrations.deviceId })
         .from(registrations)
         .where(gt(registrations.expiresAt, at)),
-      db.select({ date: holidays.date, recurring: holidays.recurring }).from(holidays),
-      db.select({ contactId: contactNumbers.contactId, e164: contactNumbers.e164 }).from(contactNumbers),
     ]),
-    readSetting(db, "callScreening"),
-    readSetting(db, "dnd"),
-    readSetting(db, "installation"),
     relayConnected(deps),
   ]);
-  const [didRows, blockRows, blockCount, ruleRows, deviceRows, liveRows, holidayRows, numberRows] = batch;
+  const [revisionRows, didRows, deviceRows, liveRows] = batch;
   const did = didRows[0];
   if (!did) return null;
+
+  const revision = revisionRows[0]?.revision ?? 0;
+  let cached = staticCache.get(db);
+  if (!cached || cached.revision !== revision) {
+    cached = await loadStatic(db);
+    staticCache.set(db, cached);
+  }
 
   const registered = new Set(liveRows.map((r) => r.deviceId));
   const deviceMap = new Map<string, RoutingDevice>();
@@ -196,48 +258,25 @@ export async function loadRoutingSnapshot(
     });
   }
 
-  const dates = new Set<string>();
-  const recurring = new Set<string>();
-  for (const h of holidayRows) {
-    if (h.recurring) recurring.add(h.date.slice(5));
-    else dates.add(h.date);
+  const rules: RoutingSnapshot["rules"][number][] = [];
+  for (const r of cached.rules) {
+    if (r.didId !== null && r.didId !== did.id) continue;
+    // A broken row must not route calls: it fails the load, so the call is rejected.
+    if (!r.rule)
+      throw new StoredRuleError(`stored routing rule ${r.id} is not valid: ${r.error ?? "unreadable"}`);
+    rules.push({ id: r.id, name: r.name, rule: r.rule });
   }
-
-  const contacts = new Map<string, Set<string>>();
-  for (const n of numberRows) {
-    const set = contacts.get(n.contactId);
-    if (set) set.add(n.e164);
-    else contacts.set(n.contactId, new Set([n.e164]));
-  }
-
-  const rules = ruleRows.map((r) => {
-    try {
-      // A broken row must not route calls: it fails the load, so the call is rejected.
-      return { id: r.id, name: r.name, rule: parsedRule(r.rule) };
-    } catch (err) {
-      throw new StoredRuleError(
-        `stored routing rule ${r.id} is not valid: ${err instanceof Error ? err.message : String(err)}`,
-      );
-    }
-  });
 
   return {
     did: { id: did.id, e164: did.e164, dnd: did.dnd, defaultDeviceIds: did.defaultTargets.deviceIds },
-    blocklist:
-      opts.caller === undefined
-        ? compileBlocklist(blockRows)
-        : scopedBlocklist(compileBlocklist(blockRows), opts.caller, blockCount[0]?.n ?? blockRows.length),
-    screening: {
-      rejectAnonymous: screening.rejectAnonymous,
-      spamFilter: screening.spamFilter,
-      spamThreshold: screening.spamThreshold,
-    },
-    globalDnd: dnd.enabled,
+    blocklist: cached.blocklist,
+    screening: cached.screening,
+    globalDnd: cached.globalDnd,
     rules,
     devices: deviceMap,
-    timeZone: installation.timeZone,
-    holidays: { dates, recurring },
-    contacts,
+    timeZone: cached.timeZone,
+    holidays: cached.holidays,
+    contacts: cached.contacts,
     relayOnline,
   };
 }
